@@ -1,0 +1,52 @@
+# inboxlab — two commands on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+# Demo world size for `make run`; override e.g. `make run RECIPIENTS=100000 DAYS=90`.
+RECIPIENTS ?= 20000
+DAYS       ?= 60
+SEED       ?= 7
+
+.PHONY: run test check install demo clean bench help
+
+help:
+	@echo "make run    - set up, build the demo (events, features, models) and serve the API"
+	@echo "make test   - set up and run the test suite"
+	@echo "make check  - ruff (format + lint) and mypy"
+	@echo "make bench  - run the benchmarks in benchmarks/"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Installs exactly the locked versions (requirements.lock, compiled by uv from pyproject.toml);
+# re-runs only when the lock or pyproject change.
+$(STAMP): $(BIN)/python pyproject.toml requirements.lock
+	$(BIN)/python -m pip install --quiet --upgrade "uv>=0.4"
+	$(BIN)/uv pip install --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/inboxlab demo --recipients $(RECIPIENTS) --days $(DAYS) --seed $(SEED)
+
+run: demo
+	$(BIN)/inboxlab serve --host $(HOST) --port $(PORT)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+check: $(STAMP)
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy inboxlab features training serving experiments
+
+bench: $(STAMP)
+	$(BIN)/python -m pytest benchmarks --benchmark-only -p no:cacheprovider
+
+clean:
+	rm -rf $(VENV) data

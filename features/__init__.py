@@ -1,0 +1,1 @@
+"""Events in, features out: the event log, the simulator and the Feast feature store."""

@@ -1,0 +1,112 @@
+"""One validated ``Settings`` object, read from ``INBOXLAB_*`` environment variables.
+
+Nested sections use ``__``: ``INBOXLAB_STORES__ONLINE=redis``. Build it with the cached
+:func:`get_settings`; tests construct ``Settings(...)`` directly and pass it in.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from inboxlab.errors import ConfigurationError
+
+__all__ = [
+    "PLACEHOLDER_SECRET",
+    "ApiSettings",
+    "MlflowSettings",
+    "Settings",
+    "StoreSettings",
+    "get_settings",
+]
+
+PLACEHOLDER_SECRET = "change-me"  # noqa: S105 - the value that must not reach production
+
+
+class MlflowSettings(BaseModel):
+    """Where models are tracked and registered."""
+
+    tracking_uri: str = "sqlite:///mlruns/mlflow.db"
+    artifact_location: str = "mlruns/artifacts"
+
+
+class StoreSettings(BaseModel):
+    """Stores beyond the event log. Empty URLs mean the embedded SQLite default."""
+
+    decision_store_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the decision store; default SQLite under the data dir.",
+    )
+    online: Literal["sqlite", "redis"] = "sqlite"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+
+
+class ApiSettings(BaseModel):
+    """The scoring API."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    secret_key: SecretStr = SecretStr(PLACEHOLDER_SECRET)
+
+
+class Settings(BaseSettings):
+    """Everything inboxlab reads from its environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="INBOXLAB_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    environment: Literal["development", "test", "production"] = "development"
+    data_dir: Path = Path("data")
+    mlflow: MlflowSettings = MlflowSettings()
+    stores: StoreSettings = StoreSettings()
+    api: ApiSettings = ApiSettings()
+
+    @model_validator(mode="after")
+    def _no_placeholder_secret_in_production(self) -> Settings:
+        if (
+            self.environment == "production"
+            and self.api.secret_key.get_secret_value() == PLACEHOLDER_SECRET
+        ):
+            raise ValueError(
+                "INBOXLAB_API__SECRET_KEY is the placeholder; set a real secret for production"
+            )
+        return self
+
+    @property
+    def events_dir(self) -> Path:
+        """The Parquet event log, partitioned by day."""
+        return self.data_dir / "events"
+
+    @property
+    def recipients_path(self) -> Path:
+        """The recipient directory (time zone, joined date)."""
+        return self.data_dir / "recipients.parquet"
+
+    @property
+    def truth_dir(self) -> Path:
+        """Ground truth written by ``inboxlab simulate``."""
+        return self.data_dir / "truth"
+
+    @property
+    def reports_dir(self) -> Path:
+        """Import reports and experiment reports."""
+        return self.data_dir / "reports"
+
+    @property
+    def decision_store_url(self) -> str:
+        """The configured decision store, or SQLite under the data directory."""
+        return self.stores.decision_store_url or f"sqlite:///{self.data_dir / 'decisions.db'}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    try:
+        return Settings()
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        raise ConfigurationError(str(exc)) from exc

@@ -1,0 +1,1 @@
+"""The decision API: eligibility, variants, send times, outcomes."""

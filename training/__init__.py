@@ -1,0 +1,1 @@
+"""Model training: point-in-time training sets, LightGBM and baselines, MLflow."""
