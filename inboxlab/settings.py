@@ -24,7 +24,8 @@ __all__ = [
     "get_settings",
 ]
 
-PLACEHOLDER_SECRET = "change-me"  # noqa: S105 - the value that must not reach production
+#: The shipped secret; refused outside development and test.
+PLACEHOLDER_SECRET = "change-me"
 
 
 class MlflowSettings(BaseModel):

@@ -23,6 +23,7 @@ __all__ = [
     "ImportSummary",
     "dedupe",
     "import_events",
+    "import_tables",
     "read_event_file",
     "write_error_report",
 ]
@@ -126,30 +127,44 @@ def import_events(
         ``report_path`` (when given) and the first :data:`ERRORS_SHOWN` are in the exception.
     """
     step = progress or (lambda _msg: None)
-    tables: list[pa.Table] = []
-    all_errors: list[tuple[str, RowError]] = []
+    sources: list[tuple[str, pa.Table]] = []
     for path in paths:
         step(f"reading {path.name}")
-        raw = read_event_file(path)
-        step(f"validating {path.name} ({raw.num_rows:,} rows)")
+        sources.append((str(path), read_event_file(path)))
+    return import_tables(sources, log, report_path=report_path, progress=progress)
+
+
+def import_tables(
+    sources: Sequence[tuple[str, pa.Table]],
+    log: EventLog,
+    *,
+    report_path: Path | None = None,
+    progress: Progress | None = None,
+) -> ImportSummary:
+    """Like :func:`import_events`, for raw tables already in memory (named for the report)."""
+    step = progress or (lambda _msg: None)
+    tables: list[pa.Table] = []
+    all_errors: list[tuple[str, RowError]] = []
+    for name, raw in sources:
+        step(f"validating {Path(name).name} ({raw.num_rows:,} rows)")
         result = validate_events(raw)
-        all_errors.extend((str(path), e) for e in result.errors)
+        all_errors.extend((name, e) for e in result.errors)
         tables.append(result.table)
-    rows_read = sum(t.num_rows for t in tables)
+    rows_read = sum(raw.num_rows for _, raw in sources)
     if all_errors:
         if report_path is not None:
             write_error_report(report_path, all_errors)
         shown = [e for _, e in all_errors[:ERRORS_SHOWN]]
-        sources = sorted({s for s, _ in all_errors})
-        raise ImportValidationError(", ".join(sources), shown, len(all_errors))
+        names = sorted({s for s, _ in all_errors})
+        raise ImportValidationError(", ".join(names), shown, len(all_errors))
     combined = pa.concat_tables(tables) if tables else EVENT_SCHEMA.empty_table()
     step("removing duplicates")
     combined, dup_input, dup_log = dedupe(combined, log)
     step(f"writing {combined.num_rows:,} events")
     written = log.append(combined)
-    logger.info("imported %d events from %d file(s)", written.rows, len(paths))
+    logger.info("imported %d events from %d source(s)", written.rows, len(sources))
     return ImportSummary(
-        files=tuple(str(p) for p in paths),
+        files=tuple(name for name, _ in sources),
         rows_read=rows_read,
         rows_written=written.rows,
         duplicates_in_input=dup_input,

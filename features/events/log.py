@@ -110,7 +110,9 @@ class EventLog:
         try:
             tables = [pq.read_table(f, columns=columns, schema=EVENT_SCHEMA) for f in files]
         except (OSError, pa.ArrowInvalid) as exc:
-            raise EventLogCorruptError(f"cannot read the event log at {self.directory}: {exc}")
+            raise EventLogCorruptError(
+                f"cannot read the event log at {self.directory}: {exc}"
+            ) from exc
         return pa.concat_tables(tables)
 
     def connect(self) -> duckdb.DuckDBPyConnection:
@@ -184,7 +186,7 @@ class EventLog:
         try:
             for src, dst in moves:
                 dst.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(src, dst)
+                src.replace(dst)
         except BaseException:
             self._rollback(journal)
             raise

@@ -6,7 +6,6 @@ when the recipient joined (tenure). Stored as one Parquet file, replaced atomica
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from zoneinfo import available_timezones
 
@@ -44,7 +43,7 @@ def write_recipients(path: Path, table: pa.Table) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     pq.write_table(table, tmp, compression="zstd")
-    os.replace(tmp, path)
+    tmp.replace(path)
 
 
 def read_recipients(path: Path) -> pa.Table:

@@ -73,7 +73,9 @@ class _Collector:
         which = np.concatenate([np.full(r.size, i) for i, r in enumerate(self.rows)])
         order = np.lexsort((which, rows))
         return tuple(
-            RowError(row=int(rows[i]) + 1, column=self.cols[which[i]], reason=self.reasons[which[i]])
+            RowError(
+                row=int(rows[i]) + 1, column=self.cols[which[i]], reason=self.reasons[which[i]]
+            )
             for i in order
         )
 
@@ -103,10 +105,11 @@ def validate_events(raw: pa.Table) -> Validated:
     >>> import pyarrow as pa
     >>> raw = pa.table({"recipient_id": ["r1", "a@b.com"], "kind": ["open", "opened"],
     ...                 "occurred_at": ["2026-03-01T09:00:00+01:00", "2026-03-01 09:00"]})
-    >>> [str(e) for e in validate_events(raw).errors]  # doctest: +NORMALIZE_WHITESPACE
-    ["row 2, column 'recipient_id': looks like an email address; use an opaque recipient id (no PII in the event log)",
-     "row 2, column 'kind': unknown kind; allowed: send, deliver, open, click, convert, unsubscribe, complaint, bounce",
-     "row 2, column 'occurred_at': timestamp has no UTC offset; write e.g. 2026-03-01T09:30:00+01:00"]
+    >>> for error in validate_events(raw).errors:
+    ...     print(error.row, error.column, error.reason[:30])
+    2 recipient_id looks like an email address; u
+    2 kind unknown kind; allowed: send, d
+    2 occurred_at timestamp has no UTC offset; w
     """
     n = raw.num_rows
     errs = _Collector()
@@ -179,9 +182,7 @@ def _timestamps(col: pa.ChunkedArray, errs: _Collector) -> pa.Array:
     errs.add(no_offset, name, "timestamp has no UTC offset; write e.g. 2026-03-01T09:30:00+01:00")
     present = _mask(pc.is_valid(values))
     strings = values.to_pandas()
-    parsed = pd.to_datetime(
-        strings.where(has_offset), format="ISO8601", utc=True, errors="coerce"
-    )
+    parsed = pd.to_datetime(strings.where(has_offset), format="ISO8601", utc=True, errors="coerce")
     unparsable = present & ~no_offset & (~has_offset | parsed.isna().to_numpy())
     errs.add(unparsable, name, "not an ISO 8601 timestamp with offset")
     return pa.array(parsed.dt.as_unit("us"), type=pa.timestamp("us", tz="UTC"))

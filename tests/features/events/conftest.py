@@ -5,8 +5,9 @@ from pathlib import Path
 import pytest
 
 from features.events import EventLog
+from inboxlab.records import EVENT_COLUMNS
 
-HEADER = "event_id,recipient_id,kind,occurred_at,campaign_id,variant_id,decision_id,value,is_machine_open"
+HEADER = ",".join(EVENT_COLUMNS)
 
 
 @pytest.fixture

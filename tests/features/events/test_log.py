@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 from pathlib import Path
 
 import duckdb
@@ -63,16 +62,16 @@ def test_failure_mid_write_leaves_the_log_untouched(
 ) -> None:
     log.append(_events(4, START))
     before = sorted(log.files())
-    real_replace = os.replace
+    real_replace = Path.replace
     calls = {"n": 0}
 
-    def flaky_replace(src: str | Path, dst: str | Path) -> None:
+    def flaky_replace(src: Path, dst: Path) -> Path:
         calls["n"] += 1
         if calls["n"] == 2:  # the second partition of the append
             raise OSError("disk full")
-        real_replace(src, dst)
+        return real_replace(src, dst)
 
-    monkeypatch.setattr(os, "replace", flaky_replace)
+    monkeypatch.setattr(Path, "replace", flaky_replace)
     with pytest.raises(OSError, match="disk full"):
         log.append(_events(12, START + dt.timedelta(days=5), prefix="new"))
     monkeypatch.undo()
@@ -85,20 +84,20 @@ def test_crash_after_partial_rename_is_rolled_back_by_the_next_writer(
     log: EventLog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     log.append(_events(4, START))
-    real_replace = os.replace
+    real_replace = Path.replace
     calls = {"n": 0}
 
     class Killed(BaseException):
         """Stands for the process dying: nothing after it runs."""
 
-    def dying_replace(src: str | Path, dst: str | Path) -> None:
+    def dying_replace(src: Path, dst: Path) -> Path:
         calls["n"] += 1
         if calls["n"] == 2:
             raise Killed
-        real_replace(src, dst)
+        return real_replace(src, dst)
 
     # Simulate a hard crash: no rollback may run, so disable the in-process one too.
-    monkeypatch.setattr(os, "replace", dying_replace)
+    monkeypatch.setattr(Path, "replace", dying_replace)
     monkeypatch.setattr(EventLog, "_rollback", lambda self, journal: None)
     with pytest.raises(Killed):
         log.append(_events(12, START + dt.timedelta(days=5), prefix="new"))

@@ -79,8 +79,10 @@ def test_valid_rows_are_normalised_to_utc_and_typed() -> None:
     assert result.errors == ()
     assert result.table.schema.equals(EVENT_SCHEMA)
     rows = result.table.to_pylist()
-    assert rows[0]["occurred_at"] == rows[1]["occurred_at"] == dt.datetime(
-        2026, 3, 1, 8, 30, tzinfo=dt.UTC
+    assert (
+        rows[0]["occurred_at"]
+        == rows[1]["occurred_at"]
+        == dt.datetime(2026, 3, 1, 8, 30, tzinfo=dt.UTC)
     )
     assert (rows[0]["value"], rows[1]["value"]) == (12.5, None)
     assert (rows[0]["is_machine_open"], rows[1]["is_machine_open"]) == (True, False)
