@@ -33,13 +33,12 @@ def demo_command(
     if ready and not log.is_empty() and not force:
         console.print(f"demo data ready in {settings.data_dir} ({log.count():,} events)")
         return
-    if not log.is_empty():
-        if not force:
-            console.print(
-                f"[yellow]{log.directory} already holds events; the demo would mix with them. "
-                "Use --force to add the demo anyway or set INBOXLAB_DATA_DIR elsewhere.[/]"
-            )
-            raise typer.Exit(1)
+    if not log.is_empty() and not force:
+        console.print(
+            f"[yellow]{log.directory} already holds events; the demo would mix with them. "
+            "Use --force to add the demo anyway or set INBOXLAB_DATA_DIR elsewhere.[/]"
+        )
+        raise typer.Exit(1)
     with reporting_errors():
         rows, _ = run_simulation(
             settings, recipients=recipients, days=days, seed=seed, start=None, out=None

@@ -29,7 +29,10 @@ def test_help_lists_every_command_and_each_has_its_own_help() -> None:
 
 def test_console_script_help_is_quick_to_import() -> None:
     # Heavy libraries load inside commands, not when the CLI module is imported.
-    code = "import sys, inboxlab.cli; print(sorted(m for m in ('mlflow','feast','lightgbm') if m in sys.modules))"
+    code = (
+        "import sys, inboxlab.cli; "
+        "print(sorted(m for m in ('mlflow', 'feast', 'lightgbm') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
