@@ -1,0 +1,106 @@
+"""Point-in-time training sets: labelled sends joined to the features of their service."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from features.events import EventLog
+from features.retrieval import training_frame
+from inboxlab.errors import InvalidInputError, NotFoundError
+from inboxlab.settings import Settings
+from training.labels import complete, labelled_sends
+from training.specs import ModelSpec
+
+__all__ = [
+    "CATEGORICAL_FEATURES",
+    "TrainingSet",
+    "add_context_features",
+    "build_training_set",
+    "service_features",
+]
+
+#: Feature-store columns that are categories, not numbers.
+CATEGORICAL_FEATURES = frozenset({"timezone"})
+#: Outputs of the on-demand view; computed from the request, not read from the store.
+_REQUEST_TIME = frozenset({"local_hour", "local_weekday"})
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingSet:
+    """Rows to train on and the columns the model uses."""
+
+    frame: pd.DataFrame
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...]
+    log_end: pd.Timestamp
+
+
+def service_features(name: str) -> list[str]:
+    """Stored features of the Feast feature service ``name`` (request-time ones excluded)."""
+    from features.feature_repo import services
+
+    service = getattr(services, name, None)
+    if service is None or getattr(service, "name", None) != name:
+        known = ", ".join(n for n in services.__all__ if n.endswith("_v1"))
+        raise NotFoundError(f"feature service {name!r} does not exist; known: {known}")
+    names: list[str] = []
+    for projection in service.feature_view_projections:
+        names += [f.name for f in projection.features if f.name not in _REQUEST_TIME]
+    return list(dict.fromkeys(names))
+
+
+def add_context_features(frame: pd.DataFrame) -> pd.DataFrame:
+    """Add the affinity of the recipient's open-time profile to the local send hour and day.
+
+    ``hour_affinity`` is the recipient's (cohort-smoothed) share of opens at ``local_hour``:
+    it lets the send-time model score hours a recipient was never mailed at, because the
+    profile is pooled toward the cohort rather than learned from this recipient's sends alone.
+    """
+    out = frame.copy()
+    if "open_hour_00" in out.columns and "local_hour" in out.columns:
+        hours = out[[f"open_hour_{h:02d}" for h in range(24)]].to_numpy(dtype=float)
+        idx = out["local_hour"].to_numpy(dtype=int) % 24
+        out["hour_affinity"] = hours[np.arange(len(out)), idx]
+    if "open_dow_0" in out.columns and "local_weekday" in out.columns:
+        days = out[[f"open_dow_{d}" for d in range(7)]].to_numpy(dtype=float)
+        idx = out["local_weekday"].to_numpy(dtype=int) % 7
+        out["weekday_affinity"] = days[np.arange(len(out)), idx]
+    return out
+
+
+def build_training_set(
+    settings: Settings, spec: ModelSpec, *, progress: Progress | None = None
+) -> TrainingSet:
+    """Labelled, uncensored sends of the event log with their point-in-time features."""
+    step = progress or (lambda _msg: None)
+    stored = service_features(spec.feature_service)
+    log = EventLog(settings.events_dir)
+    if log.is_empty():
+        raise InvalidInputError(
+            f"the event log at {log.directory} is empty; import events first", field="window"
+        )
+    step("labelling sends")
+    sends = labelled_sends(log, settings.recipients_path)
+    with log.connect() as con:
+        (end,) = con.sql("SELECT max(occurred_at) FROM events").fetchall()[0]
+    log_end = pd.Timestamp(end)
+    sends = complete(sends, spec.label, log_end)
+    if sends.empty:
+        raise InvalidInputError(
+            f"no send in the log is older than the {spec.label!r} label window", field="window"
+        )
+    step(f"joining {len(stored)} features of {spec.feature_service} to {len(sends):,} sends")
+    frame = add_context_features(training_frame(settings, sends, features=stored))
+    categorical = [c for c in stored if c in CATEGORICAL_FEATURES]
+    categorical += list(spec.context_categorical)
+    numeric = [c for c in stored if c not in CATEGORICAL_FEATURES]
+    numeric += [c for c in spec.context_numeric if c not in numeric]
+    return TrainingSet(
+        frame=frame, numeric=tuple(numeric), categorical=tuple(categorical), log_end=log_end
+    )
