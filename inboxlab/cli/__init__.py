@@ -10,7 +10,7 @@ import logging
 
 import typer
 
-from inboxlab.cli import demo, events, models, simulation
+from inboxlab.cli import demo, events, keys, models, simulation
 
 __all__ = ["app", "main"]
 
@@ -25,7 +25,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for _module in (simulation, events, models, demo):
+for _module in (simulation, events, models, keys, demo):
     _module.register(app)
 
 

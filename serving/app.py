@@ -1,0 +1,218 @@
+"""The HTTP API: app factory, typed lifespan, health, metrics, outcomes and erasure.
+
+Nothing happens at import time: :func:`create_app` builds an app from settings, and its
+lifespan opens the decision store when the server starts and closes it on shutdown. Domain
+errors are translated into status codes here, and only here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Annotated, Any, TypedDict, cast
+
+from fastapi import Body, Depends, FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+from sqlalchemy.exc import SQLAlchemyError
+
+from inboxlab.errors import ConflictError, InboxlabError, InvalidInputError, NotFoundError
+from inboxlab.records import EventRecord
+from inboxlab.settings import Settings
+from serving.auth import require_scope
+from serving.keys import ApiKey, KeyRing
+from serving.metrics import CONTENT_TYPE_LATEST, HttpMetrics, MetricsMiddleware
+from serving.store import DecisionStore, RewardRule
+
+__all__ = ["MAX_OUTCOMES_PER_CALL", "Resources", "create_app"]
+
+logger = logging.getLogger(__name__)
+
+#: Larger outcome uploads belong in ``inboxlab import-events``.
+MAX_OUTCOMES_PER_CALL = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Resources:
+    """What the lifespan opens and every request shares."""
+
+    settings: Settings
+    store: DecisionStore
+    keys: KeyRing
+    reward_rules: Mapping[str, RewardRule] = field(default_factory=dict)
+
+
+class LifespanState(TypedDict):
+    """The lifespan's state, exposed to requests as ``request.state``."""
+
+    resources: Resources
+
+
+class OutcomesAccepted(BaseModel):
+    """The answer to ``POST /v1/outcomes``."""
+
+    stored: int = Field(description="New outcomes written.")
+    duplicates: int = Field(description="Outcomes already stored (same event_id or decision+kind).")
+    counted: int = Field(description="Outcomes credited as a reward to a bandit arm.")
+
+
+class ErasureDone(BaseModel):
+    """The answer to ``DELETE /v1/recipients/{recipient_id}``."""
+
+    recipient_id: str
+    decisions: int
+    outcomes: int
+    audit_id: int
+
+
+def _resources(request: Request) -> Resources:
+    return cast(Resources, request.state.resources)
+
+
+def _keys(request: Request) -> KeyRing:
+    return _resources(request).keys
+
+
+Store = Annotated[Resources, Depends(_resources)]
+OutcomesKey = Annotated[ApiKey, Depends(require_scope("outcomes", _keys))]
+AdminKey = Annotated[ApiKey, Depends(require_scope("admin", _keys))]
+AnyKey = Annotated[ApiKey, Depends(require_scope(None, _keys))]
+OutcomesBody = Annotated[
+    EventRecord
+    | Annotated[list[EventRecord], Field(min_length=1, max_length=MAX_OUTCOMES_PER_CALL)],
+    Body(description="One event record, or a list of them."),
+]
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    # Union members add their type name to the location; drop it so users see their field.
+    parts = [str(p) for p in loc if not (isinstance(p, str) and ("[" in p or p == "EventRecord"))]
+    return ".".join(parts)
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"field": _field_path(tuple(e["loc"])), "message": e["msg"], "type": e["type"]}
+        for e in exc.errors()
+    ]
+    summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+    return JSONResponse(
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        content={"detail": f"invalid request: {summary}", "errors": errors},
+    )
+
+
+async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
+    codes: list[tuple[type[InboxlabError], int]] = [
+        (InvalidInputError, status.HTTP_422_UNPROCESSABLE_CONTENT),
+        (NotFoundError, status.HTTP_404_NOT_FOUND),
+        (ConflictError, status.HTTP_409_CONFLICT),
+    ]
+    code = next((c for kind, c in codes if isinstance(exc, kind)), 503)
+    return JSONResponse(status_code=code, content={"detail": str(exc)})
+
+
+async def _store_error(_request: Request, exc: Exception) -> JSONResponse:
+    logger.error("decision store failed: %s", exc)
+    return JSONResponse(
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        content={"detail": "the decision store is unavailable; retry later"},
+    )
+
+
+def create_app(
+    settings: Settings, *, reward_rules: Mapping[str, RewardRule] | None = None
+) -> FastAPI:
+    """The inboxlab API for ``settings``.
+
+    Parameters
+    ----------
+    settings : Settings
+        Where the decision store lives (``settings.decision_store_url``).
+    reward_rules : mapping of str to RewardRule, optional
+        Reward kind and attribution window per experiment id; others reward a click in 7 days.
+    """
+    metrics = HttpMetrics()
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[LifespanState]:
+        store = DecisionStore(settings.decision_store_url)
+        store.create_schema()
+        logger.info("decision store open at %s", store.engine.url.render_as_string())
+        try:
+            yield {
+                "resources": Resources(
+                    settings=settings,
+                    store=store,
+                    keys=KeyRing(store.engine),
+                    reward_rules=dict(reward_rules or {}),
+                )
+            }
+        finally:
+            store.close()
+
+    app = FastAPI(
+        title="inboxlab",
+        summary="Eligibility, variants and send times for email, with logged propensities.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(InboxlabError, _domain_error)
+    app.add_exception_handler(SQLAlchemyError, _store_error)
+
+    @app.get("/healthz", tags=["operations"])
+    def healthz() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"], responses={503: {"description": "Not ready"}})
+    def readyz(resources: Store) -> JSONResponse:
+        """The decision store answers."""
+        if resources.store.ping():
+            return JSONResponse({"status": "ready"})
+        return JSONResponse(
+            {"status": "unavailable", "detail": "the decision store does not answer"},
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        )
+
+    @app.get("/metrics", tags=["operations"], response_class=Response)
+    def metrics_endpoint(_key: AnyKey) -> Response:
+        """Prometheus metrics (any valid key)."""
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.post("/v1/outcomes", tags=["outcomes"])
+    def post_outcomes(
+        payload: OutcomesBody, resources: Store, _key: OutcomesKey
+    ) -> OutcomesAccepted:
+        """Store outcomes idempotently and credit bandit rewards.
+
+        The same ``event_id``, or the same (``decision_id``, ``kind``), counts once. A reward
+        counts when its decision was sent in an experiment, the kind is the experiment's reward
+        (click by default) and it arrives within the attribution window; machine opens never
+        count as opens.
+        """
+        events = [payload] if isinstance(payload, EventRecord) else payload
+        summary = resources.store.record_outcomes(events, rules=resources.reward_rules)
+        return OutcomesAccepted(
+            stored=summary.stored, duplicates=summary.duplicates, counted=summary.counted
+        )
+
+    @app.delete("/v1/recipients/{recipient_id}", tags=["recipients"])
+    def erase_recipient(recipient_id: str, resources: Store, key: AdminKey) -> ErasureDone:
+        """Erase a person's decisions, outcomes and bandit contributions; audited (admin)."""
+        report = resources.store.erase_recipient(recipient_id, actor=key.name)
+        logger.info("erased recipient on request of key %s (audit %d)", key.name, report.audit_id)
+        return ErasureDone(
+            recipient_id=report.recipient_id,
+            decisions=report.decisions,
+            outcomes=report.outcomes,
+            audit_id=report.audit_id,
+        )
+
+    return app

@@ -1,0 +1,44 @@
+"""Bearer-key authentication for the HTTP API: 401 without a valid key, 403 without the scope."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import HTTPException, Request, status
+
+from serving.keys import ApiKey, InvalidKeyError, KeyRing, MissingScopeError, Scope
+
+__all__ = ["require_scope"]
+
+_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+
+def _unauthorized(message: str) -> HTTPException:
+    return HTTPException(status.HTTP_401_UNAUTHORIZED, detail=message, headers=_CHALLENGE)
+
+
+def require_scope(
+    scope: Scope | None, keys: Callable[[Request], KeyRing]
+) -> Callable[[Request], ApiKey]:
+    """A FastAPI dependency that returns the caller's key, checked for ``scope``.
+
+    ``scope=None`` accepts any valid key. ``keys`` finds the key ring of the running app.
+    """
+
+    def dependency(request: Request) -> ApiKey:
+        header = request.headers.get("authorization")
+        if header is None:
+            raise _unauthorized("missing Authorization header; send 'Authorization: Bearer <key>'")
+        scheme, _, credentials = header.partition(" ")
+        if scheme.lower() != "bearer" or not credentials.strip():
+            raise _unauthorized(
+                f"Authorization scheme must be 'Bearer <key>', got {scheme or 'nothing'!r}"
+            )
+        try:
+            return keys(request).verify(credentials.strip(), scope)
+        except InvalidKeyError as exc:
+            raise _unauthorized(str(exc)) from exc
+        except MissingScopeError as exc:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, detail=str(exc)) from exc
+
+    return dependency

@@ -1,0 +1,51 @@
+"""Engines for the decision store: SQLite in WAL mode by default, PostgreSQL by URL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+__all__ = ["create_store_engine", "is_sqlite"]
+
+#: How long a SQLite writer waits for another writer's lock before failing, in milliseconds.
+SQLITE_BUSY_TIMEOUT_MS = 5_000
+
+
+def is_sqlite(url: str) -> bool:
+    """Whether ``url`` names a SQLite database."""
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers (decisions, /readyz) proceed while an outcome batch writes.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    # NORMAL in WAL mode syncs at checkpoints, not at every commit. A committed transaction is
+    # in the WAL file in the OS page cache, so it survives the process being killed (kill -9);
+    # only a power loss or kernel crash can drop the last commits. FULL would fsync per commit
+    # and cost milliseconds on the render path.
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.close()
+
+
+def create_store_engine(url: str, *, schema: str | None = None) -> Engine:
+    """An engine for ``url``; with ``schema``, every table lives in that schema (PostgreSQL).
+
+    For a SQLite file the parent directory is created.
+    """
+    if is_sqlite(url):
+        database = make_url(url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url)
+        event.listen(engine, "connect", _sqlite_pragmas)
+    else:
+        # pre_ping: a PostgreSQL restart must not turn the next request into a 5xx.
+        engine = create_engine(url, pool_pre_ping=True)
+    if schema is not None:
+        return engine.execution_options(schema_translate_map={None: schema})
+    return engine

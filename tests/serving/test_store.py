@@ -1,0 +1,224 @@
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from inboxlab.errors import ConflictError
+from inboxlab.records import Action, EventKind, EventRecord
+from inboxlab.settings import Settings
+from serving.store import DecisionStore, RewardRule
+from tests.serving.conftest import T0, decision
+
+
+def event(
+    kind: EventKind = EventKind.CLICK,
+    *,
+    decision_id: str | None = "d-1",
+    recipient_id: str = "r-1",
+    event_id: str | None = None,
+    after: timedelta = timedelta(hours=1),
+    machine: bool | None = None,
+) -> EventRecord:
+    return EventRecord(
+        event_id=event_id,
+        recipient_id=recipient_id,
+        kind=kind,
+        occurred_at=T0 + after,
+        decision_id=decision_id,
+        is_machine_open=machine,
+    )
+
+
+def totals(store: DecisionStore, experiment_id: str = "exp-1") -> dict[str, tuple[int, int]]:
+    out: dict[str, tuple[int, int]] = {}
+    for row in store.arm_statistics(experiment_id):
+        s, n = out.get(row.variant_id, (0, 0))
+        out[row.variant_id] = (s + row.successes, n + row.trials)
+    return out
+
+
+def test_decision_round_trips_with_its_features(store: DecisionStore) -> None:
+    record = decision(segment="tier-1")
+    store.record_decision(record, features={"opens_30d": 3, "tz": "Europe/Paris"})
+    assert store.get_decision("d-1") == record
+    assert store.decision_features("d-1") == {"opens_30d": 3, "tz": "Europe/Paris"}
+    assert store.get_decision("missing") is None
+
+
+def test_duplicate_decision_id_is_a_conflict(store: DecisionStore) -> None:
+    store.record_decision(decision())
+    with pytest.raises(ConflictError, match="d-1"):
+        store.record_decision(decision())
+
+
+def test_sent_bandit_decision_counts_one_trial(store: DecisionStore) -> None:
+    store.record_decision(decision("d-1"))
+    store.record_decision(decision("d-2", action=Action.SUPPRESS, variant_id=None))
+    store.record_decision(decision("d-3", experiment_id=None, variant_id=None))
+    assert totals(store) == {"a": (0, 1)}
+
+
+def test_outcome_replayed_twice_counts_once(store: DecisionStore) -> None:
+    store.record_decision(decision())
+    first = store.record_outcomes([event()])
+    again = store.record_outcomes([event(), event(after=timedelta(hours=2))])
+    assert (first.stored, first.counted) == (1, 1)
+    assert (again.stored, again.duplicates, again.counted) == (0, 2, 0)
+    assert totals(store) == {"a": (1, 1)}
+
+
+def test_event_id_replayed_counts_once(store: DecisionStore) -> None:
+    summary = store.record_outcomes([event(EventKind.OPEN, decision_id=None, event_id="e-1")] * 3)
+    assert (summary.stored, summary.duplicates) == (1, 2)
+
+
+def test_machine_open_neither_counts_nor_blocks_the_human_open(store: DecisionStore) -> None:
+    store.record_decision(decision())
+    rule = {"exp-1": RewardRule(kind=EventKind.OPEN)}
+    machine = store.record_outcomes([event(EventKind.OPEN, machine=True)], rules=rule)
+    human = store.record_outcomes([event(EventKind.OPEN, machine=False)], rules=rule)
+    assert (machine.stored, machine.counted) == (1, 0)
+    assert (human.stored, human.counted) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    ("outcome", "why"),
+    [
+        (event(after=timedelta(days=8)), "after the attribution window"),
+        (event(after=timedelta(hours=-1)), "before the decision"),
+        (event(recipient_id="r-2"), "from another recipient"),
+        (event(EventKind.OPEN), "not the reward kind"),
+        (event(decision_id="unknown"), "for an unknown decision"),
+    ],
+)
+def test_outcome_not_credited(store: DecisionStore, outcome: EventRecord, why: str) -> None:
+    store.record_decision(decision())
+    summary = store.record_outcomes([outcome])
+    assert (summary.stored, summary.counted) == (1, 0), why
+    assert totals(store) == {"a": (0, 1)}
+
+
+def _random_history(store: DecisionStore, rng: random.Random) -> RewardRule:
+    rule = RewardRule(kind=EventKind.OPEN, attribution_window=timedelta(days=3))
+    for i in range(60):
+        store.record_decision(
+            decision(
+                f"d-{i}",
+                recipient_id=f"r-{i % 7}",
+                variant_id=rng.choice("abc"),
+                decided_at=T0 + timedelta(hours=rng.randrange(0, 72)),
+                segment=rng.choice([None, "tier-1"]),
+                action=rng.choice([Action.SEND, Action.SEND, Action.HOLDOUT]),
+            )
+        )
+    events = [
+        event(
+            rng.choice([EventKind.OPEN, EventKind.CLICK]),
+            decision_id=f"d-{rng.randrange(60)}",
+            recipient_id="r-0",
+            after=timedelta(hours=rng.randrange(0, 150)),
+            machine=rng.choice([None, True, False]),
+        )
+        for _ in range(120)
+    ]
+    # Only outcomes from the decision's own recipient count; make most of them match.
+    events = [
+        e.model_copy(update={"recipient_id": f"r-{int(e.decision_id[2:]) % 7}"})  # type: ignore[index]
+        for e in events
+    ]
+    store.record_outcomes(events, rules={"exp-1": rule})
+    return rule
+
+
+def test_arm_statistics_match_a_recomputation_from_outcomes(store: DecisionStore) -> None:
+    rule = _random_history(store, random.Random(3))
+    assert store.arm_statistics("exp-1") == store.recompute_arm_statistics("exp-1", rule)
+    assert sum(s.successes for s in store.arm_statistics("exp-1")) > 0
+
+
+def test_erasure_removes_a_person_and_their_counts(store: DecisionStore) -> None:
+    rule = _random_history(store, random.Random(5))
+    before = sum(s.trials for s in store.arm_statistics("exp-1"))
+    report = store.erase_recipient("r-0", actor="admin-key")
+    assert report.decisions > 0 and report.outcomes > 0
+    assert store.get_decision("d-0") is None
+    assert sum(s.trials for s in store.arm_statistics("exp-1")) < before
+    assert store.arm_statistics("exp-1") == store.recompute_arm_statistics("exp-1", rule)
+    state = store.recipient_state("r-0", now=T0 + timedelta(days=1))
+    assert state.send_times == () and state.engagement_times == ()
+    (entry,) = store.audit_entries()
+    assert (entry.actor, entry.action, entry.subject) == ("admin-key", "erase_recipient", "r-0")
+    assert entry.details == {"decisions": report.decisions, "outcomes": report.outcomes}
+
+
+def test_recipient_state_reflects_consent_and_recent_sends(store: DecisionStore) -> None:
+    store.record_decision(decision("d-1"))
+    store.record_decision(decision("d-2", decided_at=T0 - timedelta(days=40)))
+    store.record_outcomes(
+        [
+            event(EventKind.OPEN, machine=True),
+            event(EventKind.CLICK),
+            event(EventKind.UNSUBSCRIBE, decision_id=None, event_id="u-1"),
+            event(EventKind.SEND, decision_id=None, event_id="s-1", after=timedelta(hours=2)),
+        ]
+    )
+    state = store.recipient_state("r-1", now=T0 + timedelta(hours=3))
+    assert state.unsubscribed and not state.complained and not state.hard_bounced
+    assert state.send_times == (T0, T0 + timedelta(hours=2))
+    assert state.engagement_times == (T0 + timedelta(hours=1),)
+
+
+def test_store_pings(store: DecisionStore) -> None:
+    assert store.ping()
+
+
+def test_unreachable_store_does_not_ping() -> None:
+    assert not DecisionStore("postgresql+psycopg://nobody@127.0.0.1:1/none").ping()
+
+
+def test_default_store_is_sqlite_in_wal_mode_under_the_data_dir(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data")
+    store = DecisionStore(settings.decision_store_url)
+    store.create_schema()
+    with store.engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+    store.close()
+    assert (tmp_path / "data" / "decisions.db").exists()
+
+
+_KILLED_WRITER = """
+import os, signal, sys
+from datetime import datetime, UTC
+from inboxlab.records import EventRecord
+from serving.store import DecisionStore
+store = DecisionStore(sys.argv[1])
+store.create_schema()
+event = EventRecord(event_id="e-1", recipient_id="r-1", kind="open",
+                    occurred_at=datetime(2026, 3, 2, tzinfo=UTC))
+store.record_outcomes([event])
+print("acknowledged", flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_acknowledged_outcome_survives_kill_9(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'decisions.db'}"
+    done = subprocess.run(
+        [sys.executable, "-c", _KILLED_WRITER, url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == -signal.SIGKILL and "acknowledged" in done.stdout, done.stderr
+    store = DecisionStore(url)
+    summary = store.record_outcomes([event(EventKind.OPEN, decision_id=None, event_id="e-1")])
+    store.close()
+    assert summary.duplicates == 1
