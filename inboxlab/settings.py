@@ -18,6 +18,7 @@ from inboxlab.errors import ConfigurationError
 __all__ = [
     "PLACEHOLDER_SECRET",
     "ApiSettings",
+    "DecisionSettings",
     "MlflowSettings",
     "Settings",
     "StoreSettings",
@@ -46,6 +47,22 @@ class StoreSettings(BaseModel):
     redis_url: str = "redis://127.0.0.1:6379/0"
 
 
+class DecisionSettings(BaseModel):
+    """Rules of the render-time decision."""
+
+    holdout_salt: str = Field(default="inboxlab-holdout", min_length=1)
+    global_holdout_pct: float = Field(default=0.0, ge=0, lt=100)
+    max_sends_1d: int | None = Field(default=None, ge=1)
+    max_sends_7d: int | None = Field(default=None, ge=1)
+    fatigue_threshold: float | None = Field(default=None, gt=0)
+    default_window_hours: int = Field(default=24, ge=1, le=24 * 14)
+    quiet_start_hour: int = Field(default=21, ge=0, le=23, description="Local hour quiet starts.")
+    quiet_end_hour: int = Field(default=8, ge=0, le=23, description="Local hour quiet ends.")
+    send_time_exploration: float = Field(default=0.05, ge=0, le=1)
+    allocation_refresh_seconds: float = Field(default=5.0, gt=0)
+    model_poll_seconds: float = Field(default=60.0, ge=0, description="0 disables polling.")
+
+
 class ApiSettings(BaseModel):
     """The scoring API."""
 
@@ -66,6 +83,7 @@ class Settings(BaseSettings):
     mlflow: MlflowSettings = MlflowSettings()
     stores: StoreSettings = StoreSettings()
     api: ApiSettings = ApiSettings()
+    decisions: DecisionSettings = DecisionSettings()
 
     @model_validator(mode="after")
     def _no_placeholder_secret_in_production(self) -> Settings:
