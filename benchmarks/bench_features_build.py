@@ -1,0 +1,105 @@
+"""Feature build and point-in-time retrieval at scale.
+
+Run from the project root::
+
+    .venv/bin/python benchmarks/bench_features_build.py --events 10000000 --recipients 100000
+
+Generates a synthetic event log (vectorised, one Parquet file per day) in a temporary data
+directory, times ``build_features`` (wall time and peak RSS of the process), then times
+``training_frame`` for ``--sends`` labelled sends against the tables just built.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from features.engineering.build import build_features
+from features.events.schema import EVENT_SCHEMA
+from features.retrieval import training_frame
+from inboxlab.settings import Settings
+
+KINDS = np.array(["send", "deliver", "open", "click", "convert", "unsubscribe", "bounce"])
+WEIGHTS = np.array([0.3, 0.29, 0.25, 0.1, 0.03, 0.005, 0.025])
+
+
+def _write_log(settings: Settings, events: int, recipients: int, days: int) -> None:
+    rng = np.random.default_rng(0)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    per_day = events // days
+    for d in range(days):
+        kind = rng.choice(KINDS, per_day, p=WEIGHTS / WEIGHTS.sum())
+        seconds = rng.integers(0, 86_400, per_day)
+        at = pd.Timestamp(start + timedelta(days=d)) + pd.to_timedelta(seconds, unit="s")
+        table = pa.table(
+            {
+                "event_id": pa.nulls(per_day, pa.string()),
+                "recipient_id": pa.array(
+                    np.char.add("r", rng.integers(0, recipients, per_day).astype(str))
+                ),
+                "kind": pa.array(kind),
+                "occurred_at": pa.array(at, pa.timestamp("us", tz="UTC")),
+                "campaign_id": pa.array(np.char.add("c", rng.integers(0, 50, per_day).astype(str))),
+                "variant_id": pa.nulls(per_day, pa.string()),
+                "decision_id": pa.nulls(per_day, pa.string()),
+                "value": pa.array(np.where(kind == "convert", rng.random(per_day) * 80, np.nan)),
+                "is_machine_open": pa.nulls(per_day, pa.bool_()),
+            },
+            schema=EVENT_SCHEMA,
+        )
+        day = (start + timedelta(days=d)).date().isoformat()
+        out = settings.events_dir / f"date={day}"
+        out.mkdir(parents=True)
+        pq.write_table(table, out / "part-0.parquet")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--recipients", type=int, default=20_000)
+    parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--sends", type=int, default=200_000)
+    args = parser.parse_args()
+    settings = Settings(data_dir=Path(tempfile.mkdtemp(prefix="bench-build-")))
+    _write_log(settings, args.events, args.recipients, args.days)
+    start = time.perf_counter()
+    result = build_features(settings)
+    build_s = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024
+    print(
+        f"build: {args.events:,} events, {args.recipients:,} recipients, {args.days} days -> "
+        f"{result.rows['engagement']:,} snapshot rows in {build_s:.1f} s, peak RSS {peak:.2f} GiB"
+    )
+    rng = np.random.default_rng(1)
+    first = datetime(2026, 1, 2, tzinfo=UTC)
+    sends = pd.DataFrame(
+        {
+            "recipient_id": np.char.add(
+                "r", rng.integers(0, args.recipients, args.sends).astype(str)
+            ),
+            "sent_at": pd.Timestamp(first)
+            + pd.to_timedelta(rng.integers(0, (args.days - 1) * 86_400, args.sends), unit="s"),
+            "label": rng.integers(0, 2, args.sends),
+        }
+    )
+    start = time.perf_counter()
+    frame = training_frame(settings, sends)
+    pit_s = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024
+    print(
+        f"training_frame: {len(frame):,} sends x {frame.shape[1] - 4} features in {pit_s:.1f} s, "
+        f"peak RSS {peak:.2f} GiB"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,149 @@
+"""Online feature reads: Feast ``get_online_features`` vs the direct SQLite fast path.
+
+Run from the project root::
+
+    .venv/bin/python benchmarks/bench_features_online.py --recipients 20000
+
+It writes one day of synthetic snapshots for N recipients into a temporary data directory,
+materializes them with Feast (timed), then measures in the same process: one recipient
+(p50/p99) and 1,000 recipients at once, for Feast, the fast path (warm cache and cold) and a
+raw SQLite read of the same rows (the floor any SQLite-backed path pays).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sqlite3
+import statistics
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from features.engineering.tables import (
+    ENGAGEMENT_FEATURES,
+    SEND_TIME_FEATURES,
+    feature_type,
+    table_dir,
+)
+from features.online import FeastFeatureClient, SqliteFeatureClient
+from features.store import materialize, online_db_path
+from inboxlab.settings import Settings
+
+
+def _write_tables(settings: Settings, n: int, rng: np.random.Generator) -> None:
+    day = datetime(2026, 3, 1, tzinfo=UTC)
+    ids = [f"r{i:07d}" for i in range(n)]
+    for table, names in (("engagement", ENGAGEMENT_FEATURES), ("send_time", SEND_TIME_FEATURES)):
+        cols: dict[str, pa.Array] = {"recipient_id": pa.array(ids)}
+        for name in names:
+            kind = feature_type(name)
+            if kind is str:
+                cols[name] = pa.array(["Europe/Paris"] * n)
+            elif kind is float:
+                cols[name] = pa.array(rng.random(n))
+            else:
+                cols[name] = pa.array(rng.integers(0, 50, n))
+        cols["event_timestamp"] = pa.array([day] * n, pa.timestamp("us", tz="UTC"))
+        cols["created_at"] = pa.array([day] * n, pa.timestamp("us", tz="UTC"))
+        out = table_dir(settings, table) / "date=2026-03-01"
+        out.mkdir(parents=True)
+        pq.write_table(pa.table(cols), out / "part-0.parquet")
+
+
+def _timeit(fn: Callable[[], object], repeats: int) -> list[float]:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def _pct(times: list[float], q: float) -> float:
+    return float(np.percentile(times, q)) * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--recipients", type=int, default=20_000)
+    parser.add_argument("--single", type=int, default=500, help="single-recipient reads")
+    parser.add_argument("--batches", type=int, default=20, help="1,000-recipient reads")
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+    rng = np.random.default_rng(0)
+    pick = random.Random(0)
+    settings = Settings(data_dir=Path(tempfile.mkdtemp(prefix="bench-features-")))
+    _write_tables(settings, args.recipients, rng)
+    start = time.perf_counter()
+    materialize(settings)
+    n_features = len(ENGAGEMENT_FEATURES) + len(SEND_TIME_FEATURES)
+    print(
+        f"materialize {args.recipients:,} recipients x {n_features} features (Feast): "
+        f"{time.perf_counter() - start:.1f} s"
+    )
+    ids = [f"r{i:07d}" for i in range(args.recipients)]
+    features = list(ENGAGEMENT_FEATURES[:20])  # 20 features, as in the issue's measurement
+    feast = FeastFeatureClient.from_settings(settings, features)
+    fast = SqliteFeatureClient(settings, features)
+    fast.preload(ids)
+
+    conn = sqlite3.connect(online_db_path(settings))
+    table = "inboxlab_recipient_engagement"
+    marks = ",".join("?" * len(features))
+
+    def raw(batch: list[str]) -> list[tuple[bytes, str, bytes]]:
+        keys = [fast._key(r) for r in batch]
+        rows: list[tuple[bytes, str, bytes]] = []
+        for i in range(0, len(keys), 500):
+            chunk = keys[i : i + 500]
+            rows += conn.execute(
+                f"SELECT entity_key, feature_name, value FROM {table} "
+                f"WHERE entity_key IN ({','.join('?' * len(chunk))}) "
+                f"AND feature_name IN ({marks})",
+                [*chunk, *features],
+            ).fetchall()
+        return rows
+
+    results: dict[str, tuple[list[float], list[float]]] = {}
+    cold = SqliteFeatureClient(settings, features, max_entries=1)
+    paths: list[tuple[str, Callable[[list[str]], object]]] = [
+        ("feast get_online_features", feast.get_many),
+        ("fast path, warm cache", fast.get_many),
+        ("fast path, cold (cache of 1)", cold.get_many),
+        ("raw SQLite read (no decoding)", raw),
+    ]
+    for name, fn in paths:
+        fn([ids[0]])  # warm-up
+
+        def one(fn: Callable[[list[str]], object] = fn) -> object:
+            return fn([pick.choice(ids)])
+
+        def many(fn: Callable[[list[str]], object] = fn) -> object:
+            return fn(pick.sample(ids, 1000))
+
+        results[name] = (_timeit(one, args.single), _timeit(many, args.batches))
+
+    feast_single, feast_batch = results["feast get_online_features"]
+    print(
+        f"\n{'path':32} {'1 p50 ms':>9} {'1 p99 ms':>9} {'1000 p50 ms':>12} "
+        f"{'vs Feast p99/batch':>20}"
+    )
+    for name, (single, batch) in results.items():
+        ratio_single = _pct(feast_single, 99) / _pct(single, 99)
+        ratio_batch = statistics.median(feast_batch) / statistics.median(batch)
+        print(
+            f"{name:32} {_pct(single, 50):9.3f} {_pct(single, 99):9.3f} "
+            f"{_pct(batch, 50):12.2f} {ratio_single:9.1f}x /{ratio_batch:7.1f}x"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,356 @@
+"""The feature SQL: plain statements that run unchanged on DuckDB and on Spark SQL.
+
+The pipeline is a list of named ``SELECT`` statements; an engine runs them in order, keeping
+each result as a temporary table (DuckDB) or view (Spark) under its name. Inputs are four
+relations registered by the caller:
+
+``events``
+    the event log (``EVENT_SCHEMA``);
+``calendar``
+    ``day`` (DATE) and ``day_num`` (days since 1970-01-01), covering the log;
+``recipients``
+    ``recipient_id``, ``timezone`` (validated IANA names; missing recipients mean UTC);
+``tz_offsets``
+    ``timezone``, ``day_num``, ``offset_minutes``: UTC offset at noon UTC of that day.
+
+Portability is why the SQL avoids date arithmetic, time-zone functions and ``dayofweek``
+(whose results differ between engines): days are integers from ``calendar``, local time is the
+UTC hour and minute plus an offset from ``tz_offsets`` (exact except for the few hours around a
+DST change), and weekday is ``(day_num + 3) % 7`` with Monday = 0 (1970-01-01 was a Thursday).
+
+Snapshots. The snapshot of day ``D`` (``event_timestamp`` = ``D`` 00:00 UTC) aggregates the
+per-day rows of days ``D - w`` to ``D - 1``, i.e. exactly the events strictly before ``D``.
+
+Machine opens. An open flagged ``is_machine_open = true`` is a machine open and one flagged
+``false`` is human. An unflagged open (null) counts as a machine open when it happens within
+``MACHINE_OPEN_SECONDS`` after the first delivery of the same campaign to the same recipient:
+privacy proxies such as Apple Mail Privacy Protection fetch the pixel on delivery, people take
+longer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from features.engineering.tables import NEVER_DAYS, WINDOWS
+
+__all__ = [
+    "MACHINE_OPEN_SECONDS",
+    "PRIOR_STRENGTH",
+    "PROFILE_STRENGTH",
+    "Statement",
+    "feature_statements",
+]
+
+#: Unflagged opens this soon after delivery are treated as machine opens.
+MACHINE_OPEN_SECONDS: Final = 120
+#: Pseudo-deliveries of the population rate added to every recipient's rate (Beta prior).
+PRIOR_STRENGTH: Final = 10.0
+#: Pseudo-opens of the cohort's open-time profile added to every recipient's profile.
+PROFILE_STRENGTH: Final = 5.0
+#: Mean lifetimes (days) of the decayed scores: the score itself, and trend's fast and slow.
+SCORE_TAU: Final = 14.0
+FAST_TAU: Final = 7.0
+SLOW_TAU: Final = 28.0
+
+_LONGEST: Final = max(WINDOWS)
+_ENGAGE_WEIGHT = "(opens + 2 * clicks + 4 * conversions)"
+
+
+def _f(value: float) -> str:
+    # A bare 14.0 is a DECIMAL in DuckDB, and EXP/division on it lose digits; DOUBLE is
+    # what Spark uses, so both engines agree to the last bits.
+    return f"CAST({value!r} AS DOUBLE)"
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """One step of the pipeline: its result is kept under ``name``."""
+
+    name: str
+    sql: str
+
+
+def _labelled_events(end_day: int) -> str:
+    # Machine-open heuristic against the first delivery of the same campaign.
+    return f"""
+SELECT e.recipient_id, e.kind, e.value, c.day_num,
+  CASE
+    WHEN e.kind <> 'open' THEN 0
+    WHEN e.is_machine_open IS NOT NULL THEN CASE WHEN e.is_machine_open THEN 1 ELSE 0 END
+    WHEN d.first_deliver IS NOT NULL AND e.occurred_at >= d.first_deliver
+      AND e.occurred_at < d.first_deliver + INTERVAL {MACHINE_OPEN_SECONDS} SECOND THEN 1
+    ELSE 0
+  END AS is_machine,
+  HOUR(e.occurred_at) * 60 + MINUTE(e.occurred_at) + COALESCE(o.offset_minutes, 0) AS local_min
+FROM events e
+JOIN calendar c ON c.day = CAST(e.occurred_at AS DATE)
+LEFT JOIN recipients r ON r.recipient_id = e.recipient_id
+LEFT JOIN tz_offsets o ON o.timezone = r.timezone AND o.day_num = c.day_num
+LEFT JOIN (
+  SELECT recipient_id, campaign_id, MIN(occurred_at) AS first_deliver
+  FROM events WHERE kind = 'deliver' AND campaign_id IS NOT NULL
+  GROUP BY recipient_id, campaign_id
+) d ON e.kind = 'open' AND d.recipient_id = e.recipient_id AND d.campaign_id = e.campaign_id
+WHERE c.day_num < {end_day}"""
+
+
+def _daily() -> str:
+    human_open = "kind = 'open' AND is_machine = 0"
+    local_hour = "CAST(FLOOR(((local_min + 1440) % 1440) / 60.0) AS INT)"
+    local_dow = "(((day_num + 3 + CAST(FLOOR(local_min / 1440.0) AS INT)) % 7) + 7) % 7"
+    hours = ",\n  ".join(
+        f"SUM(CASE WHEN {human_open} AND {local_hour} = {h} THEN 1 ELSE 0 END) AS oh_{h}"
+        for h in range(24)
+    )
+    dows = ",\n  ".join(
+        f"SUM(CASE WHEN {human_open} AND {local_dow} = {d} THEN 1 ELSE 0 END) AS od_{d}"
+        for d in range(7)
+    )
+    return f"""
+SELECT recipient_id, day_num,
+  SUM(CASE WHEN kind = 'send' THEN 1 ELSE 0 END) AS sends,
+  SUM(CASE WHEN kind = 'deliver' THEN 1 ELSE 0 END) AS deliveries,
+  SUM(CASE WHEN {human_open} THEN 1 ELSE 0 END) AS opens,
+  SUM(CASE WHEN kind = 'open' AND is_machine = 1 THEN 1 ELSE 0 END) AS machine_opens,
+  SUM(CASE WHEN kind = 'click' THEN 1 ELSE 0 END) AS clicks,
+  SUM(CASE WHEN kind = 'convert' THEN 1 ELSE 0 END) AS conversions,
+  SUM(CASE WHEN kind = 'convert' THEN COALESCE(value, 0.0) ELSE 0.0 END) AS revenue,
+  SUM(CASE WHEN kind = 'unsubscribe' THEN 1 ELSE 0 END) AS unsubscribes,
+  SUM(CASE WHEN kind = 'complaint' THEN 1 ELSE 0 END) AS complaints,
+  SUM(CASE WHEN kind = 'bounce' THEN 1 ELSE 0 END) AS bounces,
+  {hours},
+  {dows}
+FROM labelled_events
+GROUP BY recipient_id, day_num"""
+
+
+_LAST = {"send": "sends", "open": "opens", "click": "clicks", "conversion": "conversions"}
+_TOTALS = ("conversions", "revenue", "unsubscribes", "complaints", "bounces")
+
+
+def _prior(grid_start: int) -> str:
+    # State from before the grid, so unbounded windows need not re-read all history as rows.
+    before = f"day_num < {grid_start}"
+    lasts = ",\n  ".join(
+        f"MAX(CASE WHEN {before} AND {col} > 0 THEN day_num END) AS last_{name}"
+        for name, col in _LAST.items()
+    )
+    totals = ",\n  ".join(
+        f"SUM(CASE WHEN {before} THEN {c} ELSE 0 END) AS prior_{c}" for c in _TOTALS
+    )
+    return f"""
+SELECT recipient_id, MIN(day_num) AS first_day,
+  {lasts},
+  {totals}
+FROM daily GROUP BY recipient_id"""
+
+
+def _grid(grid_start: int, last_day: int) -> str:
+    zero_cols = [
+        "sends", "deliveries", "opens", "machine_opens", "clicks", "conversions", "revenue",
+        "unsubscribes", "complaints", "bounces",
+        *(f"oh_{h}" for h in range(24)), *(f"od_{d}" for d in range(7)),
+    ]  # fmt: skip
+    cols = ",\n  ".join(f"COALESCE(d.{c}, 0) AS {c}" for c in zero_cols)
+    return f"""
+SELECT p.recipient_id, c.day_num, c.day, p.first_day,
+  {cols}
+FROM prior p
+JOIN calendar c ON c.day_num >= p.first_day AND c.day_num >= {grid_start}
+  AND c.day_num <= {last_day}
+LEFT JOIN daily d ON d.recipient_id = p.recipient_id AND d.day_num = c.day_num"""
+
+
+_CUM = (
+    "OVER (PARTITION BY recipient_id ORDER BY day_num "
+    "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
+)
+_ORDER = "OVER (PARTITION BY recipient_id ORDER BY day_num)"
+_COUNTS = ("sends", "deliveries", "opens", "machine_opens", "clicks", "conversions", "revenue")
+_PROFILE = (*(f"oh_{h}" for h in range(24)), *(f"od_{d}" for d in range(7)))
+_TAUS = {"score": SCORE_TAU, "fast": FAST_TAU, "slow": SLOW_TAU}
+
+
+def _cumulative(anchor: int) -> str:
+    # Running totals per recipient, one cheap streaming window each. Window sums over the
+    # last w days are then differences of two lagged running totals (the grid has a row for
+    # every day, so rows are days): far faster than dozens of sliding frames.
+    parts = [f"SUM({c}) {_CUM} AS cum_{c}" for c in (*_COUNTS, *_TOTALS[2:], *_PROFILE)]
+    parts += [
+        f"MAX(CASE WHEN {col} > 0 THEN day_num END) {_CUM} AS cum_last_{name}"
+        for name, col in _LAST.items()
+    ]
+    # sum_d w_d exp(-(D-d)/tau) = exp(-(D-a)/tau) * sum_d w_d exp((d-a)/tau); the anchor a is
+    # the grid start, so exponents stay below (grid length)/tau.
+    parts += [
+        f"SUM({_ENGAGE_WEIGHT} * EXP((day_num - {anchor}) / {_f(tau)})) {_CUM} AS cum_{name}"
+        for name, tau in _TAUS.items()
+    ]
+    body = ",\n  ".join(parts)
+    return f"SELECT recipient_id, day_num, day, first_day,\n  {body}\nFROM grid"
+
+
+def _sum_last(column: str, days: int) -> str:
+    """Sum of ``column`` over the ``days`` rows before the current one."""
+    return (
+        f"(COALESCE(LAG(cum_{column}, 1) {_ORDER}, 0) "
+        f"- COALESCE(LAG(cum_{column}, {days + 1}) {_ORDER}, 0))"
+    )
+
+
+def _windows(anchor: int) -> str:
+    parts = [
+        f"ROUND({_sum_last(c, w)}, 6) AS {c}_{w}d"
+        if c == "revenue"
+        else f"{_sum_last(c, w)} AS {c}_{w}d"
+        for w in WINDOWS
+        for c in _COUNTS
+    ]
+    parts.append(f"{_sum_last('sends', 1)} AS sends_1d")
+    parts += [f"LAG(cum_last_{name}, 1) {_ORDER} AS grid_last_{name}" for name in _LAST]
+    parts += [f"COALESCE(LAG(cum_{c}, 1) {_ORDER}, 0) AS grid_{c}" for c in _TOTALS]
+    parts += [f"{_sum_last(c, _LONGEST)} AS n_{c}" for c in _PROFILE]
+    parts += [
+        f"EXP(-(day_num - {anchor}) / {_f(tau)}) * {_sum_last(name, _LONGEST)} AS {alias}"
+        for (name, tau), alias in zip(
+            _TAUS.items(), ("engagement_score", "score_fast", "score_slow"), strict=True
+        )
+    ]
+    body = ",\n  ".join(parts)
+    return f"SELECT recipient_id, day_num, day, first_day,\n  {body}\nFROM cumulative"
+
+
+def _snapshots(first_day: int) -> str:
+    since = ",\n  ".join(
+        f"COALESCE(day_num - COALESCE(w.grid_last_{name}, p.last_{name}), {NEVER_DAYS}) "
+        f"AS days_since_last_{name}"
+        for name in _LAST
+    )
+    totals = ",\n  ".join(f"w.grid_{c} + COALESCE(p.prior_{c}, 0) AS total_{c}" for c in _TOTALS)
+    return f"""
+SELECT w.*, COALESCE(r.timezone, 'UTC') AS timezone,
+  {since},
+  {totals}
+FROM windows w
+JOIN prior p ON p.recipient_id = w.recipient_id
+LEFT JOIN recipients r ON r.recipient_id = w.recipient_id
+WHERE w.day_num >= {first_day} AND w.day_num > w.first_day"""
+
+
+def _population() -> str:
+    # Population rates per snapshot day: the prior mean the recipients' rates shrink toward.
+    sums = ",\n  ".join(
+        f"SUM({c}_{w}d) AS pop_{c}_{w}d"
+        for w in (30, 90)
+        for c in ("deliveries", "opens", "clicks", "conversions")
+    )
+    return f"SELECT day_num,\n  {sums}\nFROM snapshots GROUP BY day_num"
+
+
+def _rate(num: str, w: int) -> str:
+    pop = (
+        f"CASE WHEN p.pop_deliveries_{w}d > 0 "
+        f"THEN p.pop_{num}_{w}d / p.pop_deliveries_{w}d ELSE 0.0 END"
+    )
+    return f"(s.{num}_{w}d + {PRIOR_STRENGTH} * ({pop})) / (s.deliveries_{w}d + {PRIOR_STRENGTH})"
+
+
+def _engagement() -> str:
+    counts = ("sends", "deliveries", "opens", "machine_opens", "clicks", "conversions")
+    cols = [f"CAST(s.{c}_{w}d AS BIGINT) AS {c}_{w}d" for w in WINDOWS for c in counts]
+    cols += [f"CAST(s.revenue_{w}d AS DOUBLE) AS revenue_{w}d" for w in WINDOWS]
+    names = {"opens": "open_rate", "clicks": "click_rate", "conversions": "conversion_rate"}
+    cols += [f"{_rate(num, w)} AS {name}_{w}d" for w in (30, 90) for num, name in names.items()]
+    cols += [f"CAST(s.days_since_last_{n} AS BIGINT) AS days_since_last_{n}" for n in _LAST]
+    all_opens = "(s.opens_90d + s.machine_opens_90d)"
+    cols += [
+        "s.engagement_score AS engagement_score",
+        f"s.score_fast / {_f(FAST_TAU)} - s.score_slow / {_f(SLOW_TAU)} AS engagement_trend",
+        "CAST(s.sends_1d AS BIGINT) AS sends_1d",
+        "CASE WHEN s.total_unsubscribes > 0 THEN 1 ELSE 0 END AS is_unsubscribed",
+        "CASE WHEN s.total_complaints > 0 THEN 1 ELSE 0 END AS has_complained",
+        "CASE WHEN s.total_bounces > 0 THEN 1 ELSE 0 END AS has_bounced",
+        f"CASE WHEN {all_opens} > 0 THEN s.machine_opens_90d / {all_opens} ELSE 0.0 END"
+        " AS machine_open_share_90d",
+        "CAST(s.total_conversions AS BIGINT) AS conversions_total",
+        "CAST(s.total_revenue AS DOUBLE) AS revenue_total",
+        "CASE WHEN s.total_conversions > 0 THEN s.total_revenue / s.total_conversions"
+        " ELSE 0.0 END AS avg_order_value",
+        "CAST(s.day_num - s.first_day AS BIGINT) AS tenure_days",
+    ]
+    body = ",\n  ".join(cols)
+    return (
+        f"SELECT s.recipient_id, s.day, s.day_num,\n  {body}\n"
+        "FROM snapshots s JOIN population p ON p.day_num = s.day_num"
+    )
+
+
+def _cohort() -> str:
+    # The cohort is the time zone: people in one zone share working hours and weekends.
+    sums = ", ".join(
+        [f"SUM(n_oh_{h}) AS c_oh_{h}" for h in range(24)]
+        + [f"SUM(n_od_{d}) AS c_od_{d}" for d in range(7)]
+    )
+    return f"SELECT timezone, day_num, {sums}\nFROM snapshots GROUP BY timezone, day_num"
+
+
+def _send_time() -> str:
+    n = " + ".join(f"s.n_oh_{h}" for h in range(24))
+    c_h = " + ".join(f"c.c_oh_{h}" for h in range(24))
+    c_d = " + ".join(f"c.c_od_{d}" for d in range(7))
+    k = _f(PROFILE_STRENGTH)
+    # Cohort shares get add-one smoothing so an empty cohort falls back to a flat profile.
+    cols = [f"CAST({n} AS BIGINT) AS profile_opens_90d"]
+    cols += [
+        f"(s.n_oh_{h} + {k} * (c.c_oh_{h} + {_f(1.0)}) / ({c_h} + {_f(24.0)})) / ({n} + {k})"
+        f" AS open_hour_{h:02d}"
+        for h in range(24)
+    ]
+    cols += [
+        f"(s.n_od_{d} + {k} * (c.c_od_{d} + {_f(1.0)}) / ({c_d} + {_f(7.0)})) / ({n} + {k})"
+        f" AS open_dow_{d}"
+        for d in range(7)
+    ]
+    body = ",\n  ".join(cols)
+    return (
+        f"SELECT s.recipient_id, s.day, s.day_num, s.timezone,\n  {body}\n"
+        "FROM snapshots s JOIN cohort c ON c.timezone = s.timezone AND c.day_num = s.day_num"
+    )
+
+
+def feature_statements(first_day: int, last_day: int) -> list[Statement]:
+    """The pipeline computing snapshots of days ``first_day`` … ``last_day`` (inclusive).
+
+    Days are ``day_num`` integers (days since 1970-01-01). The results named ``engagement``
+    and ``send_time`` are the two feature tables; they carry ``day`` and ``day_num`` but no
+    timestamps, which the writer adds in the engine's own type.
+
+    Parameters
+    ----------
+    first_day, last_day
+        Snapshot days to compute. Events from ``first_day - 90`` on are read as rows; older
+        ones only through per-recipient totals and last-seen days.
+
+    Examples
+    --------
+    >>> [s.name for s in feature_statements(20_000, 20_010)][-2:]
+    ['engagement', 'send_time']
+    """
+    if last_day < first_day:
+        raise ValueError(f"last_day {last_day} is before first_day {first_day}")
+    grid_start = first_day - _LONGEST
+    return [
+        Statement("labelled_events", _labelled_events(last_day)),
+        Statement("daily", _daily()),
+        Statement("prior", _prior(grid_start)),
+        Statement("grid", _grid(grid_start, last_day)),
+        Statement("cumulative", _cumulative(grid_start)),
+        Statement("windows", _windows(grid_start)),
+        Statement("snapshots", _snapshots(first_day)),
+        Statement("population", _population()),
+        Statement("cohort", _cohort()),
+        Statement("engagement", _engagement()),
+        Statement("send_time", _send_time()),
+    ]

@@ -1,0 +1,121 @@
+"""Names, columns and cold-start defaults of the feature tables.
+
+Two Parquet tables live under ``{data_dir}/features/``, each partitioned by snapshot day::
+
+    features/engagement/date=YYYY-MM-DD/part-0.parquet
+    features/send_time/date=YYYY-MM-DD/part-0.parquet
+
+Every row is keyed by ``recipient_id`` and ``event_timestamp`` (the snapshot, midnight UTC of
+``date``) and is computed only from events that occurred strictly before ``event_timestamp``.
+``created_at`` records when the row was written (Feast's ``created_timestamp_column``).
+
+The defaults below are what a recipient with no history looks like: the training frame fills
+missing rows with them and the online clients return them for unknown recipients, so a model
+sees the same cold start in training and in serving.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Final
+
+from inboxlab.settings import Settings
+
+__all__ = [
+    "DEFAULTS",
+    "ENGAGEMENT_FEATURES",
+    "ENGAGEMENT_TABLE",
+    "FEATURE_TABLES",
+    "NEVER_DAYS",
+    "SEND_TIME_FEATURES",
+    "SEND_TIME_TABLE",
+    "WINDOWS",
+    "FeatureValue",
+    "feature_type",
+    "features_dir",
+    "table_dir",
+]
+
+FeatureValue = float | int | str
+
+ENGAGEMENT_TABLE: Final = "engagement"
+SEND_TIME_TABLE: Final = "send_time"
+FEATURE_TABLES: Final = (ENGAGEMENT_TABLE, SEND_TIME_TABLE)
+
+#: Look-back windows in days.
+WINDOWS: Final = (7, 30, 90)
+
+#: "Days since" value for something that never happened (a cap, so models see a number).
+NEVER_DAYS: Final = 999
+
+_COUNTS = ("sends", "deliveries", "opens", "machine_opens", "clicks", "conversions", "revenue")
+_RATES = ("open_rate", "click_rate", "conversion_rate")
+_SINCE = ("send", "open", "click", "conversion")
+
+ENGAGEMENT_FEATURES: Final[tuple[str, ...]] = (
+    *(f"{c}_{w}d" for w in WINDOWS for c in _COUNTS),
+    *(f"{r}_{w}d" for w in (30, 90) for r in _RATES),
+    *(f"days_since_last_{s}" for s in _SINCE),
+    "engagement_score",
+    "engagement_trend",
+    "sends_1d",
+    "is_unsubscribed",
+    "has_complained",
+    "has_bounced",
+    "machine_open_share_90d",
+    "conversions_total",
+    "revenue_total",
+    "avg_order_value",
+    "tenure_days",
+)
+
+SEND_TIME_FEATURES: Final[tuple[str, ...]] = (
+    "timezone",
+    "profile_opens_90d",
+    *(f"open_hour_{h:02d}" for h in range(24)),
+    *(f"open_dow_{d}" for d in range(7)),
+)
+
+
+_FLOAT_MARKERS = ("revenue", "rate", "score", "trend", "share", "value", "open_hour", "open_dow")
+
+
+def feature_type(name: str) -> type[float] | type[int] | type[str]:
+    """The Python type of a feature's values: ``str`` (time zone), ``float`` or ``int``.
+
+    >>> feature_type("revenue_7d"), feature_type("opens_7d"), feature_type("timezone")
+    (<class 'float'>, <class 'int'>, <class 'str'>)
+    """
+    if name == "timezone":
+        return str
+    return float if any(marker in name for marker in _FLOAT_MARKERS) else int
+
+
+def _default(name: str) -> FeatureValue:
+    if name == "timezone":
+        return "UTC"
+    if name.startswith("days_since_last_"):
+        return NEVER_DAYS
+    if name.startswith("open_hour_"):
+        return 1 / 24  # no history: a flat profile, the model's cohort curve decides
+    if name.startswith("open_dow_"):
+        return 1 / 7
+    return feature_type(name)(0)
+
+
+#: Cold-start value of every feature: zero counts and rates, ``NEVER_DAYS``, flat profiles, UTC.
+DEFAULTS: Final[dict[str, FeatureValue]] = {
+    name: _default(name) for name in (*ENGAGEMENT_FEATURES, *SEND_TIME_FEATURES)
+}
+
+
+def features_dir(settings: Settings) -> Path:
+    """The directory holding every feature table."""
+    return settings.data_dir / "features"
+
+
+def table_dir(settings: Settings, table: str) -> Path:
+    """The directory of one feature table (Hive-partitioned by ``date``)."""
+    if table not in FEATURE_TABLES:
+        raise ValueError(f"unknown feature table {table!r}; expected one of {FEATURE_TABLES}")
+    return features_dir(settings) / table

@@ -1,0 +1,54 @@
+"""Feature services: one per model, versioned. A new feature set is a new service."""
+
+from __future__ import annotations
+
+from feast import FeatureService, FeatureView, OnDemandFeatureView
+
+from features.feature_repo.views import engagement, request_time, send_time
+
+__all__ = [
+    "engagement_v1",
+    "make_services",
+    "propensity_v1",
+    "send_time_v1",
+]
+
+_PROPENSITY = [
+    "conversions_30d", "conversions_90d", "revenue_30d", "revenue_90d",
+    "conversion_rate_30d", "conversion_rate_90d", "click_rate_30d", "click_rate_90d",
+    "days_since_last_conversion", "days_since_last_click", "conversions_total",
+    "revenue_total", "avg_order_value", "engagement_score", "engagement_trend", "tenure_days",
+]  # fmt: skip
+
+
+def make_services(
+    engagement_view: FeatureView, send_time_view: FeatureView, context: OnDemandFeatureView
+) -> list[FeatureService]:
+    """``engagement_v1``, ``send_time_v1`` and ``propensity_v1`` over the given views."""
+    return [
+        FeatureService(
+            name="engagement_v1",
+            features=[engagement_view, context],
+            description="Features of the open/click engagement model (p_open, p_click).",
+            tags={"model": "engagement", "version": "1"},
+        ),
+        FeatureService(
+            name="send_time_v1",
+            features=[
+                send_time_view,
+                engagement_view[["opens_30d", "days_since_last_open", "engagement_score"]],
+                context,
+            ],
+            description="Features of the send-time model: open-time profile and context.",
+            tags={"model": "send-time", "version": "1"},
+        ),
+        FeatureService(
+            name="propensity_v1",
+            features=[engagement_view[_PROPENSITY]],
+            description="Features of the conversion propensity model (p_convert).",
+            tags={"model": "propensity", "version": "1"},
+        ),
+    ]
+
+
+engagement_v1, send_time_v1, propensity_v1 = make_services(engagement, send_time, request_time)

@@ -1,0 +1,164 @@
+"""The feature build: incremental days, no look-ahead, numbers against a slow recomputation."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+
+import duckdb
+import pandas as pd
+import pytest
+
+from features.engineering.build import build_features, existing_days
+from features.engineering.sql import MACHINE_OPEN_SECONDS, SCORE_TAU
+from features.engineering.tables import NEVER_DAYS, table_dir
+from inboxlab.errors import NotFoundError
+from inboxlab.settings import Settings
+from tests.features.conftest import START, Row, event, write_events, write_recipients
+
+
+def read_table(settings: Settings, table: str) -> pd.DataFrame:
+    glob = table_dir(settings, table) / "date=*" / "*.parquet"
+    return duckdb.sql(f"SELECT * FROM read_parquet('{glob}', hive_partitioning=false)").df()
+
+
+def _machine(row: Row, rows: list[Row]) -> bool:
+    if row["is_machine_open"] is not None:
+        return bool(row["is_machine_open"])
+    delivers = [
+        r["occurred_at"]
+        for r in rows
+        if r["kind"] == "deliver"
+        and r["recipient_id"] == row["recipient_id"]
+        and r["campaign_id"] is not None
+        and r["campaign_id"] == row["campaign_id"]
+    ]
+    if not delivers:
+        return False
+    first: datetime = min(delivers)  # type: ignore[type-var, assignment]
+    at: datetime = row["occurred_at"]  # type: ignore[assignment]
+    return first <= at < first + timedelta(seconds=MACHINE_OPEN_SECONDS)
+
+
+def slow_features(rows: list[Row], recipient: str, snapshot: datetime) -> dict[str, float]:
+    """The obvious recomputation of a few features from the raw rows."""
+    mine = [r for r in rows if r["recipient_id"] == recipient and r["occurred_at"] < snapshot]  # type: ignore[operator]
+    out: dict[str, float] = {}
+    for w in (7, 30, 90):
+        recent = [r for r in mine if r["occurred_at"] >= snapshot - timedelta(days=w)]  # type: ignore[operator]
+        opens = [r for r in recent if r["kind"] == "open"]
+        out[f"sends_{w}d"] = sum(r["kind"] == "send" for r in recent)
+        out[f"opens_{w}d"] = sum(not _machine(r, rows) for r in opens)
+        out[f"machine_opens_{w}d"] = sum(_machine(r, rows) for r in opens)
+        out[f"clicks_{w}d"] = sum(r["kind"] == "click" for r in recent)
+        out[f"revenue_{w}d"] = sum(float(r["value"] or 0) for r in recent if r["kind"] == "convert")  # type: ignore[arg-type]
+    human_open_days = [
+        r["occurred_at"].date()  # type: ignore[attr-defined]
+        for r in mine
+        if r["kind"] == "open" and not _machine(r, rows)
+    ]
+    out["days_since_last_open"] = (
+        (snapshot.date() - max(human_open_days)).days if human_open_days else NEVER_DAYS
+    )
+    out["tenure_days"] = (snapshot.date() - min(r["occurred_at"].date() for r in mine)).days  # type: ignore[attr-defined]
+    score = 0.0
+    for r in mine:
+        age = (snapshot.date() - r["occurred_at"].date()).days  # type: ignore[attr-defined]
+        if age > 90:
+            continue
+        weight = {"click": 2, "convert": 4}.get(str(r["kind"]), 0)
+        if r["kind"] == "open" and not _machine(r, rows):
+            weight = 1
+        score += weight * math.exp(-age / SCORE_TAU)
+    out["engagement_score"] = score
+    return out
+
+
+def test_snapshots_match_a_slow_recomputation(
+    settings: Settings, small_log: Callable[[], list[Row]]
+) -> None:
+    rows = small_log()
+    build_features(settings)
+    table = read_table(settings, "engagement")
+    sample = table.sample(40, random_state=1)
+    for _, got in sample.iterrows():
+        snapshot = got["event_timestamp"].to_pydatetime()
+        expected = slow_features(rows, got["recipient_id"], snapshot)
+        for name, value in expected.items():
+            assert got[name] == pytest.approx(value, rel=1e-9, abs=1e-9), (
+                name,
+                got["recipient_id"],
+            )
+
+
+def test_event_at_midnight_belongs_to_the_next_snapshot(settings: Settings) -> None:
+    midnight = START + timedelta(days=3)
+    rows = [
+        event("a", "send", START + timedelta(hours=9)),
+        event("a", "open", midnight - timedelta(microseconds=1)),
+        event("a", "click", midnight),
+        event("a", "send", midnight + timedelta(days=1, hours=2)),
+    ]
+    write_events(settings, rows)
+    build_features(settings)
+    table = read_table(settings, "engagement").set_index("event_timestamp")
+    at_midnight = table.loc[pd.Timestamp(midnight)]
+    assert at_midnight["opens_7d"] == 1
+    assert at_midnight["clicks_7d"] == 0
+    assert table.loc[pd.Timestamp(midnight + timedelta(days=1))]["clicks_7d"] == 1
+
+
+def test_second_build_only_computes_new_days(settings: Settings) -> None:
+    write_events(settings, [event("a", "send", START + timedelta(hours=1))])
+    first = build_features(settings)
+    assert first.days == (date(2026, 3, 2),)
+    assert build_features(settings).days == ()
+    write_events(settings, [event("b", "send", START + timedelta(days=2, hours=1))])
+    second = build_features(settings)
+    assert second.days == (date(2026, 3, 3), date(2026, 3, 4))
+    assert existing_days(settings) == [date(2026, 3, d) for d in (2, 3, 4)]
+    table = read_table(settings, "engagement")
+    assert sorted(table.groupby("recipient_id").size().items()) == [("a", 3), ("b", 1)]
+
+
+def test_fatigue_consent_and_local_profile(settings: Settings) -> None:
+    write_recipients(settings, {"a": "Asia/Tokyo", "b": "Nowhere/Land"})
+    day = START + timedelta(days=1)
+    rows = [
+        event("a", "send", START + timedelta(hours=1)),
+        event("a", "send", day + timedelta(hours=1)),
+        event("a", "open", day + timedelta(hours=2)),  # 11:00 in Tokyo, a Monday
+        event("a", "unsubscribe", day + timedelta(hours=3)),
+        event("b", "complaint", START + timedelta(hours=1)),
+    ]
+    write_events(settings, rows)
+    build_features(settings, until=date(2026, 3, 3))
+    eng = read_table(settings, "engagement").set_index(["recipient_id", "event_timestamp"])
+    snap = pd.Timestamp(START + timedelta(days=2))
+    assert eng.loc[("a", snap), "sends_1d"] == 1
+    assert eng.loc[("a", snap), "sends_7d"] == 2
+    assert eng.loc[("a", snap), "is_unsubscribed"] == 1
+    assert eng.loc[("b", snap), "has_complained"] == 1
+    prof = read_table(settings, "send_time").set_index(["recipient_id", "event_timestamp"])
+    a = prof.loc[("a", snap)]
+    assert a["timezone"] == "Asia/Tokyo"
+    assert prof.loc[("b", snap), "timezone"] == "UTC"
+    hours = [a[f"open_hour_{h:02d}"] for h in range(24)]
+    assert max(range(24), key=hours.__getitem__) == 11
+    assert sum(hours) == pytest.approx(1.0)
+    assert max(range(7), key=lambda d: a[f"open_dow_{d}"]) == 0
+
+
+def test_missing_event_log_is_a_clear_error(settings: Settings) -> None:
+    with pytest.raises(NotFoundError, match="inboxlab simulate"):
+        build_features(settings)
+
+
+def test_latest_snapshot_is_never_after_today(settings: Settings) -> None:
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    write_events(
+        settings, [event("a", "send", today - timedelta(days=1)), event("a", "open", today)]
+    )
+    result = build_features(settings)
+    assert result.days[-1] == today.date()

@@ -1,0 +1,117 @@
+"""Online clients: the fast path returns exactly what Feast returns; unknowns get defaults."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from datetime import timedelta
+
+import pytest
+
+from features.engineering.tables import DEFAULTS, ENGAGEMENT_FEATURES
+from features.online import (
+    FeastFeatureClient,
+    FeatureClient,
+    InMemoryFeatureClient,
+    SqliteFeatureClient,
+    with_defaults,
+)
+from features.store import feature_store, online_db_path
+from inboxlab.errors import InvalidInputError, StoreError
+from inboxlab.settings import Settings
+from tests.features.conftest import FEAST_WARNINGS, Row
+
+pytestmark = FEAST_WARNINGS
+
+World = tuple[Settings, list[Row]]
+IDS = [f"r{i:03d}" for i in range(40)] + ["unknown-1", "r005", "unknown-2"]
+
+
+def test_fast_path_returns_exactly_what_feast_returns(built_world: World) -> None:
+    settings, _ = built_world
+    feast_client = FeastFeatureClient.from_settings(settings)
+    fast = SqliteFeatureClient(settings)
+    expected = feast_client.get_many(IDS)
+    got = fast.get_many(IDS)
+    assert got == expected
+    assert {type(v) for v in got["r001"].values()} <= {int, float, str}
+    assert fast.get("r003") == feast_client.get("r003")
+    assert isinstance(fast, FeatureClient)
+    assert isinstance(feast_client, FeatureClient)
+
+
+def test_raw_feast_values_match_before_defaults(built_world: World) -> None:
+    settings, _ = built_world
+    store = feature_store(settings)
+    refs = [f"recipient_engagement:{f}" for f in ENGAGEMENT_FEATURES]
+    raw = store.get_online_features(features=refs, entity_rows=[{"recipient_id": "r007"}]).to_dict()
+    fast = SqliteFeatureClient(settings, ENGAGEMENT_FEATURES).get("r007")
+    assert fast == {f: raw[f][0] for f in ENGAGEMENT_FEATURES}
+
+
+def test_unknown_recipient_gets_documented_defaults(built_world: World) -> None:
+    settings, _ = built_world
+    for client in (
+        SqliteFeatureClient(settings),
+        FeastFeatureClient.from_settings(settings),
+        InMemoryFeatureClient({}),
+    ):
+        row = client.get("never-seen")
+        assert row == DEFAULTS
+        assert row["days_since_last_open"] == 999
+        assert row["timezone"] == "UTC"
+
+
+def test_entity_key_matches_feast_serialization(built_world: World) -> None:
+    from feast.infra.key_encoding_utils import serialize_entity_key
+    from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+    from feast.protos.feast.types.Value_pb2 import Value
+
+    settings, _ = built_world
+    client = SqliteFeatureClient(settings)
+    for rid in ("r001", "", "ünï-çødé", "x" * 300):
+        key = EntityKey(join_keys=["recipient_id"], entity_values=[Value(string_val=rid)])
+        assert client._key(rid) == serialize_entity_key(key, 3)
+
+
+def test_cache_is_dropped_after_the_store_changes(built_world: World) -> None:
+    settings, _ = built_world
+    client = SqliteFeatureClient(settings, ["opens_7d"], max_staleness=timedelta(0))
+    before = client.get("r002")["opens_7d"]
+    with sqlite3.connect(online_db_path(settings)) as conn:  # another writer touches the file
+        conn.execute("CREATE TABLE IF NOT EXISTS touch (x)")
+        conn.execute("DROP TABLE touch")
+    client._cache["r002"] = {"opens_7d": -1}
+    time.sleep(0.01)
+    assert client.get("r002")["opens_7d"] == before
+
+
+def test_in_memory_fake_fills_missing_values() -> None:
+    client = InMemoryFeatureClient({"a": {"opens_7d": 4}}, features=["opens_7d", "timezone"])
+    assert client.get_many(["a", "b"]) == {
+        "a": {"opens_7d": 4, "timezone": "UTC"},
+        "b": {"opens_7d": 0, "timezone": "UTC"},
+    }
+
+
+def test_unknown_feature_names_are_refused() -> None:
+    with pytest.raises(InvalidInputError, match="no_such_feature"):
+        InMemoryFeatureClient({}, features=["opens_7d", "no_such_feature"])
+
+
+def test_missing_online_store_is_a_clear_error(settings: Settings) -> None:
+    with pytest.raises(StoreError, match="features materialize"):
+        SqliteFeatureClient(settings)
+
+
+def test_with_defaults_replaces_nulls() -> None:
+    assert with_defaults({"sends_7d": None}, ["sends_7d"]) == {"sends_7d": 0}
+
+
+def test_tiny_cache_still_returns_every_row(built_world: World) -> None:
+    settings, _ = built_world
+    reference = SqliteFeatureClient(settings).get_many(IDS)
+    tiny = SqliteFeatureClient(settings, max_entries=1)
+    tiny.get("r001")
+    assert tiny.get_many(IDS) == reference
+    assert tiny.get_many(IDS[::-1]) == reference
