@@ -8,11 +8,13 @@ errors are translated into status codes here, and only here.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping
+import threading
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Annotated, Any, TypedDict, cast
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypedDict, cast
 
+import numpy as np
 from fastapi import Body, Depends, FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -23,11 +25,48 @@ from inboxlab.errors import ConflictError, InboxlabError, InvalidInputError, Not
 from inboxlab.records import EventRecord
 from inboxlab.settings import Settings
 from serving.auth import require_scope
+from serving.decide import DecisionEngine
 from serving.keys import ApiKey, KeyRing
 from serving.metrics import CONTENT_TYPE_LATEST, HttpMetrics, MetricsMiddleware
+from serving.policy import reward_rule
+from serving.routes import ReportRenderer, router
+from serving.scoring.models import ModelSet
 from serving.store import DecisionStore, RewardRule
+from serving.store.experiments import ExperimentStore
+
+if TYPE_CHECKING:
+    from features.online import FeatureClient
 
 __all__ = ["MAX_OUTCOMES_PER_CALL", "Resources", "create_app"]
+
+
+class _ModelPoller:
+    """Reloads moved champion aliases every ``interval`` seconds on a daemon thread."""
+
+    def __init__(self, models: ModelSet, interval: float) -> None:
+        self._models = models
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._interval <= 0:
+            return
+        self._thread = threading.Thread(target=self._run, name="model-poller", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self._models.refresh()
+            except Exception:  # keep polling; the models in use stay loaded
+                logger.exception("model refresh failed")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +82,30 @@ class Resources:
     store: DecisionStore
     keys: KeyRing
     reward_rules: Mapping[str, RewardRule] = field(default_factory=dict)
+    engine: DecisionEngine | None = None
+    report_renderer: ReportRenderer | None = None
+
+
+class _ExperimentRules(Mapping[str, RewardRule]):
+    """Reward rules: explicit ones first, else derived from the stored experiment definition."""
+
+    def __init__(self, explicit: Mapping[str, RewardRule], engine: DecisionEngine) -> None:
+        self._explicit = dict(explicit)
+        self._engine = engine
+
+    def __getitem__(self, experiment_id: str) -> RewardRule:
+        if experiment_id in self._explicit:
+            return self._explicit[experiment_id]
+        try:
+            return reward_rule(self._engine.definition(experiment_id))
+        except NotFoundError:
+            raise KeyError(experiment_id) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._explicit)
+
+    def __len__(self) -> int:
+        return len(self._explicit)
 
 
 class LifespanState(TypedDict):
@@ -124,17 +187,45 @@ async def _store_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _open_features(settings: Settings) -> FeatureClient | None:
+    """The online feature client of the configured store, or ``None`` (logged) if absent."""
+    from features.online import FeastFeatureClient, SqliteFeatureClient
+
+    try:
+        if settings.stores.online == "sqlite":
+            return SqliteFeatureClient(settings)
+        return FeastFeatureClient.from_settings(settings)
+    except Exception as exc:  # serve with cold-start defaults rather than not at all
+        logger.error("online features unavailable (%s); decisions use defaults", exc)
+        return None
+
+
 def create_app(
-    settings: Settings, *, reward_rules: Mapping[str, RewardRule] | None = None
+    settings: Settings,
+    *,
+    reward_rules: Mapping[str, RewardRule] | None = None,
+    features: FeatureClient | Literal["settings"] | None = "settings",
+    models: ModelSet | None = None,
+    report_renderer: ReportRenderer | None = None,
+    rng: np.random.Generator | None = None,
 ) -> FastAPI:
     """The inboxlab API for ``settings``.
 
     Parameters
     ----------
     settings : Settings
-        Where the decision store lives (``settings.decision_store_url``).
+        Where the decision store, online features and model registry live.
     reward_rules : mapping of str to RewardRule, optional
-        Reward kind and attribution window per experiment id; others reward a click in 7 days.
+        Reward kind and attribution window per experiment id, overriding the rule that the
+        stored experiment definition implies (others reward a click in 7 days).
+    features : FeatureClient or None, optional
+        Online features; by default the store configured in ``settings`` (``None``: defaults).
+    models : ModelSet, optional
+        The champion models; by default loaded from the MLflow registry of ``settings``.
+    report_renderer : callable, optional
+        Renders experiment reports (supplied by the command line, which knows ``experiments``).
+    rng : numpy.random.Generator, optional
+        Randomness of the decisions; by default fresh OS entropy.
     """
     metrics = HttpMetrics()
 
@@ -143,16 +234,35 @@ def create_app(
         store = DecisionStore(settings.decision_store_url)
         store.create_schema()
         logger.info("decision store open at %s", store.engine.url.render_as_string())
+        client = _open_features(settings) if features == "settings" else features
+        model_set = models
+        if model_set is None:
+            model_set = ModelSet(settings)
+            model_set.refresh()
+        engine = DecisionEngine(
+            settings,
+            store,
+            ExperimentStore(store.engine),
+            client,
+            model_set,
+            rng or np.random.default_rng(),
+        )
+        poller = _ModelPoller(model_set, settings.decisions.model_poll_seconds)
+        if models is None:
+            poller.start()
         try:
             yield {
                 "resources": Resources(
                     settings=settings,
                     store=store,
                     keys=KeyRing(store.engine),
-                    reward_rules=dict(reward_rules or {}),
+                    reward_rules=_ExperimentRules(reward_rules or {}, engine),
+                    engine=engine,
+                    report_renderer=report_renderer,
                 )
             }
         finally:
+            poller.stop()
             store.close()
 
     app = FastAPI(
@@ -202,6 +312,15 @@ def create_app(
         return OutcomesAccepted(
             stored=summary.stored, duplicates=summary.duplicates, counted=summary.counted
         )
+
+    @app.post("/v1/admin/reload-models", tags=["operations"])
+    def reload_models(resources: Store, _key: AdminKey) -> dict[str, dict[str, str]]:
+        """Load the champions whose alias moved; in-flight requests keep their models."""
+        assert resources.engine is not None
+        changed = resources.engine.models.refresh()
+        return {"changed": changed, "loaded": resources.engine.models.versions}
+
+    app.include_router(router)
 
     @app.delete("/v1/recipients/{recipient_id}", tags=["recipients"])
     def erase_recipient(recipient_id: str, resources: Store, key: AdminKey) -> ErasureDone:

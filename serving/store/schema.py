@@ -21,7 +21,15 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-__all__ = ["api_keys", "arm_stats", "audit_log", "decisions", "metadata", "outcomes"]
+__all__ = [
+    "api_keys",
+    "arm_stats",
+    "audit_log",
+    "decisions",
+    "experiments",
+    "metadata",
+    "outcomes",
+]
 
 metadata = MetaData()
 
@@ -107,4 +115,12 @@ audit_log = Table(
     Column("action", String(64), nullable=False),
     Column("subject", String(_ID), nullable=False),
     Column("details", JSON, nullable=False),
+)
+
+experiments = Table(
+    "experiments",
+    metadata,
+    Column("experiment_id", String(64), primary_key=True),
+    Column("definition", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
 )

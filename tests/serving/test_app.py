@@ -10,6 +10,7 @@ import pytest
 from inboxlab.records import EventKind
 from inboxlab.settings import Settings
 from serving.app import MAX_OUTCOMES_PER_CALL, Resources, create_app
+from serving.scoring.models import ModelSet
 from serving.store import RewardRule
 from tests.serving.conftest import T0, decision
 
@@ -22,7 +23,12 @@ with warnings.catch_warnings():
 
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
-    app = create_app(settings, reward_rules={"exp-open": RewardRule(kind=EventKind.OPEN)})
+    app = create_app(
+        settings,
+        reward_rules={"exp-open": RewardRule(kind=EventKind.OPEN)},
+        features=None,
+        models=ModelSet(settings),
+    )
     with TestClient(app) as test_client:
         yield test_client
 

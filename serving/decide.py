@@ -1,0 +1,362 @@
+"""The render-time decision: eligibility, variant, send time, scores, stored with propensities.
+
+Never fails the render path: missing features, a model that cannot load or a feature store
+that errors each give a documented fallback and a reason in ``reasons``:
+
+``features_unavailable``
+    the feature store failed; cold-start defaults were used.
+``model_unavailable:<kind>``
+    no ``@champion`` of that model is loaded; its score is ``null`` and, for send time, the
+    recipient's stored open-time profile ranks the hours instead.
+``send_time_unscored``
+    neither model nor profile could rank hours; the first allowed hour is used.
+``quiet_hours_unavoidable``
+    every hour of the window is quiet for the recipient; the best hour is used anyway.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from features.online import FeatureClient, FeatureRow, with_defaults
+from inboxlab.errors import InvalidInputError, NotFoundError
+from inboxlab.experiment import ExperimentDefinition
+from inboxlab.records import Action, DecisionRecord
+from inboxlab.settings import Settings
+from serving.eligibility import EligibilityConfig, RecipientState, evaluate
+from serving.policy import VariantPolicy, engagement_tier
+from serving.schemas import DecisionRequest, DecisionResponse, Scores
+from serving.scoring.models import ModelSet
+from serving.scoring.send_time import Candidates, candidate_hours, choose
+from serving.store import DecisionStore
+from serving.store.experiments import ExperimentStore
+from training.specs import ModelKind
+
+__all__ = ["DecisionEngine"]
+
+logger = logging.getLogger(__name__)
+
+FloatArray = NDArray[np.float64]
+_HOURS = [f"open_hour_{h:02d}" for h in range(24)]
+_DAYS = [f"open_dow_{d}" for d in range(7)]
+
+
+@dataclass(slots=True)
+class _Draft:
+    request: DecisionRequest
+    now: datetime
+    decision_id: str
+    features: FeatureRow
+    timezone: str
+    reasons: list[str] = field(default_factory=list)
+    action: Action = Action.SEND
+    definition: ExperimentDefinition | None = None
+    variant_id: str | None = None
+    variant_propensity: float | None = None
+    policy: Literal["bandit", "ab", "fixed", "none"] = "none"
+    segment: str | None = None
+    send_at: datetime | None = None
+    send_time_propensity: float | None = None
+    scores: dict[str, float | None] = field(default_factory=dict)
+
+
+class DecisionEngine:
+    """Makes and stores decisions; shared by the single and the batch endpoint."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: DecisionStore,
+        experiments: ExperimentStore,
+        features: FeatureClient | None,
+        models: ModelSet,
+        rng: np.random.Generator,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.experiments = experiments
+        self.features = features
+        self.models = models
+        self.rng = rng
+        d = settings.decisions
+        self.eligibility = EligibilityConfig(
+            holdout_salt=d.holdout_salt,
+            global_holdout_pct=d.global_holdout_pct,
+            max_sends_1d=d.max_sends_1d,
+            max_sends_7d=d.max_sends_7d,
+            fatigue_threshold=d.fatigue_threshold,
+        )
+        self.policy = VariantPolicy(
+            store, refresh_seconds=d.allocation_refresh_seconds, salt=d.holdout_salt
+        )
+        self._definitions: dict[str, ExperimentDefinition] = {}
+
+    # -- public ------------------------------------------------------------------------------
+
+    def decide(self, request: DecisionRequest) -> DecisionResponse:
+        """One decision."""
+        return self.decide_many([request])[0]
+
+    def decide_many(self, requests: Sequence[DecisionRequest]) -> list[DecisionResponse]:
+        """Decisions for many recipients, scoring all of them in one pass per model."""
+        drafts = self._drafts(requests)
+        for draft in drafts:
+            self._eligibility(draft)
+        sendable = [d for d in drafts if d.action is Action.SEND]
+        for draft in sendable:
+            self._variant(draft)
+        self._send_times(sendable)
+        self._scores(sendable)
+        return [self._store(d) for d in drafts]
+
+    def definition(self, experiment_id: str) -> ExperimentDefinition:
+        """The experiment's definition (cached; definitions are immutable)."""
+        found = self._definitions.get(experiment_id)
+        if found is None:
+            found = self.experiments.get(experiment_id)
+            if found is None:
+                raise NotFoundError(f"experiment {experiment_id!r} does not exist")
+            self._definitions[experiment_id] = found
+        return found
+
+    # -- steps -------------------------------------------------------------------------------
+
+    def _drafts(self, requests: Sequence[DecisionRequest]) -> list[_Draft]:
+        ids = list(dict.fromkeys(r.recipient_id for r in requests))
+        rows: Mapping[str, FeatureRow]
+        failed = False
+        if self.features is None:
+            rows, failed = {}, True
+        else:
+            try:
+                rows = self.features.get_many(ids)
+            except Exception as exc:  # the render path must not fail on the feature store
+                logger.error("feature store failed: %s", exc)
+                rows, failed = {}, True
+        default_now = datetime.now(UTC)
+        drafts: list[_Draft] = []
+        for request in requests:
+            features = rows.get(request.recipient_id) or with_defaults(None, _all_features())
+            timezone = request.context.timezone or str(features.get("timezone") or "UTC")
+            draft = _Draft(
+                request=request,
+                now=request.now or default_now,
+                decision_id=uuid.uuid4().hex,
+                features=features,
+                timezone=timezone,
+            )
+            if failed:
+                draft.reasons.append("features_unavailable")
+            if request.experiment_id is not None:
+                draft.definition = self.definition(request.experiment_id)
+                arms = {a.id for a in draft.definition.arms}
+                if request.variants is not None and set(request.variants) != arms:
+                    raise InvalidInputError(
+                        f"variants {sorted(request.variants)} differ from the arms of "
+                        f"experiment {request.experiment_id!r}: {sorted(arms)}",
+                        field="variants",
+                    )
+            drafts.append(draft)
+        return drafts
+
+    def _eligibility(self, draft: _Draft) -> None:
+        stored = self.store.recipient_state(draft.request.recipient_id, now=draft.now)
+        f = draft.features
+        # History imported into the event log reaches the decision through the features.
+        state = RecipientState(
+            unsubscribed=stored.unsubscribed or bool(f.get("is_unsubscribed")),
+            complained=stored.complained or bool(f.get("has_complained")),
+            hard_bounced=stored.hard_bounced or bool(f.get("has_bounced")),
+            send_times=stored.send_times,
+            engagement_times=stored.engagement_times,
+        )
+        result = evaluate(
+            self.eligibility,
+            state,
+            recipient_id=draft.request.recipient_id,
+            now=draft.now,
+            experiment_id=draft.request.experiment_id,
+            experiment_holdout_pct=draft.definition.holdout_pct if draft.definition else 0.0,
+        )
+        draft.action = result.action
+        draft.reasons.extend(result.reasons)
+
+    def _variant(self, draft: _Draft) -> None:
+        if draft.definition is not None:
+            choice = self.policy.choose(
+                draft.definition,
+                draft.request.recipient_id,
+                tier=engagement_tier(draft.features),
+                today=draft.now.date(),
+                rng=self.rng,
+            )
+            draft.variant_id, draft.variant_propensity = choice.variant_id, choice.propensity
+            draft.policy, draft.segment = choice.policy, choice.segment
+        elif draft.request.variants:
+            # No experiment: the first variant, deterministically (propensity 1).
+            draft.variant_id, draft.variant_propensity = draft.request.variants[0], 1.0
+            draft.policy = "fixed"
+
+    def _send_times(self, drafts: Sequence[_Draft]) -> None:
+        d = self.settings.decisions
+        loaded = self.models.models.get(ModelKind.SEND_TIME)
+        candidates: list[Candidates] = []
+        for draft in drafts:
+            window = draft.request.send_window
+            start = window.start if window else draft.now
+            end = window.end if window else draft.now + timedelta(hours=d.default_window_hours)
+            candidates.append(
+                candidate_hours(start, end, draft.timezone, d.quiet_start_hour, d.quiet_end_hour)
+            )
+        scores: list[FloatArray | None]
+        if loaded is not None and drafts:
+            scores = _score_hours(loaded.model, drafts, candidates)
+        else:
+            scores = [
+                _profile_scores(dr.features, c) for dr, c in zip(drafts, candidates, strict=True)
+            ]
+            for draft in drafts:
+                draft.reasons.append("model_unavailable:send-time")
+        for draft, cand, hour_scores in zip(drafts, candidates, scores, strict=True):
+            result = choose(
+                cand,
+                hour_scores,
+                exploration=d.send_time_exploration,
+                rng=self.rng,
+            )
+            if result is None:
+                draft.action = Action.SUPPRESS
+                draft.reasons.append("send_window_has_no_whole_hour")
+                continue
+            draft.send_at, draft.send_time_propensity = result.send_at, result.propensity
+            draft.reasons.extend(result.reasons)
+            if loaded is not None:
+                draft.scores["p_open"] = result.score
+
+    def _scores(self, drafts: Sequence[_Draft]) -> None:
+        live = [d for d in drafts if d.send_at is not None]
+        if not live:
+            return
+        for kind, key in ((ModelKind.ENGAGEMENT, "p_click"), (ModelKind.PROPENSITY, "p_convert")):
+            loaded = self.models.models.get(kind)
+            if loaded is None:
+                for draft in live:
+                    draft.reasons.append(f"model_unavailable:{kind.value}")
+                continue
+            columns = _columns([d.features for d in live])
+            local = [_local(d) for d in live]
+            columns["local_hour"] = np.array([h for h, _ in local], dtype=float)
+            columns["local_weekday"] = np.array([w for _, w in local], dtype=float)
+            columns["variant_id"] = [d.variant_id for d in live]
+            probs = loaded.model.predict(columns, len(live))
+            for draft, p in zip(live, probs, strict=True):
+                draft.scores[key] = float(p)
+
+    def _store(self, draft: _Draft) -> DecisionResponse:
+        versions = self.models.versions
+        scores = Scores(**{k: v for k, v in draft.scores.items() if v is not None})
+        record = DecisionRecord(
+            decision_id=draft.decision_id,
+            recipient_id=draft.request.recipient_id,
+            campaign_id=draft.request.campaign_id,
+            experiment_id=draft.request.experiment_id,
+            decided_at=draft.now,
+            action=draft.action,
+            reasons=tuple(draft.reasons),
+            variant_id=draft.variant_id if draft.action is Action.SEND else None,
+            variant_propensity=draft.variant_propensity if draft.action is Action.SEND else None,
+            send_at=draft.send_at,
+            send_time_propensity=draft.send_time_propensity,
+            scores=scores.model_dump(exclude_none=True),
+            model_versions=versions,
+            segment=draft.segment,
+            policy=draft.policy,
+        )
+        self.store.record_decision(record, features=_jsonable(draft.features))
+        return DecisionResponse(
+            decision_id=record.decision_id,
+            recipient_id=record.recipient_id,
+            action=record.action,
+            reasons=list(record.reasons),
+            variant_id=record.variant_id,
+            variant_propensity=record.variant_propensity,
+            send_at=record.send_at,
+            send_time_propensity=record.send_time_propensity,
+            scores=scores,
+            model_versions=versions,
+        )
+
+
+def _all_features() -> tuple[str, ...]:
+    from features.online import VIEW_OF_FEATURE
+
+    return tuple(VIEW_OF_FEATURE)
+
+
+def _columns(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    names = rows[0].keys() if rows else ()
+    out: dict[str, Any] = {}
+    for name in names:
+        values = [r.get(name) for r in rows]
+        out[name] = values if name == "timezone" else np.array(values, dtype=float)
+    return out
+
+
+def _local(draft: _Draft) -> tuple[int, int]:
+    from serving.scoring.send_time import zone
+
+    assert draft.send_at is not None
+    local = draft.send_at.astimezone(zone(draft.timezone))
+    return local.hour, local.weekday()
+
+
+def _score_hours(
+    model: Any, drafts: Sequence[_Draft], candidates: Sequence[Candidates]
+) -> list[FloatArray | None]:
+    """Every candidate hour of every draft in one model call (hours × recipients rows)."""
+    sizes = [len(c.utc) for c in candidates]
+    total = sum(sizes)
+    if total == 0:
+        return [None for _ in drafts]
+    rows: list[Mapping[str, Any]] = []
+    for draft, n in zip(drafts, sizes, strict=True):
+        rows.extend([draft.features] * n)
+    columns = _columns(rows)
+    hours = np.concatenate([c.local_hour for c in candidates]).astype(int)
+    days = np.concatenate([c.local_weekday for c in candidates]).astype(int)
+    columns["local_hour"] = hours.astype(float)
+    columns["local_weekday"] = days.astype(float)
+    profile_h = np.array([[r.get(h, 1 / 24) for h in _HOURS] for r in rows], dtype=float)
+    profile_d = np.array([[r.get(d, 1 / 7) for d in _DAYS] for r in rows], dtype=float)
+    idx = np.arange(total)
+    columns["hour_affinity"] = profile_h[idx, hours]
+    columns["weekday_affinity"] = profile_d[idx, days]
+    probs = model.predict(columns, total)
+    out: list[FloatArray | None] = []
+    start = 0
+    for n in sizes:
+        out.append(probs[start : start + n] if n else None)
+        start += n
+    return out
+
+
+def _profile_scores(features: Mapping[str, Any], cand: Candidates) -> FloatArray | None:
+    """Without a send-time model: the recipient's smoothed open-time profile ranks hours."""
+    if not len(cand.utc):
+        return None
+    hours = np.array([float(features.get(h, 1 / 24) or 0) for h in _HOURS])
+    days = np.array([float(features.get(d, 1 / 7) or 0) for d in _DAYS])
+    scores = hours[cand.local_hour] * days[cand.local_weekday]
+    return None if np.allclose(scores, scores[0]) else scores
+
+
+def _jsonable(features: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in features.items()}

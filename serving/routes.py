@@ -1,0 +1,124 @@
+"""Decision and experiment endpoints (the app factory in ``serving.app`` mounts them)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Request, status
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, Field
+
+from inboxlab.errors import NotFoundError
+from inboxlab.experiment import ExperimentDefinition
+from serving.auth import require_scope
+from serving.decide import DecisionEngine
+from serving.keys import ApiKey, KeyRing
+from serving.schemas import MAX_BATCH, DecisionRequest, DecisionResponse
+from serving.store.units import experiment_units
+
+__all__ = ["BATCH_CHUNK", "ReportRenderer", "router"]
+
+#: Decisions scored together in one pass of each model while streaming a batch.
+BATCH_CHUNK = 2_000
+
+#: ``(definition, units table, "html" | "json") -> str | dict``: supplied by the composition
+#: root, because ``serving`` does not depend on ``experiments``.
+ReportRenderer = Callable[[ExperimentDefinition, Any, str], Any]
+
+
+def _engine(request: Request) -> DecisionEngine:
+    engine: DecisionEngine = request.state.resources.engine
+    return engine
+
+
+def _keys(request: Request) -> KeyRing:
+    keys: KeyRing = request.state.resources.keys
+    return keys
+
+
+Engine = Annotated[DecisionEngine, Depends(_engine)]
+DecideKey = Annotated[ApiKey, Depends(require_scope("decide", _keys))]
+AdminKey = Annotated[ApiKey, Depends(require_scope("admin", _keys))]
+AnyKey = Annotated[ApiKey, Depends(require_scope(None, _keys))]
+
+router = APIRouter()
+
+
+class BatchRequest(BaseModel):
+    """``POST /v1/decisions/batch``: a whole audience."""
+
+    decisions: list[DecisionRequest] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class ExperimentCreated(BaseModel):
+    """The answer to ``POST /v1/experiments``."""
+
+    id: str
+    created_at: str
+
+
+@router.post("/v1/decisions", tags=["decisions"])
+def post_decision(request: DecisionRequest, engine: Engine, _key: DecideKey) -> DecisionResponse:
+    """Send now or not, which variant, at what time — with the propensity of each choice."""
+    return engine.decide(request)
+
+
+@router.post(
+    "/v1/decisions/batch",
+    tags=["decisions"],
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/x-ndjson": {}}}},
+)
+def post_decisions_batch(
+    body: Annotated[BatchRequest, Body()], engine: Engine, _key: DecideKey
+) -> StreamingResponse:
+    """Decisions for a whole audience, streamed as NDJSON (one decision per line, in order)."""
+
+    def lines() -> Iterator[bytes]:
+        requests = body.decisions
+        for start in range(0, len(requests), BATCH_CHUNK):
+            chunk = engine.decide_many(requests[start : start + BATCH_CHUNK])
+            yield b"".join(d.model_dump_json().encode() + b"\n" for d in chunk)
+
+    return StreamingResponse(lines(), media_type="application/x-ndjson")
+
+
+@router.post("/v1/experiments", tags=["experiments"], status_code=status.HTTP_201_CREATED)
+def post_experiment(
+    definition: ExperimentDefinition, engine: Engine, _key: AdminKey
+) -> ExperimentCreated:
+    """Define an A/B test or a bandit (immutable once created)."""
+    created = engine.experiments.create(definition)
+    return ExperimentCreated(id=definition.id, created_at=created.isoformat())
+
+
+@router.get("/v1/experiments", tags=["experiments"])
+def list_experiments(engine: Engine, _key: AnyKey) -> list[ExperimentDefinition]:
+    """Every experiment definition."""
+    return engine.experiments.all()
+
+
+@router.get("/v1/experiments/{experiment_id}", tags=["experiments"])
+def get_experiment(experiment_id: str, engine: Engine, _key: AnyKey) -> ExperimentDefinition:
+    """One experiment definition."""
+    return engine.definition(experiment_id)
+
+
+@router.get(
+    "/v1/experiments/{experiment_id}/report",
+    tags=["experiments"],
+    responses={200: {"content": {"text/html": {}, "application/json": {}}}},
+)
+def get_report(experiment_id: str, request: Request, engine: Engine, _key: AnyKey) -> Response:
+    """The Bayesian report: HTML for browsers, JSON for ``Accept: application/json``."""
+    renderer: ReportRenderer | None = request.state.resources.report_renderer
+    if renderer is None:
+        raise NotFoundError("reports are not available in this deployment")
+    definition = engine.definition(experiment_id)
+    units = experiment_units(engine.store.engine, experiment_id)
+    wants_json = "application/json" in request.headers.get("accept", "")
+    if wants_json:
+        return JSONResponse(json.loads(json.dumps(renderer(definition, units, "json"))))
+    return HTMLResponse(renderer(definition, units, "html"))

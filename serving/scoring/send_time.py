@@ -1,0 +1,127 @@
+"""Send-time choice: score every whole hour of the window in local time, pick the best.
+
+Hours inside the recipient's quiet hours are skipped. With probability ``exploration`` a
+uniformly random allowed hour is sent instead of the best one, so that the next model sees
+hours the current one would never choose; the probability of the hour actually chosen is
+returned as ``send_time_propensity``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["Candidates", "SendTimeChoice", "candidate_hours", "choose", "is_quiet", "zone"]
+
+FloatArray = NDArray[np.float64]
+
+
+@lru_cache(maxsize=512)
+def zone(name: str | None) -> ZoneInfo:
+    """The IANA zone ``name``, UTC when unknown or empty."""
+    try:
+        return ZoneInfo(name) if name else ZoneInfo("UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def is_quiet(local_hour: int, quiet_start: int, quiet_end: int) -> bool:
+    """Whether ``local_hour`` falls in quiet hours ``[quiet_start, quiet_end)`` (may wrap).
+
+    >>> [is_quiet(h, 21, 8) for h in (20, 21, 3, 8)]
+    [False, True, True, False]
+    >>> is_quiet(10, 0, 0)  # start == end: no quiet hours
+    False
+    """
+    if quiet_start == quiet_end:
+        return False
+    if quiet_start < quiet_end:
+        return quiet_start <= local_hour < quiet_end
+    return local_hour >= quiet_start or local_hour < quiet_end
+
+
+@dataclass(frozen=True, slots=True)
+class Candidates:
+    """Whole hours of a send window, in UTC and in the recipient's local time."""
+
+    utc: tuple[datetime, ...]
+    local_hour: NDArray[np.int64]
+    local_weekday: NDArray[np.int64]
+    allowed: NDArray[np.bool_]
+
+
+def candidate_hours(
+    start: datetime, end: datetime, timezone: str | None, quiet_start: int, quiet_end: int
+) -> Candidates:
+    """Every whole UTC hour ``t`` with ``start <= t < end`` (the first rounded up)."""
+    first = start.replace(minute=0, second=0, microsecond=0)
+    if first < start:
+        first += timedelta(hours=1)
+    hours: list[datetime] = []
+    t = first
+    while t < end:
+        hours.append(t)
+        t += timedelta(hours=1)
+    tz = zone(timezone)
+    local = [h.astimezone(tz) for h in hours]
+    local_hour = np.array([x.hour for x in local], dtype=np.int64)
+    local_weekday = np.array([x.weekday() for x in local], dtype=np.int64)
+    allowed = np.array([not is_quiet(int(h), quiet_start, quiet_end) for h in local_hour])
+    return Candidates(tuple(hours), local_hour, local_weekday, allowed.astype(bool))
+
+
+@dataclass(frozen=True, slots=True)
+class SendTimeChoice:
+    """The hour chosen, its probability of being chosen and why."""
+
+    send_at: datetime
+    propensity: float
+    score: float | None
+    explored: bool
+    reasons: tuple[str, ...]
+
+
+def choose(
+    candidates: Candidates,
+    scores: FloatArray | None,
+    *,
+    exploration: float,
+    rng: np.random.Generator,
+) -> SendTimeChoice | None:
+    """The best allowed hour by ``scores`` (or the first allowed one without scores).
+
+    Returns ``None`` for an empty window. When every hour is quiet, the best hour of the whole
+    window is used and the reason ``quiet_hours_unavoidable`` says so.
+    """
+    n = len(candidates.utc)
+    if n == 0:
+        return None
+    reasons: list[str] = []
+    allowed = candidates.allowed
+    if not allowed.any():
+        allowed = np.ones(n, dtype=bool)
+        reasons.append("quiet_hours_unavoidable")
+    options = np.flatnonzero(allowed)
+    if scores is None:
+        best = int(options[0])
+        reasons.append("send_time_unscored")
+    else:
+        best = int(options[np.argmax(scores[options])])
+    k = options.size
+    explore = exploration > 0 and k > 1 and rng.random() < exploration
+    chosen = int(options[rng.integers(k)]) if explore else best
+    # P(chosen) = P(no exploration) * [chosen is best] + P(exploration) / k
+    eps = exploration if k > 1 else 0.0
+    propensity = (1 - eps) * (chosen == best) + eps / k
+    return SendTimeChoice(
+        send_at=candidates.utc[chosen],
+        propensity=float(propensity),
+        score=None if scores is None else float(scores[chosen]),
+        explored=explore,
+        reasons=tuple(reasons),
+    )

@@ -1,0 +1,62 @@
+"""Unit-level export of an experiment: one row per sent decision with what followed it.
+
+This is the table format the reports read (``experiments.source``): ``arm``, metric columns
+named after the metrics (``open`` counts human opens only), the logged propensity ``pscore``,
+``timestamp`` and the segment column ``engagement_tier``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Engine, and_, case, func, select
+
+from inboxlab.records import Action
+from serving.store.schema import decisions, outcomes
+
+__all__ = ["experiment_units"]
+
+
+def _flag(kind: str) -> Any:
+    return func.max(case((outcomes.c.dedup_kind == kind, 1), else_=0)).label(kind)
+
+
+def experiment_units(engine: Engine, experiment_id: str) -> pd.DataFrame:
+    """Every sent decision of ``experiment_id`` with its outcomes, as a unit table."""
+    revenue = func.coalesce(
+        func.sum(case((outcomes.c.kind == "convert", outcomes.c.value), else_=0.0)), 0.0
+    ).label("revenue")
+    query = (
+        select(
+            decisions.c.decision_id,
+            decisions.c.recipient_id,
+            decisions.c.variant_id.label("arm"),
+            decisions.c.variant_propensity.label("pscore"),
+            decisions.c.decided_at.label("timestamp"),
+            func.coalesce(decisions.c.segment, "all").label("engagement_tier"),
+            _flag("open"),
+            _flag("click"),
+            _flag("convert"),
+            revenue,
+            _flag("unsubscribe"),
+            _flag("complaint"),
+            _flag("bounce"),
+        )
+        .select_from(
+            decisions.outerjoin(outcomes, and_(outcomes.c.decision_id == decisions.c.decision_id))
+        )
+        .where(
+            decisions.c.experiment_id == experiment_id,
+            decisions.c.action == Action.SEND.value,
+            decisions.c.variant_id.is_not(None),
+        )
+        .group_by(decisions.c.decision_id)
+    )
+    with engine.connect() as conn:
+        frame = pd.DataFrame(conn.execute(query).mappings().all())
+    if frame.empty:
+        columns = [c.name for c in query.selected_columns]
+        return pd.DataFrame(columns=columns)
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
+    return frame
