@@ -126,7 +126,16 @@ FROM labelled_events
 GROUP BY recipient_id, day_num"""
 
 
-_LAST = {"send": "sends", "open": "opens", "click": "clicks", "conversion": "conversions"}
+_LAST = {
+    "send": "sends",
+    "open": "opens",
+    "click": "clicks",
+    "conversion": "conversions",
+    "bounce": "bounces",
+    "delivery": "deliveries",
+}
+#: The "days since" columns that are features; the others only derive ``has_bounced``.
+_SINCE_FEATURES = ("send", "open", "click", "conversion")
 _TOTALS = ("conversions", "revenue", "unsubscribes", "complaints", "bounces")
 
 
@@ -263,7 +272,9 @@ def _engagement() -> str:
     cols += [f"CAST(s.revenue_{w}d AS DOUBLE) AS revenue_{w}d" for w in WINDOWS]
     names = {"opens": "open_rate", "clicks": "click_rate", "conversions": "conversion_rate"}
     cols += [f"{_rate(num, w)} AS {name}_{w}d" for w in (30, 90) for num, name in names.items()]
-    cols += [f"CAST(s.days_since_last_{n} AS BIGINT) AS days_since_last_{n}" for n in _LAST]
+    cols += [
+        f"CAST(s.days_since_last_{n} AS BIGINT) AS days_since_last_{n}" for n in _SINCE_FEATURES
+    ]
     all_opens = "(s.opens_90d + s.machine_opens_90d)"
     cols += [
         "s.engagement_score AS engagement_score",
@@ -271,7 +282,10 @@ def _engagement() -> str:
         "CAST(s.sends_1d AS BIGINT) AS sends_1d",
         "CASE WHEN s.total_unsubscribes > 0 THEN 1 ELSE 0 END AS is_unsubscribed",
         "CASE WHEN s.total_complaints > 0 THEN 1 ELSE 0 END AS has_complained",
-        "CASE WHEN s.total_bounces > 0 THEN 1 ELSE 0 END AS has_bounced",
+        # A hard bounce: the last bounce came after the last delivery. A soft bounce is
+        # followed by a delivery (a retry or the next campaign) and clears (day resolution).
+        "CASE WHEN s.total_bounces > 0 AND s.days_since_last_bounce < s.days_since_last_delivery"
+        " THEN 1 ELSE 0 END AS has_bounced",
         f"CASE WHEN {all_opens} > 0 THEN s.machine_opens_90d / {all_opens} ELSE 0.0 END"
         " AS machine_open_share_90d",
         "CAST(s.total_conversions AS BIGINT) AS conversions_total",

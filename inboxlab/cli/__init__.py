@@ -10,7 +10,16 @@ import logging
 
 import typer
 
-from inboxlab.cli import demo, events, experiments, features, keys, models, simulation
+from inboxlab.cli import (
+    demo,
+    events,
+    experiments,
+    features,
+    keys,
+    models,
+    serve,
+    simulation,
+)
 
 __all__ = ["app", "main"]
 
@@ -25,7 +34,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for _module in (simulation, events, features, models, keys, experiments, demo):
+for _module in (simulation, events, features, models, keys, experiments, serve, demo):
     _module.register(app)
 
 

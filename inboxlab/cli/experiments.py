@@ -17,7 +17,9 @@ from rich.console import Console
 from rich.markdown import Markdown
 from rich.table import Table
 
-from inboxlab.errors import InvalidInputError, NotFoundError
+from inboxlab.errors import ConflictError, InvalidInputError, NotFoundError
+from inboxlab.experiment import ExperimentDefinition, load_definition
+from inboxlab.settings import get_settings
 
 __all__ = ["ReportFormat", "register"]
 
@@ -61,19 +63,18 @@ def report(
 ) -> None:
     """Bayesian report of an experiment: lift, chance to win, guardrails, SRM, segments."""
     console, err = Console(), Console(stderr=True, soft_wrap=True)
+    from experiments import analyze_file, to_dict, to_html, to_markdown
+
+    stored: ExperimentDefinition | None = None
     if data is None:
         if experiment_id is None:
             raise _fail(err, "give an EXPERIMENT_ID or --data FILE --control ARM")
-        raise _fail(
-            err,
-            f"cannot report experiment {experiment_id!r}: the decision store is not available "
-            "in this version; export the units and run "
-            "`inboxlab report --data FILE --control ARM`",
-        )
-    from experiments import analyze_file, load_definition, to_dict, to_html, to_markdown
-
+        try:
+            stored, data = export_units(experiment_id)
+        except NotFoundError as exc:
+            raise _fail(err, str(exc)) from None
     try:
-        spec = load_definition(definition) if definition else None
+        spec = load_definition(definition) if definition else stored
         with err.status(f"Analysing {data} …"):
             result = analyze_file(
                 data,
@@ -99,6 +100,86 @@ def report(
         console.print(Markdown(text))
     else:
         typer.echo(text)
+
+
+def export_units(experiment_id: str) -> tuple[ExperimentDefinition, Path]:
+    """The stored definition and a Parquet export of its units from the decision store."""
+    from serving.store import DecisionStore
+    from serving.store.experiments import ExperimentStore
+    from serving.store.units import experiment_units
+
+    settings = get_settings()
+    store = DecisionStore(settings.decision_store_url)
+    try:
+        store.create_schema()
+        found = ExperimentStore(store.engine).get(experiment_id)
+        if found is None:
+            raise NotFoundError(
+                f"experiment {experiment_id!r} does not exist in {settings.decision_store_url}"
+            )
+        units = experiment_units(store.engine, experiment_id)
+    finally:
+        store.close()
+    path = settings.reports_dir / "units" / f"{experiment_id}.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    units.to_parquet(path, index=False)
+    return found, path
+
+
+experiments_app = typer.Typer(help="Experiment definitions: create from YAML, list.")
+
+
+@experiments_app.command("create")
+def create(
+    file: Annotated[Path, typer.Argument(help="Experiment definition (YAML).")],
+) -> None:
+    """Validate a definition and store it; the API then decides with it."""
+    from serving.store import DecisionStore
+    from serving.store.experiments import ExperimentStore
+
+    err = Console(stderr=True, soft_wrap=True)
+    settings = get_settings()
+    store = DecisionStore(settings.decision_store_url)
+    try:
+        store.create_schema()
+        spec = load_definition(file)
+        ExperimentStore(store.engine).create(spec)
+    except (InvalidInputError, ConflictError) as exc:
+        raise _fail(err, str(exc)) from None
+    finally:
+        store.close()
+    Console().print(
+        f"created {spec.type} experiment [bold]{spec.id}[/] with arms "
+        f"{', '.join(a.id for a in spec.arms)} (control {spec.control})"
+    )
+
+
+@experiments_app.command("list")
+def list_experiments() -> None:
+    """Every stored experiment."""
+    from serving.store import DecisionStore
+    from serving.store.experiments import ExperimentStore
+
+    settings = get_settings()
+    store = DecisionStore(settings.decision_store_url)
+    try:
+        store.create_schema()
+        found = ExperimentStore(store.engine).all()
+    finally:
+        store.close()
+    table = Table(title="experiments")
+    for col in ("id", "type", "arms", "control", "primary metric", "holdout %"):
+        table.add_column(col)
+    for spec in found:
+        table.add_row(
+            spec.id,
+            spec.type,
+            ", ".join(a.id for a in spec.arms),
+            spec.control,
+            spec.primary_metric,
+            f"{spec.holdout_pct:g}",
+        )
+    Console().print(table)
 
 
 def ope(
@@ -155,6 +236,7 @@ def ope(
 
 
 def register(app: typer.Typer) -> None:
-    """Add the ``report`` and ``ope`` commands to the ``inboxlab`` application."""
+    """Add ``experiments``, ``report`` and ``ope`` to the ``inboxlab`` application."""
+    app.add_typer(experiments_app, name="experiments")
     app.command("report")(report)
     app.command("ope")(ope)

@@ -39,6 +39,8 @@ class CompiledModel:
         self.categorical: tuple[str, ...] = ()
         self.numeric: tuple[str, ...] = ()
         for name, transformer, columns in prepare.transformers_:
+            if len(columns) == 0:  # an empty part is left unfitted by the ColumnTransformer
+                continue
             if name == "categorical":
                 self.categorical = tuple(columns)
                 for col, cats in zip(columns, transformer.categories_, strict=True):

@@ -150,6 +150,29 @@ def test_fatigue_consent_and_local_profile(settings: Settings) -> None:
     assert max(range(7), key=lambda d: a[f"open_dow_{d}"]) == 0
 
 
+def test_only_a_bounce_after_the_last_delivery_counts_as_hard(settings: Settings) -> None:
+    rows = [
+        # soft: bounced, then delivered the next day
+        event("soft", "deliver", START + timedelta(hours=1)),
+        event("soft", "bounce", START + timedelta(days=1, hours=1)),
+        event("soft", "deliver", START + timedelta(days=2, hours=1)),
+        # hard: delivered once, then bounced and never delivered again
+        event("hard", "deliver", START + timedelta(hours=1)),
+        event("hard", "bounce", START + timedelta(days=1, hours=1)),
+        event("hard", "send", START + timedelta(days=2, hours=1)),
+        # never delivered at all
+        event("bad", "bounce", START + timedelta(hours=1)),
+    ]
+    write_events(settings, rows)
+    build_features(settings, until=date(2026, 3, 4))
+    eng = read_table(settings, "engagement").set_index(["recipient_id", "event_timestamp"])
+    snap = pd.Timestamp(START + timedelta(days=3))
+    assert eng.loc[("soft", snap), "has_bounced"] == 0
+    assert eng.loc[("hard", snap), "has_bounced"] == 1
+    assert eng.loc[("bad", snap), "has_bounced"] == 1
+    assert eng.loc[("soft", pd.Timestamp(START + timedelta(days=2))), "has_bounced"] == 1
+
+
 def test_missing_event_log_is_a_clear_error(settings: Settings) -> None:
     with pytest.raises(NotFoundError, match="inboxlab simulate"):
         build_features(settings)

@@ -5,8 +5,8 @@ from typing import Any
 
 import pytest
 
-from inboxlab.experiment import load_definition, parse_definition
 from inboxlab.errors import InvalidInputError
+from inboxlab.experiment import load_definition, parse_definition
 
 VALID: dict[str, Any] = {
     "id": "subject-2026-03",

@@ -1,0 +1,60 @@
+"""``inboxlab serve``: the decision API on uvicorn, with experiment reports wired in."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from inboxlab.settings import get_settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from inboxlab.experiment import ExperimentDefinition
+
+__all__ = ["build_app", "register", "render_report"]
+
+
+def render_report(definition: ExperimentDefinition, units: Any, fmt: str) -> Any:
+    """Analyse a unit table with the ``experiments`` package; HTML text or a JSON dict."""
+    from experiments import analyze_file, to_dict, to_html
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "units.parquet"
+        units.to_parquet(path, index=False)
+        result = analyze_file(path, definition=definition, experiment_id=definition.id)
+    return to_html(result) if fmt == "html" else to_dict(result)
+
+
+def build_app() -> FastAPI:
+    """The app for the current settings (uvicorn's factory)."""
+    from serving.app import create_app
+
+    return create_app(get_settings(), report_renderer=render_report)
+
+
+def serve_command(
+    host: str = typer.Option(None, "--host", help="Default: INBOXLAB_API__HOST (127.0.0.1)."),
+    port: int = typer.Option(None, "--port", help="Default: INBOXLAB_API__PORT (8000)."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Worker processes."),
+) -> None:
+    """Serve the decision API (OpenAPI docs at /docs)."""
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run(
+        "inboxlab.cli.serve:build_app",
+        factory=True,
+        host=host or settings.api.host,
+        port=port or settings.api.port,
+        workers=workers,
+        log_level="info",
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``serve`` to ``app``."""
+    app.command("serve")(serve_command)

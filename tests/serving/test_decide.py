@@ -1,0 +1,214 @@
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pytest
+
+from features.online import InMemoryFeatureClient
+from inboxlab.experiment import parse_definition
+from inboxlab.records import Action
+from inboxlab.settings import DecisionSettings, Settings
+from serving.decide import DecisionEngine
+from serving.schemas import DecisionRequest
+from serving.scoring.models import ModelSet
+from serving.store import DecisionStore
+from serving.store.experiments import ExperimentStore
+from tests.serving.models import planted_models
+
+NOW = datetime(2026, 3, 2, 0, 30, tzinfo=UTC)  # a Monday
+
+
+class BrokenFeatures:
+    features: tuple[str, ...] = ()
+
+    def get(self, recipient_id: str) -> dict[str, Any]:
+        raise OSError("online store down")
+
+    def get_many(self, recipient_ids: Any) -> dict[str, Any]:
+        raise OSError("online store down")
+
+
+@pytest.fixture(scope="module")
+def models() -> ModelSet:
+    return planted_models(Settings())
+
+
+@pytest.fixture
+def store(settings: Settings) -> Iterator[DecisionStore]:
+    s = DecisionStore(settings.decision_store_url)
+    s.create_schema()
+    yield s
+    s.close()
+
+
+def make_engine(
+    settings: Settings,
+    store: DecisionStore,
+    models: ModelSet,
+    *,
+    features: Any = None,
+    **decisions: Any,
+) -> DecisionEngine:
+    s = settings.model_copy(
+        update={"decisions": DecisionSettings(**{"send_time_exploration": 0.0, **decisions})}
+    )
+    rows = {
+        "r-tokyo": {"timezone": "Asia/Tokyo", "opens_90d": 5, "open_rate_30d": 0.4},
+        "r-gone": {"is_unsubscribed": 1},
+    }
+    client = InMemoryFeatureClient(rows) if features is None else features
+    return DecisionEngine(
+        s, store, ExperimentStore(store.engine), client, models, np.random.default_rng(1)
+    )
+
+
+def request(**kw: Any) -> DecisionRequest:
+    return DecisionRequest.model_validate(
+        {"recipient_id": "r-tokyo", "campaign_id": "c1", "now": NOW.isoformat(), **kw}
+    )
+
+
+def test_send_time_is_the_hour_the_model_prefers_in_local_time(
+    settings: Settings, store: DecisionStore, models: ModelSet
+) -> None:
+    out = make_engine(settings, store, models).decide(request())
+    assert out.action is Action.SEND
+    assert out.send_at is not None
+    assert out.send_at.astimezone(ZoneInfo("Asia/Tokyo")).hour == 10
+    assert out.send_time_propensity == 1.0
+    assert out.scores.p_open is not None and out.scores.p_click is not None
+    assert out.scores.p_convert is not None
+    assert set(out.model_versions) == {
+        "inboxlab-engagement",
+        "inboxlab-send-time",
+        "inboxlab-propensity",
+    }
+    stored = store.get_decision(out.decision_id)
+    assert stored is not None and stored.send_at == out.send_at
+
+
+def test_quiet_hours_are_never_chosen(
+    settings: Settings, store: DecisionStore, models: ModelSet
+) -> None:
+    # the model's favourite local hour (10) is inside these quiet hours
+    engine = make_engine(settings, store, models, quiet_start_hour=9, quiet_end_hour=12)
+    out = engine.decide(request())
+    assert out.send_at is not None
+    assert not 9 <= out.send_at.astimezone(ZoneInfo("Asia/Tokyo")).hour < 12
+
+
+def test_exploration_propensities_match_how_often_hours_are_chosen(
+    settings: Settings, store: DecisionStore, models: ModelSet
+) -> None:
+    engine = make_engine(settings, store, models, send_time_exploration=0.5)
+    outs = engine.decide_many([request() for _ in range(600)])
+    best = Counter(o.send_at for o in outs).most_common(1)[0][0]
+    share = sum(o.send_at == best for o in outs) / len(outs)
+    p_best = next(o.send_time_propensity for o in outs if o.send_at == best)
+    assert p_best == pytest.approx(share, abs=0.06)
+    assert all(o.send_time_propensity is not None and o.send_time_propensity > 0 for o in outs)
+
+
+def test_unsubscribed_recipient_is_suppressed_with_the_reason(
+    settings: Settings, store: DecisionStore, models: ModelSet
+) -> None:
+    out = make_engine(settings, store, models).decide(request(recipient_id="r-gone"))
+    assert out.action is Action.SUPPRESS
+    assert "unsubscribed" in out.reasons
+    assert out.variant_id is None and out.send_at is None
+
+
+def test_bandit_logs_the_probability_of_the_arm_it_drew(
+    settings: Settings, store: DecisionStore, models: ModelSet
+) -> None:
+    engine = make_engine(settings, store, models)
+    definition = parse_definition(
+        {
+            "id": "bandit-1",
+            "type": "bandit",
+            "arms": [{"id": "v0", "control": True}, {"id": "v1"}, {"id": "v2"}],
+        }
+    )
+    engine.experiments.create(definition)
+    outs = engine.decide_many([request(experiment_id="bandit-1") for _ in range(300)])
+    assert {o.variant_id for o in outs} == {"v0", "v1", "v2"}
+    for o in outs:
+        # no data yet: every arm is equally likely to be best
+        assert o.variant_propensity == pytest.approx(1 / 3, abs=0.03)
+
+
+def test_ab_split_logs_its_weight(
+    settings: Settings, store: DecisionStore, models: ModelSet
+) -> None:
+    engine = make_engine(settings, store, models)
+    engine.experiments.create(
+        parse_definition(
+            {
+                "id": "ab-1",
+                "type": "ab",
+                "arms": [{"id": "a", "control": True, "weight": 3}, {"id": "b", "weight": 1}],
+            }
+        )
+    )
+    out = engine.decide(request(experiment_id="ab-1"))
+    assert out.variant_propensity == {"a": 0.75, "b": 0.25}[out.variant_id or ""]
+
+
+def test_variants_that_differ_from_the_experiment_are_refused(
+    settings: Settings, store: DecisionStore, models: ModelSet
+) -> None:
+    from inboxlab.errors import InvalidInputError, NotFoundError
+
+    engine = make_engine(settings, store, models)
+    with pytest.raises(NotFoundError, match="nope"):
+        engine.decide(request(experiment_id="nope"))
+    engine.experiments.create(
+        parse_definition(
+            {"id": "ab-2", "type": "ab", "arms": [{"id": "a", "control": True}, {"id": "b"}]}
+        )
+    )
+    with pytest.raises(InvalidInputError, match="variants"):
+        engine.decide(request(experiment_id="ab-2", variants=["a", "z"]))
+
+
+def test_without_models_or_features_the_decision_still_comes_with_reasons(
+    settings: Settings, store: DecisionStore
+) -> None:
+    engine = make_engine(settings, store, ModelSet(settings), features=BrokenFeatures())
+    out = engine.decide(
+        request(
+            send_window={
+                "start": (NOW + timedelta(hours=2)).isoformat(),
+                "end": (NOW + timedelta(hours=30)).isoformat(),
+            },
+            context={"timezone": "Europe/Berlin"},
+        )
+    )
+    assert out.action is Action.SEND
+    assert "features_unavailable" in out.reasons
+    assert {"model_unavailable:send-time", "model_unavailable:engagement"} <= set(out.reasons)
+    assert out.scores.p_open is None and out.scores.p_click is None
+    assert out.send_at is not None
+    local = out.send_at.astimezone(ZoneInfo("Europe/Berlin"))
+    assert 8 <= local.hour < 21  # the first hour outside quiet hours
+
+
+def test_a_window_without_a_whole_hour_is_suppressed(
+    settings: Settings, store: DecisionStore, models: ModelSet
+) -> None:
+    start = NOW + timedelta(minutes=5)
+    out = make_engine(settings, store, models).decide(
+        request(
+            send_window={
+                "start": start.isoformat(),
+                "end": (start + timedelta(minutes=20)).isoformat(),
+            }
+        )
+    )
+    assert out.action is Action.SUPPRESS
+    assert "send_window_has_no_whole_hour" in out.reasons

@@ -1,0 +1,152 @@
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+
+from features.online import InMemoryFeatureClient
+from inboxlab.cli.serve import render_report
+from inboxlab.settings import Settings
+from serving.app import create_app
+from tests.serving.models import planted_models
+
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
+    from fastapi.testclient import TestClient
+
+NOW = datetime(2026, 3, 2, 0, 30, tzinfo=UTC).isoformat()
+EXPERIMENT = {
+    "id": "subject-test",
+    "type": "bandit",
+    "arms": [{"id": "v0", "control": True}, {"id": "v1"}],
+    "primary_metric": "click",
+}
+
+
+@pytest.fixture(scope="module")
+def models_factory() -> object:
+    return planted_models(Settings())
+
+
+@pytest.fixture
+def client(settings: Settings, models_factory: object) -> Iterator[TestClient]:
+    settings = settings.model_copy(
+        update={
+            "decisions": settings.decisions.model_copy(update={"allocation_refresh_seconds": 1e-6})
+        }
+    )
+    app = create_app(
+        settings,
+        features=InMemoryFeatureClient({"r1": {"timezone": "Europe/Berlin"}}),
+        models=models_factory,  # type: ignore[arg-type]
+        report_renderer=render_report,
+        rng=np.random.default_rng(0),
+    )
+    with TestClient(app) as c:
+        yield c
+
+
+def key(client: TestClient, *scopes: str) -> dict[str, str]:
+    ring = client.app_state["resources"].keys
+    created = ring.create(f"k-{'-'.join(scopes)}-{len(ring.list_keys())}", scopes=scopes)
+    return {"Authorization": f"Bearer {created.plaintext}"}
+
+
+def test_decision_needs_a_key_with_the_decide_scope(client: TestClient) -> None:
+    body = {"recipient_id": "r1", "campaign_id": "c1", "now": NOW}
+    assert client.post("/v1/decisions", json=body).status_code == 401
+    assert (
+        client.post("/v1/decisions", json=body, headers=key(client, "outcomes")).status_code == 403
+    )
+    response = client.post("/v1/decisions", json=body, headers=key(client, "decide"))
+    assert response.status_code == 200
+    assert response.json()["action"] == "send"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"campaign_id": "c1"}, "body.recipient_id"),
+        ({"recipient_id": "ann@example.com", "campaign_id": "c1"}, "body.recipient_id"),
+        ({"recipient_id": "r1", "campaign_id": "c1", "now": "2026-03-02T10:00"}, "body.now"),
+        (
+            {
+                "recipient_id": "r1",
+                "campaign_id": "c1",
+                "send_window": {"start": NOW, "end": "2026-03-01T00:00:00+00:00"},
+            },
+            "body.send_window",
+        ),
+        (
+            {"recipient_id": "r1", "campaign_id": "c1", "context": {"timezone": "Mars/Base"}},
+            "body.context.timezone",
+        ),
+        ({"recipient_id": "r1", "campaign_id": "c1", "variants": ["a", "a"]}, "body.variants"),
+    ],
+)
+def test_bad_requests_get_422_naming_the_field(
+    client: TestClient, body: dict[str, object], field: str
+) -> None:
+    response = client.post("/v1/decisions", json=body, headers=key(client, "decide"))
+    assert response.status_code == 422
+    assert field in [e["field"] for e in response.json()["errors"]]
+
+
+def test_batch_streams_one_line_per_request_in_order(client: TestClient) -> None:
+    requests = [{"recipient_id": f"r{i}", "campaign_id": "c1", "now": NOW} for i in range(25)]
+    response = client.post(
+        "/v1/decisions/batch", json={"decisions": requests}, headers=key(client, "decide")
+    )
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/x-ndjson")
+    lines = [json.loads(line) for line in response.text.splitlines()]
+    assert [line["recipient_id"] for line in lines] == [f"r{i}" for i in range(25)]
+
+
+def test_experiment_lifecycle_and_outcomes_move_the_bandit(client: TestClient) -> None:
+    admin, decide = key(client, "admin"), key(client, "decide")
+    outcomes = key(client, "outcomes")
+    assert client.post("/v1/experiments", json=EXPERIMENT, headers=admin).status_code == 201
+    assert client.post("/v1/experiments", json=EXPERIMENT, headers=admin).status_code == 409
+    assert client.get("/v1/experiments/subject-test", headers=admin).json()["type"] == "bandit"
+    assert client.get("/v1/experiments/nope", headers=admin).status_code == 404
+    bad = {**EXPERIMENT, "id": "x", "arms": [{"id": "only", "control": True}]}
+    assert client.post("/v1/experiments", json=bad, headers=admin).status_code == 422
+    # v1 gets every click: its allocation must grow
+    for i in range(150):
+        d = client.post(
+            "/v1/decisions",
+            json={"recipient_id": f"u{i}", "campaign_id": "c1", "experiment_id": "subject-test"},
+            headers=decide,
+        ).json()
+        if d["variant_id"] == "v1":
+            event = {
+                "recipient_id": f"u{i}",
+                "kind": "click",
+                "occurred_at": datetime.now(UTC).isoformat(),
+                "decision_id": d["decision_id"],
+            }
+            assert client.post("/v1/outcomes", json=event, headers=outcomes).status_code == 200
+    last = [
+        client.post(
+            "/v1/decisions",
+            json={"recipient_id": f"w{i}", "campaign_id": "c1", "experiment_id": "subject-test"},
+            headers=decide,
+        ).json()
+        for i in range(20)
+    ]
+    p_v1 = {d["variant_propensity"] for d in last if d["variant_id"] == "v1"}
+    assert p_v1 and min(p_v1) > 0.9
+    report = client.get(
+        "/v1/experiments/subject-test/report",
+        headers={**admin, "Accept": "application/json"},
+    )
+    assert report.status_code == 200
+    arms = {a["arm"] for a in report.json()["primary"]["arms"]}
+    assert arms == {"v0", "v1"}
+    html = client.get("/v1/experiments/subject-test/report", headers=admin)
+    assert html.status_code == 200 and "subject-test" in html.text
