@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 # Demo world size for `make run`; override e.g. `make run RECIPIENTS=100000 DAYS=90`.
-RECIPIENTS ?= 20000
+RECIPIENTS ?= 10000
 DAYS       ?= 60
 SEED       ?= 7
 
@@ -27,6 +27,9 @@ $(STAMP): $(BIN)/python pyproject.toml requirements.lock
 	$(BIN)/python -m pip install --quiet --upgrade "uv>=0.4"
 	$(BIN)/uv pip install --python $(BIN)/python -r requirements.lock
 	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e .
+	# The CDNOW purchase log ships inside lifetimes; only its data file is used, so its
+	# (old, heavy) dependencies are not installed.
+	$(BIN)/uv pip install --python $(BIN)/python --no-deps "lifetimes==0.11.3"
 	touch $(STAMP)
 
 install: $(STAMP)

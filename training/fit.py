@@ -13,7 +13,14 @@ from inboxlab.errors import InvalidInputError
 from training.estimator import calibrate, make_baseline, make_lightgbm, positive_proba
 from training.metrics import evaluate
 
-__all__ = ["MIN_POSITIVES", "FitResult", "TimeSplit", "fit_and_evaluate", "time_split"]
+__all__ = [
+    "MIN_POSITIVES",
+    "FitResult",
+    "TimeSplit",
+    "fit_and_evaluate",
+    "model_input",
+    "time_split",
+]
 
 #: Fewer positives than this in any part of the split gives no usable model or metric.
 MIN_POSITIVES = 20
@@ -94,6 +101,21 @@ def time_split(
     )
 
 
+def model_input(
+    frame: pd.DataFrame, numeric: Sequence[str], categorical: Sequence[str]
+) -> pd.DataFrame:
+    """The model's input columns: categories as strings, numbers as float64 (NaN if missing).
+
+    Training, evaluation and the logged signature all use this, and serving sends the same
+    types, so a model never sees integers in one place and floats in another.
+    """
+    x = frame[[*categorical, *numeric]].copy()
+    x[list(numeric)] = x[list(numeric)].astype("float64")
+    for c in categorical:
+        x[c] = x[c].astype("string").fillna("missing").astype(object)
+    return x
+
+
 def _fit_early_stopped(pipeline: Any, x: pd.DataFrame, y: np.ndarray) -> Any:
     """Fit with early stopping on the most recent tenth of the training rows.
 
@@ -135,15 +157,9 @@ def fit_and_evaluate(
     if missing:
         raise InvalidInputError(f"training frame lacks columns {missing}", field="features")
     split = time_split(frame, label, holdout_days=holdout_days, calibration_days=calibration_days)
-    cols = [*categorical, *numeric]
 
     def xy(part: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
-        x = part[cols].copy()
-        # Numbers as float64 everywhere: serving sends floats, and missing values stay NaN.
-        x[list(numeric)] = x[list(numeric)].astype("float64")
-        for c in categorical:
-            x[c] = x[c].astype("string").fillna("missing").astype(object)
-        return x, part[label].to_numpy(dtype=int)
+        return model_input(part, numeric, categorical), part[label].to_numpy(dtype=int)
 
     x_train, y_train = xy(split.train)
     x_cal, y_cal = xy(split.calibration)

@@ -19,7 +19,7 @@ from mlflow.models import infer_signature
 
 from inboxlab.settings import Settings
 from training.estimator import positive_proba
-from training.fit import FitResult
+from training.fit import FitResult, model_input
 from training.plots import calibration_figure, importance_figure, roc_figure
 from training.specs import ModelSpec
 
@@ -96,7 +96,7 @@ def log_training_run(
     experiment = client.get_experiment_by_name(EXPERIMENT)
     assert experiment is not None
     holdout = result.split.holdout
-    x_hold = holdout[list(result.features)]
+    x_hold = model_input(holdout, result.numeric, result.categorical)
     y_hold = holdout[spec.label].to_numpy(dtype=int)
     p_model = positive_proba(result.model, x_hold)
     p_base = positive_proba(result.baseline, x_hold)
@@ -131,7 +131,10 @@ def log_training_run(
             plt.close(fig)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / Path(HOLDOUT_ARTIFACT).name
-            holdout[[*result.features, spec.label, "sent_at"]].to_parquet(path)
+            stored = x_hold.copy()
+            stored[spec.label] = y_hold
+            stored["sent_at"] = holdout["sent_at"].to_numpy()
+            stored.to_parquet(path)
             mlflow.log_artifact(str(path), artifact_path=str(Path(HOLDOUT_ARTIFACT).parent))
         info = mlflow.sklearn.log_model(
             result.model,

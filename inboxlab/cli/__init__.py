@@ -16,6 +16,7 @@ from inboxlab.cli import (
     experiments,
     features,
     keys,
+    loop,
     models,
     serve,
     simulation,
@@ -34,7 +35,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for _module in (simulation, events, features, models, keys, experiments, serve, demo):
+for _module in (simulation, events, features, models, keys, experiments, serve, demo, loop):
     _module.register(app)
 
 

@@ -303,20 +303,23 @@ class DecisionStore:
     ) -> RecipientState:
         """Consent flags (all history) and recent sends and human engagements of a recipient.
 
-        Every bounce counts as a hard bounce: event records carry no bounce type yet.
+        Event records carry no bounce type, so a bounce is taken as hard while no delivery
+        has followed it: a soft bounce is followed by a delivery (a retry or a later email).
         """
         since = now - lookback
         with self.engine.connect() as conn:
-            kinds = set(
-                conn.execute(
-                    select(outcomes.c.kind)
-                    .distinct()
+            latest = {
+                kind: utc(at)
+                for kind, at in conn.execute(
+                    select(outcomes.c.kind, func.max(outcomes.c.occurred_at))
                     .where(
                         outcomes.c.recipient_id == recipient_id,
-                        outcomes.c.kind.in_(["unsubscribe", "complaint", "bounce"]),
+                        outcomes.c.kind.in_(["unsubscribe", "complaint", "bounce", "deliver"]),
                     )
-                ).scalars()
-            )
+                    .group_by(outcomes.c.kind)
+                ).all()
+            }
+            kinds = set(latest)
             sent = (
                 conn.execute(
                     select(func.coalesce(decisions.c.send_at, decisions.c.decided_at)).where(
@@ -355,7 +358,8 @@ class DecisionStore:
         return RecipientState(
             unsubscribed="unsubscribe" in kinds,
             complained="complaint" in kinds,
-            hard_bounced="bounce" in kinds,
+            hard_bounced="bounce" in kinds
+            and ("deliver" not in kinds or latest["bounce"] > latest["deliver"]),
             send_times=tuple(sorted(utc(t) for t in [*sent, *sent_events])),
             engagement_times=tuple(sorted(utc(t) for t in engaged)),
         )

@@ -11,6 +11,7 @@ import typer
 from typer.testing import CliRunner
 
 from inboxlab.cli.experiments import register
+from inboxlab.settings import Settings
 
 
 @pytest.fixture
@@ -79,7 +80,7 @@ def test_report_uses_a_definition_for_the_control(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["report", "exp-1"], "decision store is not available"),
+        (["report", "exp-1"], "experiment 'exp-1' does not exist"),
         (["report"], "give an EXPERIMENT_ID or --data"),
         (["report", "--data", "DATA"], "--control"),
         (["report", "--data", "DATA", "--control", "zz"], "control arm 'zz'"),
@@ -88,7 +89,7 @@ def test_report_uses_a_definition_for_the_control(
     ],
 )
 def test_report_errors_are_clear(
-    app: typer.Typer, data_file: Path, args: list[str], message: str
+    app: typer.Typer, data_file: Path, args: list[str], message: str, settings: Settings
 ) -> None:
     res = CliRunner().invoke(app, [str(data_file) if a == "DATA" else a for a in args])
     assert res.exit_code == 2

@@ -222,3 +222,19 @@ def test_acknowledged_outcome_survives_kill_9(tmp_path: Path) -> None:
     summary = store.record_outcomes([event(EventKind.OPEN, decision_id=None, event_id="e-1")])
     store.close()
     assert summary.duplicates == 1
+
+
+def test_a_bounce_followed_by_a_delivery_is_soft(store: DecisionStore) -> None:
+    def bounce_then(*kinds: tuple[EventKind, int], recipient: str) -> bool:
+        store.record_outcomes(
+            [
+                event(k, decision_id=None, recipient_id=recipient, event_id=f"{recipient}-{i}",
+                      after=timedelta(hours=h))
+                for i, (k, h) in enumerate(kinds)
+            ]
+        )  # fmt: skip
+        return store.recipient_state(recipient, now=T0 + timedelta(days=1)).hard_bounced
+
+    assert not bounce_then((EventKind.BOUNCE, 1), (EventKind.DELIVER, 3), recipient="soft")
+    assert bounce_then((EventKind.DELIVER, 1), (EventKind.BOUNCE, 3), recipient="hard")
+    assert bounce_then((EventKind.BOUNCE, 1), recipient="never")
