@@ -1,0 +1,429 @@
+"""Load benchmark of the decision API on loopback: ``inboxlab serve``, ``bentoml serve`` and
+two baselines (a bare FastAPI echo, ``mlflow models serve`` of the send-time model), one run.
+
+Usage (from the repository root; the demo comes from ``inboxlab demo``)::
+
+    python benchmarks/bench_decisions.py --demo /tmp/demo1 [--rate-seconds 30]
+        [--wrk-seconds 15] [--batch 100000] [--batch-calls 1]
+
+The demo directory (``data/``, ``mlflow.db``, ``artifacts/``) is copied to a scratch directory
+first and left untouched. Every server listens on 127.0.0.1 and is stopped at the end, also on
+errors. Figures go to stdout as Markdown and to ``results.json`` in the scratch directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+from constant_rate import run_constant_rate
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+LUA = Path(__file__).with_name("decisions.lua")
+HOST = "127.0.0.1"
+EXPERIMENT = "bench-4arm"
+VARIANTS = ["a", "b", "c", "d"]
+RECIPIENTS = 10_000
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Server:
+    """A server process in its own process group, with its peak resident memory."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    port: int
+    peak_rss: int = 0
+    _sampling: bool = field(default=False, repr=False)
+
+    def tree_rss(self) -> int:
+        try:
+            root = psutil.Process(self.process.pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return 0
+        total = 0
+        for proc in procs:
+            with suppress(psutil.NoSuchProcess):
+                total += proc.memory_info().rss
+        return total
+
+    @contextmanager
+    def sampling_rss(self) -> Iterator[None]:
+        """Track the peak RSS of the process tree every 50 ms while inside."""
+        self.peak_rss = self.tree_rss()
+        self._sampling = True
+
+        def loop() -> None:
+            while self._sampling:
+                self.peak_rss = max(self.peak_rss, self.tree_rss())
+                time.sleep(0.05)
+
+        thread = threading.Thread(target=loop, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            self._sampling = False
+            thread.join()
+
+
+@contextmanager
+def serve(
+    name: str, command: list[str], env: dict[str, str], log_dir: Path, ready_path: str
+) -> Iterator[Server]:
+    """Start ``command`` (``{port}`` filled in), wait until ``ready_path`` answers 200, stop it."""
+    port = _free_port()
+    log = (log_dir / f"{name}.log").open("wb")
+    process = subprocess.Popen(
+        [part.replace("{port}", str(port)) for part in command],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    server = Server(name, process, port)
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"{name} exited; see {log_dir / f'{name}.log'}")
+            try:
+                with urllib.request.urlopen(f"http://{HOST}:{port}{ready_path}", timeout=5) as r:
+                    if r.status == 200:
+                        break
+            except (OSError, urllib.error.HTTPError):
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name} not ready in 180 s")
+            time.sleep(0.5)
+        print(f"  {name} ready on port {port}", file=sys.stderr)
+        yield server
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+        log.close()
+
+
+def _decision_body(i: int) -> dict[str, Any]:
+    return {
+        "recipient_id": f"r{i % RECIPIENTS:07d}",
+        "campaign_id": "bench",
+        "experiment_id": EXPERIMENT,
+        "variants": VARIANTS,
+    }
+
+
+def _raw_post(port: int, path: str, body: bytes, key: str | None) -> bytes:
+    auth = f"Authorization: Bearer {key}\r\n" if key else ""
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nContent-Type: application/json\r\n"
+        f"{auth}Content-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+def _ms(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=1000, method="inclusive")[int(q * 1000) - 1] * 1e3
+
+
+def constant_rate(port: int, key: str, rate: float, seconds: float) -> dict[str, Any]:
+    """p50/p99 of decisions at a steady ``rate`` (after a short warm-up at the same rate)."""
+
+    def make(i: int) -> bytes:
+        return _raw_post(port, "/v1/decisions", json.dumps(_decision_body(i)).encode(), key)
+
+    run_constant_rate(HOST, port, rate=rate, seconds=3, make=make)
+    result = run_constant_rate(HOST, port, rate=rate, seconds=seconds, make=make)
+    return {
+        "rate": rate,
+        "requests": len(result.scheduled),
+        "statuses": result.statuses,
+        "p50_ms": _ms(result.scheduled, 0.50),
+        "p90_ms": _ms(result.scheduled, 0.90),
+        "p99_ms": _ms(result.scheduled, 0.99),
+        "max_ms": max(result.scheduled) * 1e3,
+        "service_p50_ms": _ms(result.service, 0.50),
+        "service_p99_ms": _ms(result.service, 0.99),
+    }
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def _wrk_ms(text: str, label: str) -> float:
+    match = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", text, re.MULTILINE)
+    return float(match.group(1)) * _UNITS[match.group(2)] if match else float("nan")
+
+
+def saturate(
+    port: int, path: str, seconds: float, connections: int, env: dict[str, str]
+) -> dict[str, Any]:
+    """``wrk`` at saturation: requests per second, latency percentiles, non-2xx answers."""
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:.0f}s", "--latency"]
+    command += ["-s", str(LUA), f"http://{HOST}:{port}{path}"]
+    out = subprocess.run(
+        command, env=env, capture_output=True, text=True, check=True, timeout=seconds + 60
+    ).stdout
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return {
+        "command": " ".join(command),
+        "rps": float(rps.group(1)) if rps else float("nan"),
+        "p50_ms": _wrk_ms(out, "50%"),
+        "p99_ms": _wrk_ms(out, "99%"),
+        "non_2xx": int(errors.group(1)) if errors else 0,
+    }
+
+
+def batch(server: Server, key: str, recipients: int, calls: int) -> dict[str, Any]:
+    """``calls`` streamed batch calls of ``recipients`` each; wall time and peak RSS."""
+    body = json.dumps({"decisions": [_decision_body(i) for i in range(recipients)]}).encode()
+    lines = 0
+    started = time.perf_counter()
+    first_byte: float | None = None
+    with server.sampling_rss(), httpx.Client(timeout=600) as client:
+        for _ in range(calls):
+            with client.stream(
+                "POST",
+                f"http://{HOST}:{server.port}/v1/decisions/batch",
+                content=body,
+                headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+            ) as response:
+                response.raise_for_status()
+                for chunk in response.iter_lines():
+                    if first_byte is None:
+                        first_byte = time.perf_counter() - started
+                    lines += bool(chunk)
+    seconds = time.perf_counter() - started
+    return {
+        "recipients": recipients * calls,
+        "decisions_out": lines,
+        "seconds": seconds,
+        "first_line_s": first_byte,
+        "per_second": lines / seconds,
+        "peak_rss_mb": server.peak_rss / 2**20,
+    }
+
+
+def prepare(demo: Path, scratch: Path) -> tuple[dict[str, str], str]:
+    """A copy of the demo and the environment pointing at it; returns (env, key)."""
+    shutil.copytree(demo / "data", scratch / "data")
+    shutil.copy2(demo / "mlflow.db", scratch / "mlflow.db")
+    env = {
+        **os.environ,
+        "INBOXLAB_DATA_DIR": str(scratch / "data"),
+        "INBOXLAB_MLFLOW__TRACKING_URI": f"sqlite:///{scratch / 'mlflow.db'}",
+        # Registered versions keep their absolute artifact paths inside the demo (read only).
+        "INBOXLAB_MLFLOW__ARTIFACT_LOCATION": str(scratch / "artifacts"),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{scratch / 'mlflow.db'}",
+        "BENTOML_HOME": str(scratch / "bentoml"),
+        "PYTHONWARNINGS": "ignore",
+        # mlflow models serve runs ``uvicorn`` from PATH.
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    key = (scratch / "data" / "dev-key").read_text().strip()
+    return env, key
+
+
+def mlflow_body(env: dict[str, str], scratch: Path) -> Path:
+    """One row of the send-time champion's input example, as ``mlflow models serve`` reads it."""
+    script = (
+        "import json, sys, mlflow\n"
+        "path = mlflow.artifacts.download_artifacts("
+        "'models:/inboxlab-send-time@champion/serving_input_example.json', dst_path=sys.argv[1])\n"
+        "d = json.load(open(path))\n"
+        "d['dataframe_split']['data'] = d['dataframe_split']['data'][:1]\n"
+        "d['dataframe_split'].pop('index', None)\n"
+        "print(json.dumps(d))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(scratch)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    path = scratch / "mlflow_row.json"
+    path.write_text(out.strip().splitlines()[-1])
+    return path
+
+
+def create_experiment(port: int, key: str) -> None:
+    definition = {
+        "id": EXPERIMENT,
+        "type": "bandit",
+        "arms": [{"id": v, "control": v == "a"} for v in VARIANTS],
+    }
+    response = httpx.post(
+        f"http://{HOST}:{port}/v1/experiments",
+        json=definition,
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    if response.status_code not in (201, 409):
+        raise RuntimeError(f"creating the experiment failed: {response.text}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--demo", type=Path, default=Path("/tmp/demo1"))
+    parser.add_argument("--scratch", type=Path, default=None)
+    parser.add_argument("--rate", type=float, default=200.0)
+    parser.add_argument("--rate-seconds", type=float, default=30.0)
+    parser.add_argument("--wrk-seconds", type=float, default=15.0)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--batch", type=int, default=100_000)
+    parser.add_argument("--batch-calls", type=int, default=1)
+    parser.add_argument("--only", default="inboxlab,bentoml,bare,mlflow,batch")
+    args = parser.parse_args()
+    only = set(args.only.split(","))
+    scratch = args.scratch or Path(tempfile.mkdtemp(prefix="inboxlab-bench-"))
+    env, key = prepare(args.demo, scratch)
+    wrk_env = {**env, "BENCH_KEY": key, "BENCH_EXPERIMENT": EXPERIMENT}
+    results: dict[str, Any] = {"machine": _machine(), "args": vars(args) | {"scratch": scratch}}
+    logs = scratch
+    print(f"scratch: {scratch}", file=sys.stderr)
+
+    inboxlab = [str(BIN / "inboxlab"), "serve", "--host", HOST, "--port", "{port}"]
+    with serve("inboxlab-serve", inboxlab, env, logs, "/readyz") as server:
+        create_experiment(server.port, key)
+        results["inboxlab_rate"] = constant_rate(server.port, key, args.rate, args.rate_seconds)
+        print(f"  rate: {results['inboxlab_rate']}", file=sys.stderr)
+        results["inboxlab_wrk"] = saturate(
+            server.port, "/v1/decisions", args.wrk_seconds, args.connections, wrk_env
+        )
+        print(f"  wrk: {results['inboxlab_wrk']}", file=sys.stderr)
+        results["inboxlab_idle_rss_mb"] = server.tree_rss() / 2**20
+        if "batch" in only:
+            results["batch"] = batch(server, key, args.batch, args.batch_calls)
+            print(f"  batch: {results['batch']}", file=sys.stderr)
+
+    if "bentoml" in only:
+        bento = [str(BIN / "bentoml"), "serve", "serving.bento.service:Inboxlab"]
+        bento += ["--host", HOST, "--port", "{port}"]
+        with serve("bentoml-serve", bento, env, logs, "/readyz") as server:
+            results["bentoml_rate"] = constant_rate(server.port, key, args.rate, args.rate_seconds)
+            print(f"  rate: {results['bentoml_rate']}", file=sys.stderr)
+            results["bentoml_wrk"] = saturate(
+                server.port, "/v1/decisions", args.wrk_seconds, args.connections, wrk_env
+            )
+            print(f"  wrk: {results['bentoml_wrk']}", file=sys.stderr)
+
+    if "bare" in only:
+        bare = [str(BIN / "uvicorn"), "--app-dir", "benchmarks", "bare_app:app"]
+        bare += ["--host", HOST, "--port", "{port}", "--log-level", "warning"]
+        with serve("bare-fastapi", bare, env, logs, "/docs") as server:
+            results["bare_wrk"] = saturate(
+                server.port, "/v1/decisions", args.wrk_seconds, args.connections, wrk_env
+            )
+            print(f"  wrk: {results['bare_wrk']}", file=sys.stderr)
+
+    if "mlflow" in only:
+        row = mlflow_body(env, scratch)
+        mlflow = [str(BIN / "mlflow"), "models", "serve", "-m"]
+        mlflow += ["models:/inboxlab-send-time@champion", "--env-manager", "local"]
+        mlflow += ["-h", HOST, "-p", "{port}", "-w", "1"]
+        with serve("mlflow-serve", mlflow, env, logs, "/ping") as server:
+            mlflow_env = {**wrk_env, "BENCH_BODY_FILE": str(row)}
+            results["mlflow_wrk"] = saturate(
+                server.port, "/invocations", args.wrk_seconds, args.connections, mlflow_env
+            )
+            print(f"  wrk: {results['mlflow_wrk']}", file=sys.stderr)
+
+    (scratch / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    print(_markdown(results))
+
+
+def _machine() -> dict[str, Any]:
+    cpu = "unknown"
+    with Path("/proc/cpuinfo").open() as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": sys.version.split()[0],
+        "load_before": os.getloadavg(),
+    }
+
+
+def _markdown(r: dict[str, Any]) -> str:
+    rows = ["| measurement | figure |", "|---|---|"]
+    for name in ("inboxlab", "bentoml"):
+        if f"{name}_rate" in r:
+            rate = r[f"{name}_rate"]
+            rows.append(
+                f"| {name} serve, {rate['rate']:.0f} req/s steady: p50 / p99 / max (ms) | "
+                f"{rate['p50_ms']:.2f} / {rate['p99_ms']:.2f} / {rate['max_ms']:.1f} "
+                f"(statuses {rate['statuses']}) |"
+            )
+        if f"{name}_wrk" in r:
+            w = r[f"{name}_wrk"]
+            rows.append(
+                f"| {name} serve, saturation (wrk): req/s, p50 / p99 (ms) | "
+                f"{w['rps']:.0f}, {w['p50_ms']:.2f} / {w['p99_ms']:.2f}, non-2xx {w['non_2xx']} |"
+            )
+    for name, label in (("bare_wrk", "bare FastAPI echo"), ("mlflow_wrk", "mlflow models serve")):
+        if name in r:
+            w = r[name]
+            rows.append(
+                f"| {label}, saturation (wrk): req/s, p50 / p99 (ms) | "
+                f"{w['rps']:.0f}, {w['p50_ms']:.2f} / {w['p99_ms']:.2f}, non-2xx {w['non_2xx']} |"
+            )
+    ours = r.get("inboxlab_wrk", {}).get("rps")
+    if ours and "bare_wrk" in r:
+        rows.append(f"| inboxlab / bare FastAPI | {ours / r['bare_wrk']['rps']:.2f} |")
+    if ours and "mlflow_wrk" in r:
+        rows.append(f"| inboxlab / mlflow models serve | {ours / r['mlflow_wrk']['rps']:.1f} |")
+    if ours and "bentoml_wrk" in r:
+        rows.append(f"| bentoml serve / inboxlab serve | {r['bentoml_wrk']['rps'] / ours:.2f} |")
+    if "batch" in r:
+        b = r["batch"]
+        rows.append(
+            f"| batch {b['recipients']:,} recipients: s, decisions/s, first line s, peak RSS MB | "
+            f"{b['seconds']:.1f}, {b['per_second']:.0f}, {b['first_line_s']:.2f}, "
+            f"{b['peak_rss_mb']:.0f} |"
+        )
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    main()
