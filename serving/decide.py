@@ -108,14 +108,28 @@ class DecisionEngine:
     def decide_many(self, requests: Sequence[DecisionRequest]) -> list[DecisionResponse]:
         """Decisions for many recipients, scoring all of them in one pass per model."""
         drafts = self._drafts(requests)
+        states: dict[str, RecipientState] = {}
+        for now in {d.now for d in drafts}:  # one query set per distinct request time
+            group = [d.request.recipient_id for d in drafts if d.now == now]
+            for rid, state in self.store.recipient_states(group, now=now).items():
+                states[f"{rid}@{now.isoformat()}"] = state
         for draft in drafts:
-            self._eligibility(draft)
+            self._eligibility(
+                draft, states[f"{draft.request.recipient_id}@{draft.now.isoformat()}"]
+            )
         sendable = [d for d in drafts if d.action is Action.SEND]
         for draft in sendable:
             self._variant(draft)
         self._send_times(sendable)
         self._scores(sendable)
-        return [self._store(d) for d in drafts]
+        versions = self.models.versions
+        made = [self._record(d, versions) for d in drafts]
+        if len(made) == 1:
+            record, features, _ = made[0]
+            self.store.record_decision(record, features=features)
+        else:
+            self.store.record_decisions((record, features) for record, features, _ in made)
+        return [response for _, _, response in made]
 
     def definition(self, experiment_id: str) -> ExperimentDefinition:
         """The experiment's definition (cached; definitions are immutable)."""
@@ -167,8 +181,7 @@ class DecisionEngine:
             drafts.append(draft)
         return drafts
 
-    def _eligibility(self, draft: _Draft) -> None:
-        stored = self.store.recipient_state(draft.request.recipient_id, now=draft.now)
+    def _eligibility(self, draft: _Draft, stored: RecipientState) -> None:
         f = draft.features
         # History imported into the event log reaches the decision through the features.
         state = RecipientState(
@@ -260,8 +273,9 @@ class DecisionEngine:
             for draft, p in zip(live, probs, strict=True):
                 draft.scores[key] = float(p)
 
-    def _store(self, draft: _Draft) -> DecisionResponse:
-        versions = self.models.versions
+    def _record(
+        self, draft: _Draft, versions: dict[str, str]
+    ) -> tuple[DecisionRecord, dict[str, Any], DecisionResponse]:
         scores = Scores(**{k: v for k, v in draft.scores.items() if v is not None})
         record = DecisionRecord(
             decision_id=draft.decision_id,
@@ -280,8 +294,7 @@ class DecisionEngine:
             segment=draft.segment,
             policy=draft.policy,
         )
-        self.store.record_decision(record, features=_jsonable(draft.features))
-        return DecisionResponse(
+        response = DecisionResponse(
             decision_id=record.decision_id,
             recipient_id=record.recipient_id,
             action=record.action,
@@ -293,6 +306,7 @@ class DecisionEngine:
             scores=scores,
             model_versions=versions,
         )
+        return record, _jsonable(draft.features), response
 
 
 def _all_features() -> tuple[str, ...]:
@@ -321,31 +335,51 @@ def _local(draft: _Draft) -> tuple[int, int]:
 def _score_hours(
     model: Any, drafts: Sequence[_Draft], candidates: Sequence[Candidates]
 ) -> list[FloatArray | None]:
-    """Every candidate hour of every draft in one model call (hours × recipients rows)."""
+    """Every candidate hour of every draft in one model call (hours × recipients rows).
+
+    A recipient's stored features are encoded once and the row repeated for each hour; only
+    the hour-dependent columns differ between the repeats.
+    """
     sizes = [len(c.utc) for c in candidates]
     total = sum(sizes)
     if total == 0:
         return [None for _ in drafts]
-    rows: list[Mapping[str, Any]] = []
-    for draft, n in zip(drafts, sizes, strict=True):
-        rows.extend([draft.features] * n)
-    columns = _columns(rows)
+    blocks = [
+        np.repeat(model.matrix(_scalars(d.features), 1), n, axis=0)
+        for d, n in zip(drafts, sizes, strict=True)
+        if n
+    ]
+    x = np.concatenate(blocks)
     hours = np.concatenate([c.local_hour for c in candidates]).astype(int)
     days = np.concatenate([c.local_weekday for c in candidates]).astype(int)
-    columns["local_hour"] = hours.astype(float)
-    columns["local_weekday"] = days.astype(float)
-    profile_h = np.array([[r.get(h, 1 / 24) for h in _HOURS] for r in rows], dtype=float)
-    profile_d = np.array([[r.get(d, 1 / 7) for d in _DAYS] for r in rows], dtype=float)
-    idx = np.arange(total)
-    columns["hour_affinity"] = profile_h[idx, hours]
-    columns["weekday_affinity"] = profile_d[idx, days]
-    probs = model.predict(columns, total)
+    index = model.index
+    if "local_hour" in index:
+        x[:, index["local_hour"]] = hours
+    if "local_weekday" in index:
+        x[:, index["local_weekday"]] = days
+    if "hour_affinity" in index or "weekday_affinity" in index:
+        owners = np.repeat(np.arange(len(drafts)), sizes)
+        profile_h = np.array([_profile(d.features, _HOURS, 1 / 24) for d in drafts])
+        profile_d = np.array([_profile(d.features, _DAYS, 1 / 7) for d in drafts])
+        if "hour_affinity" in index:
+            x[:, index["hour_affinity"]] = profile_h[owners, hours]
+        if "weekday_affinity" in index:
+            x[:, index["weekday_affinity"]] = profile_d[owners, days]
+    probs = model.predict_matrix(x)
     out: list[FloatArray | None] = []
     start = 0
     for n in sizes:
         out.append(probs[start : start + n] if n else None)
         start += n
     return out
+
+
+def _scalars(features: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: (v if isinstance(v, str) else float(v)) for k, v in features.items()}
+
+
+def _profile(features: Mapping[str, Any], names: Sequence[str], default: float) -> list[float]:
+    return [float(features.get(n, default)) for n in names]
 
 
 def _profile_scores(features: Mapping[str, Any], cand: Candidates) -> FloatArray | None:

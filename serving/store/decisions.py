@@ -22,7 +22,18 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Engine, and_, bindparam, delete, func, or_, select, text, update
+from sqlalchemy import (
+    BindParameter,
+    Engine,
+    and_,
+    bindparam,
+    delete,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from inboxlab.errors import ConflictError
@@ -54,6 +65,31 @@ __all__ = [
 
 _ENGAGEMENT = (EventKind.OPEN.value, EventKind.CLICK.value, EventKind.CONVERT.value)
 _DECISION_BY_ID = select(decisions).where(decisions.c.decision_id == bindparam("decision_id"))
+# Built once: SQLAlchemy then reuses their compiled form (building them per call cost more
+# than running them).
+_IDS: BindParameter[str] = bindparam("ids", expanding=True)
+_LATEST_CONSENT = (
+    select(outcomes.c.recipient_id, outcomes.c.kind, func.max(outcomes.c.occurred_at))
+    .where(
+        outcomes.c.recipient_id.in_(_IDS),
+        outcomes.c.kind.in_(["unsubscribe", "complaint", "bounce", "deliver"]),
+    )
+    .group_by(outcomes.c.recipient_id, outcomes.c.kind)
+)
+_RECENT_SENDS = select(
+    decisions.c.recipient_id, func.coalesce(decisions.c.send_at, decisions.c.decided_at)
+).where(
+    decisions.c.recipient_id.in_(_IDS),
+    decisions.c.action == Action.SEND.value,
+    decisions.c.decided_at >= bindparam("since"),
+)
+_RECENT_OUTCOMES = select(
+    outcomes.c.recipient_id, outcomes.c.kind, outcomes.c.decision_id, outcomes.c.occurred_at
+).where(
+    outcomes.c.recipient_id.in_(_IDS),
+    outcomes.c.occurred_at >= bindparam("since"),
+    or_(outcomes.c.kind == EventKind.SEND.value, outcomes.c.dedup_kind.in_(_ENGAGEMENT)),
+)
 
 
 @cache
@@ -168,6 +204,36 @@ class DecisionStore:
                     add_counts(conn, stat_key(row), trials=1)
         except IntegrityError as exc:
             raise ConflictError(f"decision_id {record.decision_id!r} is already stored") from exc
+
+    def record_decisions(
+        self, records: Iterable[tuple[DecisionRecord, Mapping[str, Any] | None]]
+    ) -> int:
+        """Store many decisions (with their features) in one transaction; returns the count.
+
+        One multi-row insert and one counter update per arm and day, instead of a transaction
+        per decision: the batch endpoint's write cost per decision drops several-fold.
+        """
+        rows = [
+            {
+                **record.model_dump(mode="json", exclude={"decided_at", "send_at", "reasons"}),
+                "decided_at": record.decided_at,
+                "send_at": record.send_at,
+                "reasons": list(record.reasons),
+                "features": dict(features or {}),
+            }
+            for record, features in records
+        ]
+        if not rows:
+            return 0
+        trials = Counter(stat_key(row) for row in rows if counts_as_trial(row))
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(decisions.insert(), rows)
+                for key, n in sorted(trials.items()):
+                    add_counts(conn, key, trials=n)
+        except IntegrityError as exc:
+            raise ConflictError("a decision_id of the batch is already stored") from exc
+        return len(rows)
 
     def get_decision(self, decision_id: str) -> DecisionRecord | None:
         """The stored decision, or None."""
@@ -306,63 +372,45 @@ class DecisionStore:
         Event records carry no bounce type, so a bounce is taken as hard while no delivery
         has followed it: a soft bounce is followed by a delivery (a retry or a later email).
         """
-        since = now - lookback
+        return self.recipient_states([recipient_id], now=now, lookback=lookback)[recipient_id]
+
+    def recipient_states(
+        self,
+        recipient_ids: Iterable[str],
+        *,
+        now: datetime,
+        lookback: timedelta = timedelta(days=30),
+    ) -> dict[str, RecipientState]:
+        """:meth:`recipient_state` of many recipients in three queries, whatever their number."""
+        ids = list(dict.fromkeys(recipient_ids))
+        params = {"ids": ids, "since": now - lookback}
+        latest: dict[str, dict[str, datetime]] = {rid: {} for rid in ids}
+        sends: dict[str, list[datetime]] = {rid: [] for rid in ids}
+        engaged: dict[str, list[datetime]] = {rid: [] for rid in ids}
         with self.engine.connect() as conn:
-            latest = {
-                kind: utc(at)
-                for kind, at in conn.execute(
-                    select(outcomes.c.kind, func.max(outcomes.c.occurred_at))
-                    .where(
-                        outcomes.c.recipient_id == recipient_id,
-                        outcomes.c.kind.in_(["unsubscribe", "complaint", "bounce", "deliver"]),
-                    )
-                    .group_by(outcomes.c.kind)
-                ).all()
-            }
-            kinds = set(latest)
-            sent = (
-                conn.execute(
-                    select(func.coalesce(decisions.c.send_at, decisions.c.decided_at)).where(
-                        decisions.c.recipient_id == recipient_id,
-                        decisions.c.action == Action.SEND.value,
-                        decisions.c.decided_at >= since,
-                    )
-                )
-                .scalars()
-                .all()
+            for rid, kind, at in conn.execute(_LATEST_CONSENT, params):
+                latest[rid][kind] = utc(at)
+            for rid, at in conn.execute(_RECENT_SENDS, params):
+                sends[rid].append(utc(at))
+            for rid, kind, decision_id, at in conn.execute(_RECENT_OUTCOMES, params):
+                # Sends made without asking for a decision arrive only as "send" outcomes.
+                if kind == EventKind.SEND.value:
+                    if decision_id is None:
+                        sends[rid].append(utc(at))
+                else:
+                    engaged[rid].append(utc(at))
+        out: dict[str, RecipientState] = {}
+        for rid in ids:
+            last = latest[rid]
+            out[rid] = RecipientState(
+                unsubscribed="unsubscribe" in last,
+                complained="complaint" in last,
+                hard_bounced="bounce" in last
+                and ("deliver" not in last or last["bounce"] > last["deliver"]),
+                send_times=tuple(sorted(sends[rid])),
+                engagement_times=tuple(sorted(engaged[rid])),
             )
-            # Sends made without asking for a decision arrive only as "send" outcomes.
-            sent_events = (
-                conn.execute(
-                    select(outcomes.c.occurred_at).where(
-                        outcomes.c.recipient_id == recipient_id,
-                        outcomes.c.kind == EventKind.SEND.value,
-                        outcomes.c.decision_id.is_(None),
-                        outcomes.c.occurred_at >= since,
-                    )
-                )
-                .scalars()
-                .all()
-            )
-            engaged = (
-                conn.execute(
-                    select(outcomes.c.occurred_at).where(
-                        outcomes.c.recipient_id == recipient_id,
-                        outcomes.c.dedup_kind.in_(_ENGAGEMENT),
-                        outcomes.c.occurred_at >= since,
-                    )
-                )
-                .scalars()
-                .all()
-            )
-        return RecipientState(
-            unsubscribed="unsubscribe" in kinds,
-            complained="complaint" in kinds,
-            hard_bounced="bounce" in kinds
-            and ("deliver" not in kinds or latest["bounce"] > latest["deliver"]),
-            send_times=tuple(sorted(utc(t) for t in [*sent, *sent_events])),
-            engagement_times=tuple(sorted(utc(t) for t in engaged)),
-        )
+        return out
 
     def erase_recipient(self, recipient_id: str, *, actor: str) -> ErasureReport:
         """Delete a person's decisions and outcomes, take back their counts, and audit it."""

@@ -238,3 +238,17 @@ def test_a_bounce_followed_by_a_delivery_is_soft(store: DecisionStore) -> None:
     assert not bounce_then((EventKind.BOUNCE, 1), (EventKind.DELIVER, 3), recipient="soft")
     assert bounce_then((EventKind.DELIVER, 1), (EventKind.BOUNCE, 3), recipient="hard")
     assert bounce_then((EventKind.BOUNCE, 1), recipient="never")
+
+
+def test_decisions_stored_in_bulk_count_like_one_by_one(store: DecisionStore) -> None:
+    records = [
+        (decision(f"b-{i}", recipient_id=f"r-{i}", variant_id="ab"[i % 2]), {"x": i})
+        for i in range(10)
+    ]
+    assert store.record_decisions(records) == 10
+    assert store.record_decisions([]) == 0
+    assert totals(store) == {"a": (0, 5), "b": (0, 5)}
+    assert store.arm_statistics("exp-1") == store.recompute_arm_statistics("exp-1", RewardRule())
+    assert store.decision_features("b-3") == {"x": 3}
+    with pytest.raises(ConflictError):
+        store.record_decisions(records[:1])
