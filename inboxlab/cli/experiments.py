@@ -183,8 +183,17 @@ def list_experiments() -> None:
 
 
 def ope(
-    data: Annotated[Path, typer.Option("--data", help="Logged units with propensities.")],
-    reward: Annotated[str, typer.Option("--reward", help="Reward column (e.g. click).")],
+    experiment_id: Annotated[
+        str | None,
+        typer.Argument(help="A stored experiment: its logged decisions, arms scored by the model."),
+    ] = None,
+    data: Annotated[
+        Path | None, typer.Option("--data", help="Logged units with propensities.")
+    ] = None,
+    reward: Annotated[
+        str | None,
+        typer.Option("--reward", help="Reward column (e.g. click); default the primary metric."),
+    ] = None,
     arm_column: Annotated[str, typer.Option("--arm-column")] = "arm",
     pscore_column: Annotated[str, typer.Option("--pscore-column")] = "pscore",
     context: Annotated[
@@ -202,6 +211,20 @@ def ope(
     from experiments import evaluate_file
 
     console, err = Console(), Console(stderr=True, soft_wrap=True)
+    if data is None:
+        if experiment_id is None:
+            raise _fail(err, "give an EXPERIMENT_ID or --data FILE --reward COLUMN")
+        from inboxlab.cli.ope_source import scored_units
+
+        try:
+            with err.status(f"Scoring the arms of {experiment_id} …"):
+                stored, data = scored_units(get_settings(), experiment_id)
+        except NotFoundError as exc:
+            raise _fail(err, str(exc)) from None
+        reward = reward or stored.primary_metric
+        context = context or "engagement_tier"
+    if reward is None:
+        raise _fail(err, "name the reward column (--reward click)")
     try:
         with err.status(f"Evaluating policies on {data} …"):
             result = evaluate_file(

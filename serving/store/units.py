@@ -22,8 +22,14 @@ def _flag(kind: str) -> Any:
     return func.max(case((outcomes.c.dedup_kind == kind, 1), else_=0)).label(kind)
 
 
-def experiment_units(engine: Engine, experiment_id: str) -> pd.DataFrame:
-    """Every sent decision of ``experiment_id`` with its outcomes, as a unit table."""
+def experiment_units(
+    engine: Engine, experiment_id: str, *, with_features: bool = False
+) -> pd.DataFrame:
+    """Every sent decision of ``experiment_id`` with its outcomes, as a unit table.
+
+    ``with_features`` adds ``send_at`` and the features each decision used (one column per
+    feature), which a model needs to score the arms the recipient did not get.
+    """
     revenue = func.coalesce(
         func.sum(case((outcomes.c.kind == "convert", outcomes.c.value), else_=0.0)), 0.0
     ).label("revenue")
@@ -42,6 +48,7 @@ def experiment_units(engine: Engine, experiment_id: str) -> pd.DataFrame:
             _flag("unsubscribe"),
             _flag("complaint"),
             _flag("bounce"),
+            *((decisions.c.send_at, decisions.c.features) if with_features else ()),
         )
         .select_from(
             decisions.outerjoin(outcomes, and_(outcomes.c.decision_id == decisions.c.decision_id))
@@ -59,4 +66,8 @@ def experiment_units(engine: Engine, experiment_id: str) -> pd.DataFrame:
         columns = [c.name for c in query.selected_columns]
         return pd.DataFrame(columns=columns)
     frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
+    if with_features:
+        features = pd.json_normalize(frame.pop("features").tolist()).add_prefix("f_")
+        frame["send_at"] = pd.to_datetime(frame["send_at"], utc=True)
+        frame = pd.concat([frame.reset_index(drop=True), features], axis=1)
     return frame

@@ -30,6 +30,11 @@ def planted_model(
     kind: ModelKind, *, best_hour: int = 10, best_variant: str = "v1"
 ) -> CompiledModel:
     """A model whose probability peaks at local ``best_hour`` and variant ``best_variant``."""
+    return CompiledModel(planted_pipeline(kind, best_hour=best_hour, best_variant=best_variant))
+
+
+def planted_pipeline(kind: ModelKind, *, best_hour: int = 10, best_variant: str = "v1") -> object:
+    """The calibrated scikit-learn pipeline behind :func:`planted_model`."""
     rng = np.random.default_rng(0)
     n = 6_000
     numeric, categorical = _columns(kind)
@@ -51,7 +56,7 @@ def planted_model(
     x = frame[[*categorical, *numeric]]
     fitted = make_lightgbm(numeric, categorical, {"n_estimators": 40, "min_child_samples": 20})
     fitted.fit(x, y)
-    return CompiledModel(calibrate(fitted, x, y, method="sigmoid"))
+    return calibrate(fitted, x, y, method="sigmoid")
 
 
 def planted_models(settings: object, **kwargs: object) -> ModelSet:
