@@ -1,0 +1,104 @@
+"""Model quality against the simulator's ground truth, and propensity on the real CDNOW log.
+
+Runs the whole pipeline on a simulated world (simulate → event log → feature build →
+engagement and send-time training), then judges the models on a prospective holdout day sent
+through the simulated world (see :mod:`training.evaluation`), and finally the CDNOW propensity
+task (see :mod:`training.cdnow`) when ``lifetimes`` is installed::
+
+    .venv/bin/python benchmarks/bench_training_quality.py                      # 100k × 90 days
+    .venv/bin/python benchmarks/bench_training_quality.py --recipients 5000 --days 45
+
+Everything is written under a temporary directory; ``--json FILE`` also saves the figures.
+Exits non-zero when the engagement AUC ratio, calibration or send-time lift miss their targets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from features.events import EventLog
+from features.simulator import SimulationConfig
+from inboxlab.settings import MlflowSettings, Settings
+from training.cdnow import evaluate_cdnow, import_cdnow
+from training.evaluation import evaluate_against_truth
+
+TARGET_AUC_RATIO = 0.95
+TARGET_CALIBRATION = 0.01
+TARGET_LIFT_SHARE = 0.70
+
+
+def _simulated(recipients: int, days: int, seed: int, work: Path) -> dict[str, Any]:
+    settings = Settings(
+        data_dir=work / "data",
+        mlflow=MlflowSettings(
+            tracking_uri=f"sqlite:///{work / 'mlflow.db'}", artifact_location=str(work / "a")
+        ),
+    )
+    config = SimulationConfig(recipients=recipients, days=days, seed=seed)
+    start = time.perf_counter()
+
+    def progress(message: str) -> None:
+        print(f"[{time.perf_counter() - start:7.1f} s] {message}", flush=True)
+
+    report = evaluate_against_truth(settings, config, seed=seed, progress=progress)
+    return {
+        "recipients": recipients,
+        "days": days,
+        "seed": seed,
+        "rows_engagement": report.rows_engagement,
+        "rows_send_time": report.rows_send_time,
+        "engagement_holdout_auc": report.engagement_holdout_auc,
+        "send_time_holdout_auc": report.send_time_holdout_auc,
+        "engagement": asdict(report.engagement),
+        "send_time": asdict(report.send_time),
+        "seconds": report.seconds,
+    }
+
+
+def _cdnow(work: Path) -> dict[str, Any] | None:
+    if importlib.util.find_spec("lifetimes") is None:
+        return None
+    log = EventLog(work / "cdnow" / "events")
+    import_cdnow(log)
+    result = evaluate_cdnow(log)
+    out = asdict(result)
+    out["train_cutoff"] = result.train_cutoff.isoformat()
+    out["cutoff"] = result.cutoff.isoformat()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipients", type=int, default=100_000)
+    parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="inboxlab-quality-") as tmp:
+        work = Path(tmp)
+        simulated = _simulated(args.recipients, args.days, args.seed, work)
+        figures = {"simulated": simulated, "cdnow": _cdnow(work)}
+    text = json.dumps(figures, indent=2, default=float)
+    print(text)
+    if args.json:
+        args.json.write_text(text + "\n")
+    eng, st = simulated["engagement"], simulated["send_time"]
+    ok = (
+        eng["auc_ratio"] >= TARGET_AUC_RATIO
+        and eng["ece"] < TARGET_CALIBRATION
+        and st["lift_share"] >= TARGET_LIFT_SHARE
+    )
+    print("targets met" if ok else "targets missed", file=sys.stderr)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

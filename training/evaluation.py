@@ -1,0 +1,397 @@
+"""Model quality measured against the simulator's ground truth, not only against outcomes.
+
+A simulated history goes through the whole pipeline (event log → feature build → training
+sets → LightGBM), then the trained models are judged on *new* sends into the same world, sent
+through :class:`~features.simulator.EmailEnvironment`, which knows the true probability of
+every outcome. The holdout is prospective: the day after the history ends, with features as of
+that day, so nothing it is judged on existed when the models were trained.
+
+Engagement
+    The AUC of the model's click probabilities divided by the AUC of the true ones on the same
+    sends, and the calibration error. Both are given twice: against the sampled clicks (what a
+    data scientist sees on a real holdout) and against the true probabilities themselves
+    (the *expected* AUC, counting each send as a click with weight ``p`` and as a non-click
+    with weight ``1 - p``), which removes the sampling noise of a few thousand clicks.
+Send time
+    For held-out recipients (kept out of the send-time training set), the true open rate when
+    each is mailed at the model's best local hour of that day, against mailing everyone at the
+    most common historical hour and against each recipient's true best hour (the oracle);
+    ``lift_share`` is the share of the oracle's lift over the fixed hour that the model gets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.metrics import roc_auc_score
+
+from features.engineering import build_features
+from features.events import EventLog
+from features.events.importer import import_tables
+from features.events.recipients import write_recipients
+from features.retrieval import training_frame
+from features.simulator import EmailEnvironment, GroundTruth, SimulationConfig, simulate
+from inboxlab.settings import Settings
+from training.dataset import add_context_features, build_training_set, service_features
+from training.estimator import positive_proba
+from training.fit import FitResult, fit_and_evaluate
+from training.metrics import expected_calibration_error
+from training.specs import ModelKind, spec_for
+
+__all__ = [
+    "EngagementQuality",
+    "QualityReport",
+    "SendTimeQuality",
+    "engagement_quality",
+    "evaluate_against_truth",
+    "expected_auc",
+    "fixed_hour_policy",
+    "prepare_world",
+    "ranking_model",
+    "send_time_quality",
+]
+
+Progress = Callable[[str], None]
+_HOLDOUT_CAMPAIGN = "quality-holdout"
+
+
+@dataclass(frozen=True, slots=True)
+class EngagementQuality:
+    """Engagement model vs the true click probabilities on prospective sends."""
+
+    sends: int
+    clicks: int
+    auc_ratio: float  # model AUC / true-probability AUC, on the sampled clicks
+    expected_auc_ratio: float  # the same on expected AUCs (no sampling noise)
+    auc_model: float
+    auc_truth: float
+    ece: float  # against the sampled clicks
+    ece_vs_truth: float  # against the true probabilities
+
+
+@dataclass(frozen=True, slots=True)
+class SendTimeQuality:
+    """True open rates of held-out recipients under three send-hour policies."""
+
+    recipients: int
+    fixed_hour: int
+    fixed_basis: str  # "utc" or "local": the clock the history was scheduled on
+    open_rate_fixed: float
+    open_rate_model: float
+    open_rate_oracle: float
+    lift_share: float  # (model - fixed) / (oracle - fixed)
+    best_hour_agreement: float  # share of recipients whose model hour is the oracle hour
+
+
+@dataclass(frozen=True, slots=True)
+class QualityReport:
+    """Everything :func:`evaluate_against_truth` measured."""
+
+    config: SimulationConfig
+    engagement: EngagementQuality
+    send_time: SendTimeQuality
+    engagement_holdout_auc: float  # the model's own time-split holdout, for reference
+    send_time_holdout_auc: float
+    rows_engagement: int
+    rows_send_time: int
+    seconds: dict[str, float]
+
+
+def expected_auc(p_true: np.ndarray, score: np.ndarray) -> float:
+    """The AUC that ``score`` has in expectation when outcomes are drawn with ``p_true``.
+
+    Each row counts as a positive with weight ``p`` and as a negative with weight ``1 - p``:
+    the weighted AUC is the expected number of correctly ordered (positive, negative) pairs
+    over the expected number of pairs.
+
+    Examples
+    --------
+    >>> p = np.array([0.1, 0.2, 0.7])
+    >>> round(expected_auc(p, p), 3) > round(expected_auc(p, -p), 3)
+    True
+    """
+    n = len(p_true)
+    y = np.r_[np.ones(n), np.zeros(n)]
+    weight = np.r_[p_true, 1.0 - p_true]
+    return float(roc_auc_score(y, np.r_[score, score], sample_weight=weight))
+
+
+def prepare_world(
+    settings: Settings, config: SimulationConfig, progress: Progress | None = None
+) -> GroundTruth:
+    """Simulate ``config`` into the event log and recipient directory; build the features."""
+    step = progress or (lambda _msg: None)
+    step(f"simulating {config.recipients:,} recipients × {config.days} days")
+    sim = simulate(config)
+    step(f"importing {sim.events.num_rows:,} events")
+    import_tables([("simulation", sim.events)], EventLog(settings.events_dir))
+    recipients = sim.truth.recipients_table()
+    write_recipients(
+        settings.recipients_path,
+        pa.table(
+            {
+                "recipient_id": recipients.column("recipient_id"),
+                "timezone": recipients.column("timezone"),
+                "created_at": pa.nulls(recipients.num_rows, pa.timestamp("us", tz="UTC")),
+            }
+        ),
+    )
+    step("building features")
+    build_features(settings)
+    return sim.truth
+
+
+def _local_clock(sent_at: pd.Series, timezones: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Local hour and weekday (Monday = 0) of each send, as :mod:`training.labels` derives."""
+    hour = np.empty(len(sent_at), dtype=np.int64)
+    weekday = np.empty(len(sent_at), dtype=np.int64)
+    if sent_at.dt.tz is None:  # the feature join hands times back as naive UTC
+        sent_at = sent_at.dt.tz_localize("UTC")
+    zones = pd.Series(np.asarray(timezones, dtype=object))
+    for zone, rows in zones.groupby(zones).indices.items():
+        local = sent_at.iloc[rows].dt.tz_convert(str(zone))
+        hour[rows] = local.dt.hour.to_numpy()
+        weekday[rows] = local.dt.weekday.to_numpy()
+    return hour, weekday
+
+
+def _model_input(
+    settings: Settings,
+    kind: ModelKind,
+    result: FitResult,
+    sends: pd.DataFrame,
+    timezones: Sequence[str],
+) -> pd.DataFrame:
+    """Model input for new sends: stored features as of each send plus the request context."""
+    stored = service_features(spec_for(kind).feature_service)
+    frame = training_frame(settings, sends, features=stored)
+    frame["local_hour"], frame["local_weekday"] = _local_clock(frame["sent_at"], timezones)
+    x = add_context_features(frame)[list(result.features)].copy()
+    x[list(result.numeric)] = x[list(result.numeric)].astype("float64")
+    for c in result.categorical:
+        # As training.fit feeds categoricals: strings, with missing values spelled out.
+        x[c] = x[c].astype("string").fillna("missing").astype(object)
+    return x
+
+
+def _timezones(truth: GroundTruth, recipient_ids: Sequence[str]) -> list[str]:
+    table = truth.recipients_table()
+    zone = dict(
+        zip(
+            table.column("recipient_id").to_pylist(),
+            table.column("timezone").to_pylist(),
+            strict=True,
+        )
+    )
+    return [zone[r] for r in recipient_ids]
+
+
+def _mailable(truth: GroundTruth, recipient_ids: Sequence[str]) -> list[str]:
+    env = EmailEnvironment(truth, np.random.default_rng(0))
+    keep = env.is_mailable(list(recipient_ids))
+    return [r for r, ok in zip(recipient_ids, keep.tolist(), strict=True) if ok]
+
+
+def engagement_quality(
+    settings: Settings, truth: GroundTruth, result: FitResult, *, day: date, seed: int = 0
+) -> EngagementQuality:
+    """Send every mailable recipient one email on ``day`` at a random time and variant.
+
+    The true click probability of each email is read from the environment before it is sent
+    (what the world knew at send time), then the clicks are sampled by sending it.
+    """
+    rng = np.random.default_rng(seed)
+    ids = _mailable(truth, truth.population.recipient_ids)
+    variants = rng.choice(np.asarray(truth.config.variant_ids), size=len(ids)).tolist()
+    start = pd.Timestamp(day, tz="UTC")
+    sent_at = start + pd.to_timedelta(rng.integers(0, 86_400, len(ids)), unit="s")
+    when = sent_at.tz_convert("UTC").tz_localize(None).to_numpy().astype("datetime64[us]")
+    env = EmailEnvironment(truth, rng)
+    p_true = env.expected_click_rate(ids, variants, when)
+    outcome = env.send(ids, variants, when, campaign_id=_HOLDOUT_CAMPAIGN)
+    y = outcome.clicked.astype(int)
+    sends = pd.DataFrame({"recipient_id": ids, "sent_at": sent_at, "variant_id": variants})
+    x = _model_input(settings, ModelKind.ENGAGEMENT, result, sends, _timezones(truth, ids))
+    p_model = positive_proba(result.model, x)
+    auc_model = float(roc_auc_score(y, p_model))
+    auc_truth = float(roc_auc_score(y, p_true))
+    return EngagementQuality(
+        sends=len(ids),
+        clicks=int(y.sum()),
+        auc_ratio=auc_model / auc_truth,
+        expected_auc_ratio=expected_auc(p_true, p_model) / expected_auc(p_true, p_true),
+        auc_model=auc_model,
+        auc_truth=auc_truth,
+        ece=expected_calibration_error(y, p_model),
+        ece_vs_truth=expected_calibration_error(p_true, p_model),
+    )
+
+
+def fixed_hour_policy(sends: pd.DataFrame) -> tuple[int, str]:
+    """The hour most historical sends went out at, on the clock they were scheduled by.
+
+    ``sends`` has ``sent_at`` (UTC) and ``local_hour``. Campaigns scheduled at a fixed UTC hour
+    pile up on one UTC hour, those scheduled in local time on one local hour; the clock on
+    which the mode holds the larger share of sends is the one the sender used.
+    """
+    utc = sends["sent_at"].dt.hour.value_counts(normalize=True)
+    local = sends["local_hour"].value_counts(normalize=True)
+    if utc.iloc[0] >= local.iloc[0]:
+        return int(utc.index[0]), "utc"
+    return int(local.index[0]), "local"
+
+
+def _local_times(day: date, hour: int, timezones: Sequence[str]) -> pd.Series:
+    """``hour``:30 local time on ``day`` in each zone, as UTC timestamps."""
+    naive = pd.Timestamp(datetime(day.year, day.month, day.day, hour, 30))
+    per_zone = {
+        z: naive.tz_localize(z, ambiguous=True, nonexistent="shift_forward").tz_convert("UTC")
+        for z in set(timezones)
+    }
+    return pd.Series([per_zone[z] for z in timezones], dtype="datetime64[us, UTC]")
+
+
+def ranking_model(model: Any) -> Any:
+    """The fitted pipeline inside a calibrated model, for ranking one recipient's hours.
+
+    Isotonic calibration maps scores to a step function, so many of one recipient's 24 hours
+    tie and an argmax would pick the first of them; calibration is monotone, so the pipeline
+    it wraps ranks the hours the same way without the ties.
+    """
+    if isinstance(model, CalibratedClassifierCV):
+        frozen = model.calibrated_classifiers_[0].estimator
+        return getattr(frozen, "estimator", frozen)
+    return model
+
+
+def send_time_quality(
+    settings: Settings,
+    truth: GroundTruth,
+    result: FitResult,
+    recipient_ids: Sequence[str],
+    *,
+    day: date,
+    fixed: tuple[int, str],
+) -> SendTimeQuality:
+    """Score the 24 local hours of ``day`` per recipient; compare true open rates of policies."""
+    ids = _mailable(truth, recipient_ids)
+    zones = _timezones(truth, ids)
+    n = len(ids)
+    times = [_local_times(day, h, zones) for h in range(24)]
+    candidates = pd.DataFrame(
+        {"recipient_id": ids * 24, "sent_at": pd.concat(times, ignore_index=True)}
+    )
+    x = _model_input(settings, ModelKind.SEND_TIME, result, candidates, zones * 24)
+    scores = positive_proba(ranking_model(result.model), x).reshape(24, n)
+    env = EmailEnvironment(truth, np.random.default_rng(0))
+    true = np.stack(
+        [
+            env.expected_open_rate(ids, t.dt.tz_localize(None).to_numpy().astype("datetime64[us]"))
+            for t in times
+        ]
+    )
+    cols = np.arange(n)
+    model_hour = np.argmax(scores, axis=0)
+    oracle_hour = np.argmax(true, axis=0)
+    fixed_hour, basis = fixed
+    if basis == "utc":
+        utc_at = pd.Series(
+            [pd.Timestamp(day, tz="UTC") + pd.Timedelta(hours=fixed_hour, minutes=30)] * n
+        )
+        fixed_local, _ = _local_clock(utc_at, zones)
+    else:
+        fixed_local = np.full(n, fixed_hour)
+    rate_fixed = float(true[fixed_local, cols].mean())
+    rate_model = float(true[model_hour, cols].mean())
+    rate_oracle = float(true[oracle_hour, cols].mean())
+    gap = rate_oracle - rate_fixed
+    return SendTimeQuality(
+        recipients=n,
+        fixed_hour=fixed_hour,
+        fixed_basis=basis,
+        open_rate_fixed=rate_fixed,
+        open_rate_model=rate_model,
+        open_rate_oracle=rate_oracle,
+        lift_share=(rate_model - rate_fixed) / gap if gap > 0 else float("nan"),
+        best_hour_agreement=float(np.mean(model_hour == oracle_hour)),
+    )
+
+
+def evaluate_against_truth(
+    settings: Settings,
+    config: SimulationConfig,
+    *,
+    holdout_share: float = 0.2,
+    seed: int = 0,
+    params: dict[str, object] | None = None,
+    progress: Progress | None = None,
+) -> QualityReport:
+    """Simulate, build features, train engagement and send-time, judge both against truth.
+
+    ``settings`` must point at an empty data directory: the simulated history is written to
+    its event log. A random ``holdout_share`` of recipients is kept out of the send-time
+    training set and used for the send-time comparison.
+    """
+    step = progress or (lambda _msg: None)
+    clock = _Clock()
+    truth = prepare_world(settings, config, progress)
+    clock.lap("simulate + import + features")
+    day = config.end
+    rng = np.random.default_rng(seed)
+    all_ids = list(truth.population.recipient_ids)
+    held = set(rng.choice(all_ids, size=int(holdout_share * len(all_ids)), replace=False).tolist())
+
+    step("training the engagement model")
+    eng_data = build_training_set(settings, spec_for(ModelKind.ENGAGEMENT), progress=progress)
+    eng = fit_and_evaluate(
+        eng_data.frame, "clicked", eng_data.numeric, eng_data.categorical, params=params, seed=seed
+    )
+    clock.lap("engagement training set + fit")
+    step("training the send-time model without the held-out recipients")
+    st_data = build_training_set(settings, spec_for(ModelKind.SEND_TIME), progress=progress)
+    st_frame = st_data.frame[~st_data.frame["recipient_id"].isin(held)]
+    st = fit_and_evaluate(
+        st_frame, "opened", st_data.numeric, st_data.categorical, params=params, seed=seed
+    )
+    clock.lap("send-time training set + fit")
+
+    step(f"sending the holdout day {day} into the simulated world")
+    engagement = engagement_quality(settings, truth, eng, day=day, seed=seed)
+    clock.lap("engagement vs truth")
+    step(f"scoring 24 hours for {len(held):,} held-out recipients")
+    fixed = fixed_hour_policy(st_data.frame)
+    send_time = send_time_quality(settings, truth, st, sorted(held), day=day, fixed=fixed)
+    clock.lap("send-time vs truth")
+    return QualityReport(
+        config=config,
+        engagement=engagement,
+        send_time=send_time,
+        engagement_holdout_auc=eng.metrics["roc_auc"],
+        send_time_holdout_auc=st.metrics["roc_auc"],
+        rows_engagement=len(eng_data.frame),
+        rows_send_time=len(st_frame),
+        seconds=clock.laps,
+    )
+
+
+class _Clock:
+    """Wall-clock seconds per named stage."""
+
+    def __init__(self) -> None:
+        import time
+
+        self._now = time.perf_counter
+        self._last = self._now()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = self._now()
+        self.laps[name] = now - self._last
+        self._last = now
