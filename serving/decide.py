@@ -251,8 +251,8 @@ class DecisionEngine:
                 continue
             draft.send_at, draft.send_time_propensity = result.send_at, result.propensity
             draft.reasons.extend(result.reasons)
-            if loaded is not None:
-                draft.scores["p_open"] = result.score
+            if loaded is not None and result.score is not None:
+                draft.scores["p_open"] = float(loaded.model.calibrate(np.array([result.score]))[0])
 
     def _scores(self, drafts: Sequence[_Draft]) -> None:
         live = [d for d in drafts if d.send_at is not None]
@@ -335,7 +335,7 @@ def _local(draft: _Draft) -> tuple[int, int]:
 def _score_hours(
     model: Any, drafts: Sequence[_Draft], candidates: Sequence[Candidates]
 ) -> list[FloatArray | None]:
-    """Every candidate hour of every draft in one model call (hours × recipients rows).
+    """Raw send-time scores of every candidate hour of every draft, in one model call.
 
     A recipient's stored features are encoded once and the row repeated for each hour; only
     the hour-dependent columns differ between the repeats.
@@ -365,7 +365,7 @@ def _score_hours(
             x[:, index["hour_affinity"]] = profile_h[owners, hours]
         if "weekday_affinity" in index:
             x[:, index["weekday_affinity"]] = profile_d[owners, days]
-    probs = model.predict_matrix(x)
+    probs = model.raw_matrix(x)  # ranked raw; calibrated only for the chosen hour
     out: list[FloatArray | None] = []
     start = 0
     for n in sizes:

@@ -70,11 +70,24 @@ class CompiledModel:
             x[:, offset + j] = np.nan if values is None else np.asarray(values, dtype=np.float64)
         return x
 
-    def predict_matrix(self, x: FloatArray) -> FloatArray:
-        """Calibrated probabilities for a prepared matrix."""
+    def raw_matrix(self, x: FloatArray) -> FloatArray:
+        """LightGBM's raw score for a prepared matrix: the ranking before calibration.
+
+        Rank by this, not by the probability: isotonic calibration is a step function, so
+        many of a recipient's hours share one calibrated value and an argmax over them would
+        pick the first hour of the window instead of the best.
+        """
         # One thread: for a decision's few rows, waking an OpenMP team costs more than it saves.
         raw = self.booster.predict(x, raw_score=True, num_threads=1)
+        return np.asarray(raw, dtype=np.float64)
+
+    def calibrate(self, raw: FloatArray) -> FloatArray:
+        """Probabilities from raw scores."""
         return self._calibrate(np.asarray(raw, dtype=np.float64))
+
+    def predict_matrix(self, x: FloatArray) -> FloatArray:
+        """Calibrated probabilities for a prepared matrix."""
+        return self.calibrate(self.raw_matrix(x))
 
     def predict(self, columns: Mapping[str, Sequence[Any] | NDArray[Any]], n: int) -> FloatArray:
         """Calibrated probabilities for ``n`` rows given as named columns."""

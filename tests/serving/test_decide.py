@@ -19,6 +19,7 @@ from serving.scoring.models import ModelSet
 from serving.store import DecisionStore
 from serving.store.experiments import ExperimentStore
 from tests.serving.models import planted_models
+from training.specs import ModelKind
 
 NOW = datetime(2026, 3, 2, 0, 30, tzinfo=UTC)  # a Monday
 
@@ -212,3 +213,16 @@ def test_a_window_without_a_whole_hour_is_suppressed(
     )
     assert out.action is Action.SUPPRESS
     assert "send_window_has_no_whole_hour" in out.reasons
+
+
+def test_hours_are_ranked_before_calibration_flattens_them(
+    settings: Settings, store: DecisionStore
+) -> None:
+    models = planted_models(Settings())
+    send_time = models.models[ModelKind.SEND_TIME].model
+    # An isotonic calibrator is a step function: here every hour gets the same probability.
+    send_time._calibrate = lambda raw: np.full_like(raw, 0.2)  # type: ignore[method-assign]
+    out = make_engine(settings, store, models).decide(request())
+    assert out.send_at is not None
+    assert out.send_at.astimezone(ZoneInfo("Asia/Tokyo")).hour == 10
+    assert out.scores.p_open == pytest.approx(0.2)
