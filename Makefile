@@ -34,11 +34,15 @@ $(STAMP): $(BIN)/python pyproject.toml requirements.lock
 
 install: $(STAMP)
 
+# HOST and PORT reach both commands as settings, so the printed curl example matches.
+export INBOXLAB_API__HOST ?= $(HOST)
+export INBOXLAB_API__PORT ?= $(PORT)
+
 demo: $(STAMP)
 	$(BIN)/inboxlab demo --recipients $(RECIPIENTS) --days $(DAYS) --seed $(SEED)
 
 run: demo
-	$(BIN)/inboxlab serve --host $(HOST) --port $(PORT)
+	$(BIN)/inboxlab serve
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

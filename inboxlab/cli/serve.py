@@ -31,8 +31,15 @@ def render_report(definition: ExperimentDefinition, units: Any, fmt: str) -> Any
 
 def build_app() -> FastAPI:
     """The app for the current settings (uvicorn's factory)."""
+    import warnings
+
     from serving.app import create_app
 
+    # mlflow's registry store uses a SQLAlchemy loader strategy that SQLAlchemy 2.1 deprecates;
+    # the warning says nothing an operator can act on.
+    warnings.filterwarnings(
+        "ignore", message="The ``noload`` loader strategy", category=DeprecationWarning
+    )
     return create_app(get_settings(), report_renderer=render_report)
 
 
