@@ -42,6 +42,7 @@ __all__ = [
     "FeatureRow",
     "InMemoryFeatureClient",
     "SqliteFeatureClient",
+    "entity_key",
     "with_defaults",
 ]
 
@@ -88,6 +89,16 @@ def with_defaults(values: Mapping[str, Any] | None, features: Iterable[str]) -> 
         value = values.get(name)
         out[name] = DEFAULTS[name] if value is None else value
     return out
+
+
+def entity_key(recipient_id: str) -> bytes:
+    """The online store's key of a recipient (Feast's entity key serialization v3).
+
+    Inlined: ~1 µs instead of building two protobufs per recipient; a test pins it to Feast's
+    own function.
+    """
+    value = recipient_id.encode()
+    return _KEY_PREFIX + len(value).to_bytes(4, "little") + value
 
 
 @runtime_checkable
@@ -230,10 +241,7 @@ class SqliteFeatureClient:
             self._cache.clear()
 
     def _key(self, recipient_id: str) -> bytes:
-        # Feast's entity key serialization v3 for one string join key, inlined: ~1 µs instead
-        # of building two protobufs per recipient (a test pins it to Feast's own function).
-        value = recipient_id.encode()
-        return _KEY_PREFIX + len(value).to_bytes(4, "little") + value
+        return entity_key(recipient_id)
 
     def _decode(self, blob: bytes) -> FeatureValue | None:
         value = self._value.FromString(blob)

@@ -128,6 +128,9 @@ class ErasureDone(BaseModel):
     recipient_id: str
     decisions: int
     outcomes: int
+    events: int = Field(description="Events removed from the event log.")
+    feature_rows: int = Field(description="Feature snapshot rows removed.")
+    online_rows: int = Field(description="Online feature store rows removed.")
     audit_id: int
 
 
@@ -324,13 +327,20 @@ def create_app(
 
     @app.delete("/v1/recipients/{recipient_id}", tags=["recipients"])
     def erase_recipient(recipient_id: str, resources: Store, key: AdminKey) -> ErasureDone:
-        """Erase a person's decisions, outcomes and bandit contributions; audited (admin)."""
+        """Erase a person everywhere: event log, features, online store, decisions, outcomes
+        and bandit contributions; audited (admin)."""
+        from features.erasure import erase_recipient as erase_features
+
+        erased = erase_features(resources.settings, recipient_id)
         report = resources.store.erase_recipient(recipient_id, actor=key.name)
         logger.info("erased recipient on request of key %s (audit %d)", key.name, report.audit_id)
         return ErasureDone(
             recipient_id=report.recipient_id,
             decisions=report.decisions,
             outcomes=report.outcomes,
+            events=erased.events,
+            feature_rows=erased.feature_rows + erased.directory_rows,
+            online_rows=erased.online_rows,
             audit_id=report.audit_id,
         )
 

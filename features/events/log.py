@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 from features.events.schema import EVENT_SCHEMA, PARTITION_COLUMN
 from inboxlab.errors import EventLogCorruptError, InvalidInputError
 
-__all__ = ["AppendResult", "EventLog"]
+__all__ = ["AppendResult", "EventLog", "rewrite_without"]
 
 logger = logging.getLogger(__name__)
 
@@ -160,6 +160,19 @@ class EventLog:
             self._recover_locked()
             return self._append_locked(table)
 
+    def erase(self, recipient_id: str) -> int:
+        """Remove every event of ``recipient_id``; returns how many were removed.
+
+        Each affected file is rewritten beside itself and renamed over the original, so a
+        reader sees either the old or the new file. Erasing again finishes an interrupted
+        erasure and is otherwise a no-op.
+        """
+        if self.is_empty():
+            return 0
+        with self._locked():
+            self._recover_locked()
+            return rewrite_without(self.files(), "recipient_id", recipient_id)
+
     def recover(self) -> int:
         """Roll back appends that died before committing; returns how many were rolled back."""
         if not self.directory.exists():
@@ -225,6 +238,22 @@ class EventLog:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def rewrite_without(files: list[Path], column: str, value: str) -> int:
+    """Rewrite each Parquet file that holds rows with ``column == value`` without them."""
+    removed = 0
+    for path in files:
+        table = pq.read_table(path)
+        keep = pc.invert(pc.fill_null(pc.equal(table.column(column), value), False))
+        kept = table.filter(keep)
+        if kept.num_rows == table.num_rows:
+            continue
+        removed += table.num_rows - kept.num_rows
+        tmp = path.with_name(f".{path.name}.erasing")
+        pq.write_table(kept, tmp, compression="zstd")
+        tmp.replace(path)
+    return removed
 
 
 def _empty_events_view_sql() -> str:

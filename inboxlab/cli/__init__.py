@@ -15,6 +15,7 @@ from inboxlab.cli import (
     events,
     experiments,
     features,
+    forget,
     keys,
     loop,
     models,
@@ -35,7 +36,18 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for _module in (simulation, events, features, models, keys, experiments, serve, demo, loop):
+for _module in (
+    simulation,
+    events,
+    features,
+    models,
+    keys,
+    experiments,
+    serve,
+    forget,
+    demo,
+    loop,
+):
     _module.register(app)
 
 

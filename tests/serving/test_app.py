@@ -162,6 +162,9 @@ def test_erasure_needs_admin_and_is_audited(client: TestClient) -> None:
         "recipient_id": "r-1",
         "decisions": 1,
         "outcomes": 1,
+        "events": 0,
+        "feature_rows": 0,
+        "online_rows": 0,
         "audit_id": 0,
     }
     (entry,) = store.audit_entries()

@@ -1,0 +1,76 @@
+"""Erasure: nothing of the person is left on the feature side, everyone else is untouched."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import duckdb
+import pyarrow as pa
+import pytest
+from typer.testing import CliRunner
+
+from features.engineering.build import build_features
+from features.engineering.tables import table_dir
+from features.erasure import erase_recipient
+from features.events import EventLog
+from features.events.importer import import_tables
+from features.events.recipients import write_recipients
+from features.online import entity_key
+from features.simulator import SimulationConfig, simulate
+from features.store import materialize, online_db_path
+from inboxlab.cli import app
+from inboxlab.settings import Settings, get_settings
+
+
+def _world(settings: Settings) -> None:
+    sim = simulate(SimulationConfig(recipients=150, days=15, seed=5))
+    import_tables([("sim", sim.events)], EventLog(settings.events_dir))
+    truth = sim.truth.recipients_table()
+    write_recipients(
+        settings.recipients_path,
+        pa.table(
+            {
+                "recipient_id": truth.column("recipient_id"),
+                "timezone": truth.column("timezone"),
+                "created_at": pa.nulls(truth.num_rows, pa.timestamp("us", tz="UTC")),
+            }
+        ),
+    )
+    build_features(settings)
+    materialize(settings)
+
+
+def _count(settings: Settings, glob: str, rid: str) -> int:
+    query = f"SELECT count(*) FROM read_parquet('{glob}') WHERE recipient_id = '{rid}'"
+    return int(duckdb.sql(query).fetchall()[0][0])
+
+
+def test_forget_removes_the_person_everywhere_and_only_them(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("INBOXLAB_DATA_DIR", str(settings.data_dir))
+    get_settings.cache_clear()
+    _world(settings)
+    log = EventLog(settings.events_dir)
+    target, other = "r0000003", "r0000004"
+    other_events = _count(settings, log.glob(), other)
+    assert _count(settings, log.glob(), target) > 0
+    result = CliRunner().invoke(app, ["forget", target, "--yes"])
+    assert result.exit_code == 0, result.output
+    assert _count(settings, log.glob(), target) == 0
+    assert _count(settings, log.glob(), other) == other_events
+    for table in ("engagement", "send_time"):
+        glob = str(table_dir(settings, table) / "date=*" / "*.parquet")
+        assert _count(settings, glob, target) == 0
+        assert _count(settings, glob, other) > 0
+    assert _count(settings, str(settings.recipients_path), target) == 0
+    with sqlite3.connect(online_db_path(settings)) as conn:
+        for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'"):
+            rows = conn.execute(
+                f'SELECT count(*) FROM "{name}" WHERE entity_key = ?', (entity_key(target),)
+            ).fetchone()
+            assert rows == (0,)
+    assert "audit record" in result.output
+    again = erase_recipient(settings, target)  # idempotent
+    assert (again.events, again.feature_rows, again.online_rows) == (0, 0, 0)
+    get_settings.cache_clear()
