@@ -26,6 +26,12 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from features.engineering.tables import (
+    DEFAULTS,
+    SEND_HOUR_RATES,
+    hour_window,
+    send_hour_bucket,
+)
 from features.online import FeatureClient, FeatureRow, with_defaults
 from inboxlab.errors import InvalidInputError, NotFoundError
 from inboxlab.experiment import ExperimentDefinition
@@ -47,6 +53,8 @@ logger = logging.getLogger(__name__)
 FloatArray = NDArray[np.float64]
 _HOURS = [f"open_hour_{h:02d}" for h in range(24)]
 _DAYS = [f"open_dow_{d}" for d in range(7)]
+_LATE = [f"late_open_hour_{h:02d}" for h in range(24)]
+_SEND_RATE_DEFAULT = float(DEFAULTS[SEND_HOUR_RATES[0]])
 
 
 @dataclass(slots=True)
@@ -357,14 +365,22 @@ def _score_hours(
         x[:, index["local_hour"]] = hours
     if "local_weekday" in index:
         x[:, index["local_weekday"]] = days
+    owners = np.repeat(np.arange(len(drafts)), sizes)
     if "hour_affinity" in index or "weekday_affinity" in index:
-        owners = np.repeat(np.arange(len(drafts)), sizes)
         profile_h = np.array([_profile(d.features, _HOURS, 1 / 24) for d in drafts])
         profile_d = np.array([_profile(d.features, _DAYS, 1 / 7) for d in drafts])
         if "hour_affinity" in index:
             x[:, index["hour_affinity"]] = profile_h[owners, hours]
         if "weekday_affinity" in index:
             x[:, index["weekday_affinity"]] = profile_d[owners, days]
+    if "late_hour_affinity" in index:
+        late = hour_window(np.array([_profile(d.features, _LATE, 1 / 24) for d in drafts]))
+        x[:, index["late_hour_affinity"]] = late[owners, hours]
+    if "send_hour_rate" in index:
+        rates = np.array(
+            [_profile(d.features, SEND_HOUR_RATES, _SEND_RATE_DEFAULT) for d in drafts]
+        )
+        x[:, index["send_hour_rate"]] = rates[owners, send_hour_bucket(hours)]
     probs = model.raw_matrix(x)  # ranked raw; calibrated only for the chosen hour
     out: list[FloatArray | None] = []
     start = 0

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from features.engineering.tables import SEND_HOUR_RATES, hour_window, send_hour_bucket
 from features.events import EventLog
 from features.retrieval import training_frame
 from inboxlab.errors import InvalidInputError, NotFoundError
@@ -47,7 +48,7 @@ def service_features(name: str) -> list[str]:
 
     service = getattr(services, name, None)
     if service is None or getattr(service, "name", None) != name:
-        known = ", ".join(n for n in services.__all__ if n.endswith("_v1"))
+        known = ", ".join(n for n in services.__all__ if n != "make_services")
         raise NotFoundError(f"feature service {name!r} does not exist; known: {known}")
     names: list[str] = []
     for projection in service.feature_view_projections:
@@ -61,12 +62,25 @@ def add_context_features(frame: pd.DataFrame) -> pd.DataFrame:
     ``hour_affinity`` is the recipient's (cohort-smoothed) share of opens at ``local_hour``:
     it lets the send-time model score hours a recipient was never mailed at, because the
     profile is pooled toward the cohort rather than learned from this recipient's sends alone.
+    ``send_hour_rate`` is the recipient's (cohort-shrunk) open rate of emails sent in the
+    send-hour bucket of ``local_hour``: unlike the profile, it does not echo the hour the
+    history happened to be sent at. ``late_hour_affinity`` is ``hour_affinity`` over late
+    opens only (see :mod:`features.engineering.sql`), which show when the person reads mail,
+    summed over the hour and its two neighbours.
     """
     out = frame.copy()
     if "open_hour_00" in out.columns and "local_hour" in out.columns:
         hours = out[[f"open_hour_{h:02d}" for h in range(24)]].to_numpy(dtype=float)
         idx = out["local_hour"].to_numpy(dtype=int) % 24
         out["hour_affinity"] = hours[np.arange(len(out)), idx]
+    if "late_open_hour_00" in out.columns and "local_hour" in out.columns:
+        late = out[[f"late_open_hour_{h:02d}" for h in range(24)]].to_numpy(dtype=float)
+        idx = out["local_hour"].to_numpy(dtype=int) % 24
+        out["late_hour_affinity"] = hour_window(late)[np.arange(len(out)), idx]
+    if "send_hour_rate_00" in out.columns and "local_hour" in out.columns:
+        rates = out[list(SEND_HOUR_RATES)].to_numpy(dtype=float)
+        idx = send_hour_bucket(out["local_hour"].to_numpy(dtype=int))
+        out["send_hour_rate"] = rates[np.arange(len(out)), idx]
     if "open_dow_0" in out.columns and "local_weekday" in out.columns:
         days = out[[f"open_dow_{d}" for d in range(7)]].to_numpy(dtype=float)
         idx = out["local_weekday"].to_numpy(dtype=int) % 7

@@ -45,8 +45,15 @@ SPECS: dict[ModelKind, ModelSpec] = {
     ModelKind.SEND_TIME: ModelSpec(
         kind=ModelKind.SEND_TIME,
         label="opened",
-        feature_service="send_time_v1",
-        context_numeric=("local_hour", "local_weekday", "hour_affinity", "weekday_affinity"),
+        feature_service="send_time_v2",
+        context_numeric=(
+            "local_hour",
+            "local_weekday",
+            "hour_affinity",
+            "weekday_affinity",
+            "send_hour_rate",
+            "late_hour_affinity",
+        ),
         context_categorical=(),
         description="Probability of a human open within 24 h, given the local send hour.",
     ),

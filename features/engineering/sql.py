@@ -21,6 +21,19 @@ DST change), and weekday is ``(day_num + 3) % 7`` with Monday = 0 (1970-01-01 wa
 Snapshots. The snapshot of day ``D`` (``event_timestamp`` = ``D`` 00:00 UTC) aggregates the
 per-day rows of days ``D - w`` to ``D - 1``, i.e. exactly the events strictly before ``D``.
 
+Send-hour open rates. Each send is followed for 24 hours: it counts as opened when a human
+open of the same campaign comes within that time. Sends are bucketed by the local hour they
+went out at (``SEND_BUCKET_HOURS``-hour buckets) and, with their outcome, counted on the day
+after the send, when the 24 hours are over at the latest; the snapshot of ``D`` thus sees only
+outcomes that are complete before ``D``. The open-time profile (hour of the *open*) mostly
+echoes the hour the history was sent at, since many opens follow delivery closely; the
+open rate by hour of the *send* is what a send-time choice changes.
+
+Late opens. An open at least ``LATE_OPEN_SECONDS`` after the first delivery of its campaign
+is late: the person did not open on arrival but when they chose to read mail, so the local
+hours of late opens show the preferred hour without the echo of the send hour. Their profile
+is smoothed toward the cohort like the open-time profile.
+
 Machine opens. An open flagged ``is_machine_open = true`` is a machine open and one flagged
 ``false`` is human. An unflagged open (null) counts as a machine open when it happens within
 ``MACHINE_OPEN_SECONDS`` after the first delivery of the same campaign to the same recipient:
@@ -33,12 +46,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from features.engineering.tables import NEVER_DAYS, WINDOWS
+from features.engineering.tables import NEVER_DAYS, SEND_BUCKET_HOURS, WINDOWS
 
 __all__ = [
+    "COHORT_RATE_STRENGTH",
+    "LATE_OPEN_SECONDS",
     "MACHINE_OPEN_SECONDS",
     "PRIOR_STRENGTH",
     "PROFILE_STRENGTH",
+    "SEND_BUCKETS",
+    "SEND_RATE_STRENGTH",
     "Statement",
     "feature_statements",
 ]
@@ -49,6 +66,16 @@ MACHINE_OPEN_SECONDS: Final = 120
 PRIOR_STRENGTH: Final = 10.0
 #: Pseudo-opens of the cohort's open-time profile added to every recipient's profile.
 PROFILE_STRENGTH: Final = 5.0
+#: Number of send-hour buckets; bucket ``b`` holds local hours ``b * SEND_BUCKET_HOURS`` on.
+SEND_BUCKETS: Final = 24 // SEND_BUCKET_HOURS
+#: Pseudo-sends of the cohort's bucket rate added to a recipient's sends in each bucket.
+SEND_RATE_STRENGTH: Final = 2.0
+#: Pseudo-sends of the cohort's all-hours rate added to the cohort's sends in each bucket.
+COHORT_RATE_STRENGTH: Final = 50.0
+#: Opens this long after the first delivery are late: the person chose when to read.
+LATE_OPEN_SECONDS: Final = 2 * 3600
+#: Seconds after a send within which a human open of its campaign counts as its outcome.
+_OPEN_WINDOW_SECONDS: Final = 24 * 3600
 #: Mean lifetimes (days) of the decayed scores: the score itself, and trend's fast and slow.
 SCORE_TAU: Final = 14.0
 FAST_TAU: Final = 7.0
@@ -75,7 +102,7 @@ class Statement:
 def _labelled_events(end_day: int) -> str:
     # Machine-open heuristic against the first delivery of the same campaign.
     return f"""
-SELECT e.recipient_id, e.kind, e.value, c.day_num,
+SELECT e.recipient_id, e.kind, e.value, c.day_num, e.campaign_id, e.occurred_at,
   CASE
     WHEN e.kind <> 'open' THEN 0
     WHEN e.is_machine_open IS NOT NULL THEN CASE WHEN e.is_machine_open THEN 1 ELSE 0 END
@@ -83,6 +110,11 @@ SELECT e.recipient_id, e.kind, e.value, c.day_num,
       AND e.occurred_at < d.first_deliver + INTERVAL {MACHINE_OPEN_SECONDS} SECOND THEN 1
     ELSE 0
   END AS is_machine,
+  CASE
+    WHEN e.kind = 'open' AND d.first_deliver IS NOT NULL
+      AND e.occurred_at >= d.first_deliver + INTERVAL {LATE_OPEN_SECONDS} SECOND THEN 1
+    ELSE 0
+  END AS is_late,
   HOUR(e.occurred_at) * 60 + MINUTE(e.occurred_at) + COALESCE(o.offset_minutes, 0) AS local_min
 FROM events e
 JOIN calendar c ON c.day = CAST(e.occurred_at AS DATE)
@@ -104,6 +136,11 @@ def _daily() -> str:
         f"SUM(CASE WHEN {human_open} AND {local_hour} = {h} THEN 1 ELSE 0 END) AS oh_{h}"
         for h in range(24)
     )
+    late = ",\n  ".join(
+        f"SUM(CASE WHEN {human_open} AND is_late = 1 AND {local_hour} = {h} THEN 1 ELSE 0 END)"
+        f" AS ol_{h}"
+        for h in range(24)
+    )
     dows = ",\n  ".join(
         f"SUM(CASE WHEN {human_open} AND {local_dow} = {d} THEN 1 ELSE 0 END) AS od_{d}"
         for d in range(7)
@@ -121,10 +158,50 @@ SELECT recipient_id, day_num,
   SUM(CASE WHEN kind = 'complaint' THEN 1 ELSE 0 END) AS complaints,
   SUM(CASE WHEN kind = 'bounce' THEN 1 ELSE 0 END) AS bounces,
   {hours},
+  {late},
   {dows}
 FROM labelled_events
 GROUP BY recipient_id, day_num"""
 
+
+def _send_outcomes() -> str:
+    # One row per send: its local send-hour bucket and whether a human open of the same
+    # campaign followed within 24 hours. ``day_num`` is the day after the send, when the
+    # outcome is known (see the module docstring).
+    local_hour = "CAST(FLOOR(((s.local_min + 1440) % 1440) / 60.0) AS INT)"
+    return f"""
+SELECT s.recipient_id, s.day_num + 1 AS day_num,
+  CAST(FLOOR({local_hour} / {_f(float(SEND_BUCKET_HOURS))}) AS INT) AS bucket,
+  MAX(CASE WHEN o.recipient_id IS NULL THEN 0 ELSE 1 END) AS opened
+FROM (
+  SELECT recipient_id, campaign_id, occurred_at, day_num, local_min
+  FROM labelled_events WHERE kind = 'send'
+) s
+LEFT JOIN (
+  SELECT recipient_id, campaign_id, occurred_at
+  FROM labelled_events WHERE kind = 'open' AND is_machine = 0 AND campaign_id IS NOT NULL
+) o ON o.recipient_id = s.recipient_id AND o.campaign_id = s.campaign_id
+  AND o.occurred_at >= s.occurred_at
+  AND o.occurred_at < s.occurred_at + INTERVAL {_OPEN_WINDOW_SECONDS} SECOND
+GROUP BY s.recipient_id, s.campaign_id, s.occurred_at, s.day_num, s.local_min"""
+
+
+def _send_daily() -> str:
+    cols = [f"SUM(CASE WHEN bucket = {b} THEN 1 ELSE 0 END) AS ss_{b}" for b in range(SEND_BUCKETS)]
+    cols += [
+        f"SUM(CASE WHEN bucket = {b} THEN opened ELSE 0 END) AS so_{b}" for b in range(SEND_BUCKETS)
+    ]
+    body = ",\n  ".join(cols)
+    return (
+        f"SELECT recipient_id, day_num,\n  {body}\n"
+        "FROM send_outcomes GROUP BY recipient_id, day_num"
+    )
+
+
+_SEND_PROFILE = (
+    *(f"ss_{b}" for b in range(SEND_BUCKETS)),
+    *(f"so_{b}" for b in range(SEND_BUCKETS)),
+)
 
 _LAST = {
     "send": "sends",
@@ -161,15 +238,20 @@ def _grid(grid_start: int, last_day: int) -> str:
         "sends", "deliveries", "opens", "machine_opens", "clicks", "conversions", "revenue",
         "unsubscribes", "complaints", "bounces",
         *(f"oh_{h}" for h in range(24)), *(f"od_{d}" for d in range(7)),
+        *(f"ol_{h}" for h in range(24)),
     ]  # fmt: skip
-    cols = ",\n  ".join(f"COALESCE(d.{c}, 0) AS {c}" for c in zero_cols)
+    cols = ",\n  ".join(
+        [f"COALESCE(d.{c}, 0) AS {c}" for c in zero_cols]
+        + [f"COALESCE(sd.{c}, 0) AS {c}" for c in _SEND_PROFILE]
+    )
     return f"""
 SELECT p.recipient_id, c.day_num, c.day, p.first_day,
   {cols}
 FROM prior p
 JOIN calendar c ON c.day_num >= p.first_day AND c.day_num >= {grid_start}
   AND c.day_num <= {last_day}
-LEFT JOIN daily d ON d.recipient_id = p.recipient_id AND d.day_num = c.day_num"""
+LEFT JOIN daily d ON d.recipient_id = p.recipient_id AND d.day_num = c.day_num
+LEFT JOIN send_daily sd ON sd.recipient_id = p.recipient_id AND sd.day_num = c.day_num"""
 
 
 _CUM = (
@@ -178,7 +260,12 @@ _CUM = (
 )
 _ORDER = "OVER (PARTITION BY recipient_id ORDER BY day_num)"
 _COUNTS = ("sends", "deliveries", "opens", "machine_opens", "clicks", "conversions", "revenue")
-_PROFILE = (*(f"oh_{h}" for h in range(24)), *(f"od_{d}" for d in range(7)))
+_PROFILE = (
+    *(f"oh_{h}" for h in range(24)),
+    *(f"od_{d}" for d in range(7)),
+    *(f"ol_{h}" for h in range(24)),
+    *_SEND_PROFILE,
+)
 _TAUS = {"score": SCORE_TAU, "fast": FAST_TAU, "slow": SLOW_TAU}
 
 
@@ -306,8 +393,31 @@ def _cohort() -> str:
     sums = ", ".join(
         [f"SUM(n_oh_{h}) AS c_oh_{h}" for h in range(24)]
         + [f"SUM(n_od_{d}) AS c_od_{d}" for d in range(7)]
+        + [f"SUM(n_ol_{h}) AS c_ol_{h}" for h in range(24)]
+        + [f"SUM(n_{c}) AS c_{c}" for c in _SEND_PROFILE]
     )
     return f"SELECT timezone, day_num, {sums}\nFROM snapshots GROUP BY timezone, day_num"
+
+
+def _send_hour_rates() -> list[str]:
+    # Two-level empirical Bayes with additive (Beta) priors. The cohort's rate for bucket b is
+    # shrunk toward the cohort's rate over all hours with COHORT_RATE_STRENGTH pseudo-sends, so
+    # a bucket a zone was never mailed at gets the zone's overall rate; the recipient's rate is
+    # shrunk toward that with SEND_RATE_STRENGTH pseudo-sends. A recipient with no sends in a
+    # bucket gets the cohort's rate there.
+    c_sends = " + ".join(f"c.c_ss_{b}" for b in range(SEND_BUCKETS))
+    c_opens = " + ".join(f"c.c_so_{b}" for b in range(SEND_BUCKETS))
+    c_all = f"(CASE WHEN {c_sends} > 0 THEN ({c_opens}) / CAST({c_sends} AS DOUBLE) ELSE 0.0 END)"
+    m, k = _f(COHORT_RATE_STRENGTH), _f(SEND_RATE_STRENGTH)
+    n = " + ".join(f"s.n_ss_{b}" for b in range(SEND_BUCKETS))
+    cols = [f"CAST({n} AS BIGINT) AS send_hour_sends_90d"]
+    for b in range(SEND_BUCKETS):
+        cohort = f"((c.c_so_{b} + {m} * {c_all}) / (c.c_ss_{b} + {m}))"
+        cols.append(
+            f"(s.n_so_{b} + {k} * {cohort}) / (s.n_ss_{b} + {k})"
+            f" AS send_hour_rate_{b * SEND_BUCKET_HOURS:02d}"
+        )
+    return cols
 
 
 def _send_time() -> str:
@@ -327,6 +437,15 @@ def _send_time() -> str:
         f" AS open_dow_{d}"
         for d in range(7)
     ]
+    n_late = " + ".join(f"s.n_ol_{h}" for h in range(24))
+    c_late = " + ".join(f"c.c_ol_{h}" for h in range(24))
+    cols += [f"CAST({n_late} AS BIGINT) AS late_opens_90d"]
+    cols += [
+        f"(s.n_ol_{h} + {k} * (c.c_ol_{h} + {_f(1.0)}) / ({c_late} + {_f(24.0)}))"
+        f" / ({n_late} + {k}) AS late_open_hour_{h:02d}"
+        for h in range(24)
+    ]
+    cols += _send_hour_rates()
     body = ",\n  ".join(cols)
     return (
         f"SELECT s.recipient_id, s.day, s.day_num, s.timezone,\n  {body}\n"
@@ -358,6 +477,8 @@ def feature_statements(first_day: int, last_day: int) -> list[Statement]:
     return [
         Statement("labelled_events", _labelled_events(last_day)),
         Statement("daily", _daily()),
+        Statement("send_outcomes", _send_outcomes()),
+        Statement("send_daily", _send_daily()),
         Statement("prior", _prior(grid_start)),
         Statement("grid", _grid(grid_start, last_day)),
         Statement("cumulative", _cumulative(grid_start)),

@@ -19,6 +19,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Final
 
+import numpy as np
+from numpy.typing import NDArray
+
 from inboxlab.settings import Settings
 
 __all__ = [
@@ -27,12 +30,17 @@ __all__ = [
     "ENGAGEMENT_TABLE",
     "FEATURE_TABLES",
     "NEVER_DAYS",
+    "SEND_BUCKET_HOURS",
+    "SEND_HOUR_BUCKETS",
+    "SEND_HOUR_RATES",
     "SEND_TIME_FEATURES",
     "SEND_TIME_TABLE",
     "WINDOWS",
     "FeatureValue",
     "feature_type",
     "features_dir",
+    "hour_window",
+    "send_hour_bucket",
     "table_dir",
 ]
 
@@ -69,11 +77,25 @@ ENGAGEMENT_FEATURES: Final[tuple[str, ...]] = (
     "tenure_days",
 )
 
+#: Width in local hours of the send-hour buckets of the ``send_hour_rate_HH`` features: three
+#: hours, as a recipient gets only a few sends at other than the usual hour in 90 days.
+SEND_BUCKET_HOURS: Final = 3
+#: First local hour of each send-hour bucket.
+SEND_HOUR_BUCKETS: Final[tuple[int, ...]] = tuple(range(0, 24, SEND_BUCKET_HOURS))
+#: The send-hour open rates, one per bucket, in bucket order.
+SEND_HOUR_RATES: Final[tuple[str, ...]] = tuple(
+    f"send_hour_rate_{h:02d}" for h in SEND_HOUR_BUCKETS
+)
+
 SEND_TIME_FEATURES: Final[tuple[str, ...]] = (
     "timezone",
     "profile_opens_90d",
     *(f"open_hour_{h:02d}" for h in range(24)),
     *(f"open_dow_{d}" for d in range(7)),
+    "late_opens_90d",
+    *(f"late_open_hour_{h:02d}" for h in range(24)),
+    "send_hour_sends_90d",
+    *SEND_HOUR_RATES,
 )
 
 
@@ -96,10 +118,12 @@ def _default(name: str) -> FeatureValue:
         return "UTC"
     if name.startswith("days_since_last_"):
         return NEVER_DAYS
-    if name.startswith("open_hour_"):
+    if name.startswith(("open_hour_", "late_open_hour_")):
         return 1 / 24  # no history: a flat profile, the model's cohort curve decides
     if name.startswith("open_dow_"):
         return 1 / 7
+    # send_hour_rate_*: 0.0 like every rate of a recipient without history; the zero
+    # send_hour_sends_90d next to it tells the model the rate carries no evidence.
     return feature_type(name)(0)
 
 
@@ -107,6 +131,27 @@ def _default(name: str) -> FeatureValue:
 DEFAULTS: Final[dict[str, FeatureValue]] = {
     name: _default(name) for name in (*ENGAGEMENT_FEATURES, *SEND_TIME_FEATURES)
 }
+
+
+def send_hour_bucket(local_hour: NDArray[np.int_]) -> NDArray[np.int_]:
+    """Index into ``SEND_HOUR_RATES`` of the bucket of each local hour (0-23).
+
+    >>> send_hour_bucket(np.array([0, 2, 3, 23])).tolist()
+    [0, 0, 1, 7]
+    """
+    return (np.asarray(local_hour, dtype=int) % 24) // SEND_BUCKET_HOURS
+
+
+def hour_window(profile: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Each hour's share plus its two neighbours' (circularly), for ``(n, 24)`` profiles.
+
+    Late opens scatter about an hour around the preferred hour, so the three-hour sum is a
+    steadier affinity than the share of the hour alone.
+
+    >>> hour_window(np.eye(24)[[5]])[0, 4:7].tolist()
+    [1.0, 1.0, 1.0]
+    """
+    return profile + np.roll(profile, 1, axis=1) + np.roll(profile, -1, axis=1)
 
 
 def features_dir(settings: Settings) -> Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from feast import FeatureService, FeatureView, OnDemandFeatureView
 
+from features.engineering.tables import SEND_TIME_FEATURES
 from features.feature_repo.views import engagement, request_time, send_time
 
 __all__ = [
@@ -11,6 +12,7 @@ __all__ = [
     "make_services",
     "propensity_v1",
     "send_time_v1",
+    "send_time_v2",
 ]
 
 _PROPENSITY = [
@@ -24,7 +26,10 @@ _PROPENSITY = [
 def make_services(
     engagement_view: FeatureView, send_time_view: FeatureView, context: OnDemandFeatureView
 ) -> list[FeatureService]:
-    """``engagement_v1``, ``send_time_v1`` and ``propensity_v1`` over the given views."""
+    """``engagement_v1``, ``send_time_v1``, ``send_time_v2`` and ``propensity_v1``."""
+    v2_only = ("send_hour_", "late_open")
+    v1_send_time = [n for n in SEND_TIME_FEATURES if not n.startswith(v2_only)]
+    recent = ["opens_30d", "days_since_last_open", "engagement_score"]
     return [
         FeatureService(
             name="engagement_v1",
@@ -34,13 +39,16 @@ def make_services(
         ),
         FeatureService(
             name="send_time_v1",
-            features=[
-                send_time_view,
-                engagement_view[["opens_30d", "days_since_last_open", "engagement_score"]],
-                context,
-            ],
+            features=[send_time_view[v1_send_time], engagement_view[recent], context],
             description="Features of the send-time model: open-time profile and context.",
             tags={"model": "send-time", "version": "1"},
+        ),
+        FeatureService(
+            name="send_time_v2",
+            features=[send_time_view, engagement_view[recent], context],
+            description="Features of the send-time model: open-time profiles of all and of "
+            "late opens, open rate by local send hour, and context.",
+            tags={"model": "send-time", "version": "2"},
         ),
         FeatureService(
             name="propensity_v1",
@@ -51,4 +59,6 @@ def make_services(
     ]
 
 
-engagement_v1, send_time_v1, propensity_v1 = make_services(engagement, send_time, request_time)
+engagement_v1, send_time_v1, send_time_v2, propensity_v1 = make_services(
+    engagement, send_time, request_time
+)

@@ -50,7 +50,7 @@ def make_engagement_view(source: FileSource) -> FeatureView:
 
 
 def make_send_time_view(source: FileSource) -> FeatureView:
-    """Open-time profile over local hour and weekday, and the time zone."""
+    """Open-time profiles, open rate by local send hour, and the time zone."""
     return FeatureView(
         name="recipient_send_time",
         entities=[recipient],
@@ -59,7 +59,10 @@ def make_send_time_view(source: FileSource) -> FeatureView:
         source=source,
         online=True,
         description="Share of human opens by local hour (24) and weekday (7) over 90 days, "
-        "smoothed toward the time-zone cohort; the recipient's time zone.",
+        "smoothed toward the time-zone cohort; the same by local hour for late opens (2 h or "
+        "more after delivery); human-open rate within 24 h of a send by local "
+        "send hour (3-hour buckets) over 90 days, shrunk toward the cohort's rate; the "
+        "recipient's time zone.",
         tags={"table": "send_time", "owner": "features"},
     )
 

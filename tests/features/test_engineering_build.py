@@ -11,7 +11,12 @@ import pandas as pd
 import pytest
 
 from features.engineering.build import build_features, existing_days
-from features.engineering.sql import MACHINE_OPEN_SECONDS, SCORE_TAU
+from features.engineering.sql import (
+    COHORT_RATE_STRENGTH,
+    MACHINE_OPEN_SECONDS,
+    SCORE_TAU,
+    SEND_RATE_STRENGTH,
+)
 from features.engineering.tables import NEVER_DAYS, table_dir
 from inboxlab.errors import NotFoundError
 from inboxlab.settings import Settings
@@ -148,6 +153,79 @@ def test_fatigue_consent_and_local_profile(settings: Settings) -> None:
     assert max(range(24), key=hours.__getitem__) == 11
     assert sum(hours) == pytest.approx(1.0)
     assert max(range(7), key=lambda d: a[f"open_dow_{d}"]) == 0
+
+
+def test_send_hour_rate_is_higher_in_the_bucket_whose_sends_were_opened(
+    settings: Settings,
+) -> None:
+    def send(rid: str, camp: str, at: datetime) -> Row:
+        return event(rid, "send", at, campaign_id=camp)
+
+    def human_open(rid: str, camp: str, at: datetime) -> Row:
+        return event(rid, "open", at, campaign_id=camp, is_machine_open=False)
+
+    day = [START + timedelta(days=d) for d in range(7)]
+    rows = [
+        # "a" opens what is sent in the morning (bucket 09-11) and not what is sent at 20:00.
+        send("a", "c0", day[0] + timedelta(hours=9, minutes=10)),
+        human_open("a", "c0", day[0] + timedelta(hours=10)),
+        send("a", "c1", day[1] + timedelta(hours=20)),
+        send("a", "c2", day[2] + timedelta(hours=9)),
+        human_open("a", "c2", day[3] + timedelta(hours=8)),  # 23 h later: counts
+        send("a", "c3", day[3] + timedelta(hours=20)),
+        event("a", "open", day[3] + timedelta(hours=21), campaign_id="c3", is_machine_open=True),
+        human_open("a", "c3", day[5] + timedelta(hours=21)),  # 49 h later: too late
+        human_open("a", "cx", day[1] + timedelta(hours=21)),  # another campaign's open
+        # "b", same (UTC) cohort, opens an evening send.
+        send("b", "c0", day[0] + timedelta(hours=20)),
+        human_open("b", "c0", day[0] + timedelta(hours=21)),
+    ]
+    write_events(settings, rows)
+    build_features(settings, until=day[6].date())
+    table = read_table(settings, "send_time").set_index(["recipient_id", "event_timestamp"])
+    # An outcome counts from the snapshot after the day following the send, never before.
+    assert table.loc[("a", pd.Timestamp(day[1])), "send_hour_sends_90d"] == 0
+    assert table.loc[("a", pd.Timestamp(day[2])), "send_hour_sends_90d"] == 1
+    a = table.loc[("a", pd.Timestamp(day[6]))]
+    assert a["send_hour_sends_90d"] == 4
+    # The slow reference: UTC cohort 2/2 opened at 09-11 and 1/3 at 18-20, 3/5 overall.
+    m, k = COHORT_RATE_STRENGTH, SEND_RATE_STRENGTH
+    overall = 3 / 5
+    cohort_09 = (2 + m * overall) / (2 + m)
+    cohort_18 = (1 + m * overall) / (3 + m)
+    assert a["send_hour_rate_09"] == pytest.approx((2 + k * cohort_09) / (2 + k))
+    assert a["send_hour_rate_18"] == pytest.approx((0 + k * cohort_18) / (2 + k))
+    assert a["send_hour_rate_00"] == pytest.approx(overall)
+    assert a["send_hour_rate_09"] > a["send_hour_rate_00"] > a["send_hour_rate_18"]
+    b = table.loc[("b", pd.Timestamp(day[6]))]
+    assert b["send_hour_rate_18"] == pytest.approx((1 + k * cohort_18) / (1 + k))
+
+
+def test_late_open_profile_ignores_opens_soon_after_delivery(settings: Settings) -> None:
+    rows: list[Row] = []
+    for d in range(3):
+        sent = START + timedelta(days=d, hours=15)
+        camp = f"c{d}"
+        rows += [
+            event("a", "send", sent, campaign_id=camp),
+            event("a", "deliver", sent + timedelta(seconds=30), campaign_id=camp),
+        ]
+    rows += [
+        # Opened on arrival twice (15:20), once late in the evening (19:30).
+        event("a", "open", START + timedelta(hours=15, minutes=20), campaign_id="c0"),
+        event("a", "open", START + timedelta(days=1, hours=15, minutes=20), campaign_id="c1"),
+        event("a", "open", START + timedelta(days=2, hours=19, minutes=30), campaign_id="c2"),
+    ]
+    write_events(settings, rows)
+    build_features(settings, until=date(2026, 3, 4))
+    table = read_table(settings, "send_time").set_index(["recipient_id", "event_timestamp"])
+    a = table.loc[("a", pd.Timestamp(START + timedelta(days=3)))]
+    assert a["profile_opens_90d"] == 3
+    assert a["late_opens_90d"] == 1
+    late = [a[f"late_open_hour_{h:02d}"] for h in range(24)]
+    assert max(range(24), key=late.__getitem__) == 19
+    assert sum(late) == pytest.approx(1.0)
+    assert max(range(24), key=lambda h: a[f"open_hour_{h:02d}"]) == 15
 
 
 def test_only_a_bounce_after_the_last_delivery_counts_as_hard(settings: Settings) -> None:

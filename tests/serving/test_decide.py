@@ -226,3 +226,43 @@ def test_hours_are_ranked_before_calibration_flattens_them(
     assert out.send_at is not None
     assert out.send_at.astimezone(ZoneInfo("Asia/Tokyo")).hour == 10
     assert out.scores.p_open == pytest.approx(0.2)
+
+
+class _Echo:
+    """A model whose raw score is one of its inputs, to see what serving feeds it."""
+
+    def __init__(self, column: str) -> None:
+        self.index = {"local_hour": 0, column: 1}
+
+    def matrix(self, features: dict[str, Any], n: int) -> np.ndarray:
+        return np.zeros((n, 2))
+
+    def raw_matrix(self, x: np.ndarray) -> np.ndarray:
+        return x[:, 1].copy()
+
+
+class _Draft:
+    def __init__(self, features: dict[str, float]) -> None:
+        self.features = features
+
+
+def test_each_candidate_hour_is_scored_with_the_send_hour_rate_of_its_bucket() -> None:
+    from serving.decide import _score_hours
+    from serving.scoring.send_time import candidate_hours
+
+    draft = _Draft({f"send_hour_rate_{h:02d}": h / 100 for h in range(0, 24, 3)})
+    cand = candidate_hours(NOW, NOW + timedelta(hours=24), "UTC", 0, 0)
+    (scores,) = _score_hours(_Echo("send_hour_rate"), [draft], [cand])  # type: ignore[list-item]
+    assert scores is not None
+    np.testing.assert_allclose(scores, (cand.local_hour // 3) * 3 / 100)
+
+
+def test_late_hour_affinity_sums_the_late_profile_over_neighbouring_hours() -> None:
+    from serving.decide import _score_hours
+    from serving.scoring.send_time import candidate_hours
+
+    draft = _Draft({f"late_open_hour_{h:02d}": float(h == 19) for h in range(24)})
+    cand = candidate_hours(NOW, NOW + timedelta(hours=24), "UTC", 0, 0)
+    (scores,) = _score_hours(_Echo("late_hour_affinity"), [draft], [cand])  # type: ignore[list-item]
+    assert scores is not None
+    np.testing.assert_allclose(scores, np.isin(cand.local_hour, [18, 19, 20]).astype(float))
