@@ -24,9 +24,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from inboxlab.errors import ConflictError, InboxlabError, InvalidInputError, NotFoundError
 from inboxlab.records import EventRecord
 from inboxlab.settings import Settings
-from serving.auth import require_scope
+from serving.auth import AdminKey, AnyKey, OutcomesKey
 from serving.decide import DecisionEngine
-from serving.keys import ApiKey, KeyRing
+from serving.keys import KeyRing
 from serving.metrics import CONTENT_TYPE_LATEST, HttpMetrics, MetricsMiddleware
 from serving.policy import reward_rule
 from serving.routes import ReportRenderer, router
@@ -138,14 +138,7 @@ def _resources(request: Request) -> Resources:
     return cast(Resources, request.state.resources)
 
 
-def _keys(request: Request) -> KeyRing:
-    return _resources(request).keys
-
-
 Store = Annotated[Resources, Depends(_resources)]
-OutcomesKey = Annotated[ApiKey, Depends(require_scope("outcomes", _keys))]
-AdminKey = Annotated[ApiKey, Depends(require_scope("admin", _keys))]
-AnyKey = Annotated[ApiKey, Depends(require_scope(None, _keys))]
 OutcomesBody = Annotated[
     EventRecord
     | Annotated[list[EventRecord], Field(min_length=1, max_length=MAX_OUTCOMES_PER_CALL)],

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Annotated
 
-from fastapi import HTTPException, Request, status
+from fastapi import Depends, HTTPException, Request, status
 
 from serving.keys import ApiKey, InvalidKeyError, KeyRing, MissingScopeError, Scope
 
-__all__ = ["require_scope"]
+__all__ = ["AdminKey", "AnyKey", "DecideKey", "OutcomesKey", "require_scope"]
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
@@ -42,3 +43,16 @@ def require_scope(
             raise HTTPException(status.HTTP_403_FORBIDDEN, detail=str(exc)) from exc
 
     return dependency
+
+
+def _request_keys(request: Request) -> KeyRing:
+    # The key ring the app's lifespan opened (``Resources.keys``).
+    keys: KeyRing = request.state.resources.keys
+    return keys
+
+
+#: The caller's key, required to hold the named scope (``AnyKey``: any valid key).
+DecideKey = Annotated[ApiKey, Depends(require_scope("decide", _request_keys))]
+OutcomesKey = Annotated[ApiKey, Depends(require_scope("outcomes", _request_keys))]
+AdminKey = Annotated[ApiKey, Depends(require_scope("admin", _request_keys))]
+AnyKey = Annotated[ApiKey, Depends(require_scope(None, _request_keys))]

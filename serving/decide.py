@@ -26,13 +26,8 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from features.engineering.tables import (
-    DEFAULTS,
-    SEND_HOUR_RATES,
-    hour_window,
-    send_hour_bucket,
-)
-from features.online import FeatureClient, FeatureRow, with_defaults
+from features.engineering.tables import DEFAULTS
+from features.online import VIEW_OF_FEATURE, FeatureClient, FeatureRow, with_defaults
 from inboxlab.errors import InvalidInputError, NotFoundError
 from inboxlab.experiment import ExperimentDefinition
 from inboxlab.records import Action, DecisionRecord
@@ -44,6 +39,7 @@ from serving.scoring.models import ModelSet
 from serving.scoring.send_time import Candidates, candidate_hours, choose
 from serving.store import DecisionStore
 from serving.store.experiments import ExperimentStore
+from training.context import OPEN_DAYS, OPEN_HOURS, context_features
 from training.specs import ModelKind
 
 __all__ = ["DecisionEngine"]
@@ -51,10 +47,6 @@ __all__ = ["DecisionEngine"]
 logger = logging.getLogger(__name__)
 
 FloatArray = NDArray[np.float64]
-_HOURS = [f"open_hour_{h:02d}" for h in range(24)]
-_DAYS = [f"open_dow_{d}" for d in range(7)]
-_LATE = [f"late_open_hour_{h:02d}" for h in range(24)]
-_SEND_RATE_DEFAULT = float(DEFAULTS[SEND_HOUR_RATES[0]])
 
 
 @dataclass(slots=True)
@@ -116,15 +108,13 @@ class DecisionEngine:
     def decide_many(self, requests: Sequence[DecisionRequest]) -> list[DecisionResponse]:
         """Decisions for many recipients, scoring all of them in one pass per model."""
         drafts = self._drafts(requests)
-        states: dict[str, RecipientState] = {}
+        states: dict[tuple[str, datetime], RecipientState] = {}
         for now in {d.now for d in drafts}:  # one query set per distinct request time
             group = [d.request.recipient_id for d in drafts if d.now == now]
             for rid, state in self.store.recipient_states(group, now=now).items():
-                states[f"{rid}@{now.isoformat()}"] = state
+                states[rid, now] = state
         for draft in drafts:
-            self._eligibility(
-                draft, states[f"{draft.request.recipient_id}@{draft.now.isoformat()}"]
-            )
+            self._eligibility(draft, states[draft.request.recipient_id, draft.now])
         sendable = [d for d in drafts if d.action is Action.SEND]
         for draft in sendable:
             self._variant(draft)
@@ -166,7 +156,7 @@ class DecisionEngine:
         default_now = datetime.now(UTC)
         drafts: list[_Draft] = []
         for request in requests:
-            features = rows.get(request.recipient_id) or with_defaults(None, _all_features())
+            features = rows.get(request.recipient_id) or with_defaults(None, VIEW_OF_FEATURE)
             timezone = request.context.timezone or str(features.get("timezone") or "UTC")
             draft = _Draft(
                 request=request,
@@ -266,17 +256,18 @@ class DecisionEngine:
         live = [d for d in drafts if d.send_at is not None]
         if not live:
             return
+        # One set of input columns serves both models (each picks the columns it uses).
+        columns = _columns([d.features for d in live])
+        local = [_local(d) for d in live]
+        columns["local_hour"] = np.array([h for h, _ in local], dtype=float)
+        columns["local_weekday"] = np.array([w for _, w in local], dtype=float)
+        columns["variant_id"] = [d.variant_id for d in live]
         for kind, key in ((ModelKind.ENGAGEMENT, "p_click"), (ModelKind.PROPENSITY, "p_convert")):
             loaded = self.models.models.get(kind)
             if loaded is None:
                 for draft in live:
                     draft.reasons.append(f"model_unavailable:{kind.value}")
                 continue
-            columns = _columns([d.features for d in live])
-            local = [_local(d) for d in live]
-            columns["local_hour"] = np.array([h for h, _ in local], dtype=float)
-            columns["local_weekday"] = np.array([w for _, w in local], dtype=float)
-            columns["variant_id"] = [d.variant_id for d in live]
             probs = loaded.model.predict(columns, len(live))
             for draft, p in zip(live, probs, strict=True):
                 draft.scores[key] = float(p)
@@ -315,12 +306,6 @@ class DecisionEngine:
             model_versions=versions,
         )
         return record, _jsonable(draft.features), response
-
-
-def _all_features() -> tuple[str, ...]:
-    from features.online import VIEW_OF_FEATURE
-
-    return tuple(VIEW_OF_FEATURE)
 
 
 def _columns(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -366,21 +351,16 @@ def _score_hours(
     if "local_weekday" in index:
         x[:, index["local_weekday"]] = days
     owners = np.repeat(np.arange(len(drafts)), sizes)
-    if "hour_affinity" in index or "weekday_affinity" in index:
-        profile_h = np.array([_profile(d.features, _HOURS, 1 / 24) for d in drafts])
-        profile_d = np.array([_profile(d.features, _DAYS, 1 / 7) for d in drafts])
-        if "hour_affinity" in index:
-            x[:, index["hour_affinity"]] = profile_h[owners, hours]
-        if "weekday_affinity" in index:
-            x[:, index["weekday_affinity"]] = profile_d[owners, days]
-    if "late_hour_affinity" in index:
-        late = hour_window(np.array([_profile(d.features, _LATE, 1 / 24) for d in drafts]))
-        x[:, index["late_hour_affinity"]] = late[owners, hours]
-    if "send_hour_rate" in index:
-        rates = np.array(
-            [_profile(d.features, SEND_HOUR_RATES, _SEND_RATE_DEFAULT) for d in drafts]
+
+    def profile(names: Sequence[str]) -> FloatArray:
+        per_draft = np.array(
+            [[float(d.features.get(n, DEFAULTS[n])) for n in names] for d in drafts]
         )
-        x[:, index["send_hour_rate"]] = rates[owners, send_hour_bucket(hours)]
+        return per_draft[owners]
+
+    for name, values in context_features(profile, hours, days).items():
+        if name in index:
+            x[:, index[name]] = values
     probs = model.raw_matrix(x)  # ranked raw; calibrated only for the chosen hour
     out: list[FloatArray | None] = []
     start = 0
@@ -394,16 +374,12 @@ def _scalars(features: Mapping[str, Any]) -> dict[str, Any]:
     return {k: (v if isinstance(v, str) else float(v)) for k, v in features.items()}
 
 
-def _profile(features: Mapping[str, Any], names: Sequence[str], default: float) -> list[float]:
-    return [float(features.get(n, default)) for n in names]
-
-
 def _profile_scores(features: Mapping[str, Any], cand: Candidates) -> FloatArray | None:
     """Without a send-time model: the recipient's smoothed open-time profile ranks hours."""
     if not len(cand.utc):
         return None
-    hours = np.array([float(features.get(h, 1 / 24) or 0) for h in _HOURS])
-    days = np.array([float(features.get(d, 1 / 7) or 0) for d in _DAYS])
+    hours = np.array([float(features.get(h, 1 / 24) or 0) for h in OPEN_HOURS])
+    days = np.array([float(features.get(d, 1 / 7) or 0) for d in OPEN_DAYS])
     scores = hours[cand.local_hour] * days[cand.local_weekday]
     return None if np.allclose(scores, scores[0]) else scores
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Literal
 
 import numpy as np
@@ -35,8 +35,6 @@ _REWARD_KIND = {
 
 def reward_rule(definition: ExperimentDefinition) -> RewardRule:
     """The outcome that rewards an arm of ``definition`` and its attribution window."""
-    from datetime import timedelta
-
     return RewardRule(
         kind=_REWARD_KIND[definition.primary_metric],
         attribution_window=timedelta(hours=definition.attribution_window_hours),
@@ -148,9 +146,9 @@ class VariantPolicy:
         return counts, version
 
 
-def _pool(segments: object) -> dict[str, ArmCounts]:
+def _pool(segments: Iterable[Mapping[str, ArmCounts]]) -> dict[str, ArmCounts]:
     total: dict[str, ArmCounts] = {}
-    for counts in segments:  # type: ignore[attr-defined]
+    for counts in segments:
         for arm, c in counts.items():
             total[arm] = total.get(arm, ArmCounts(0.0, 0.0)) + c
     return total

@@ -12,9 +12,8 @@ from pydantic import BaseModel, Field
 
 from inboxlab.errors import NotFoundError
 from inboxlab.experiment import ExperimentDefinition
-from serving.auth import require_scope
+from serving.auth import AdminKey, AnyKey, DecideKey
 from serving.decide import DecisionEngine
-from serving.keys import ApiKey, KeyRing
 from serving.schemas import MAX_BATCH, DecisionRequest, DecisionResponse
 from serving.store.units import experiment_units
 
@@ -33,15 +32,7 @@ def _engine(request: Request) -> DecisionEngine:
     return engine
 
 
-def _keys(request: Request) -> KeyRing:
-    keys: KeyRing = request.state.resources.keys
-    return keys
-
-
 Engine = Annotated[DecisionEngine, Depends(_engine)]
-DecideKey = Annotated[ApiKey, Depends(require_scope("decide", _keys))]
-AdminKey = Annotated[ApiKey, Depends(require_scope("admin", _keys))]
-AnyKey = Annotated[ApiKey, Depends(require_scope(None, _keys))]
 
 router = APIRouter()
 

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from features.engineering.tables import SEND_HOUR_RATES, hour_window, send_hour_bucket
 from features.events import EventLog
 from features.retrieval import training_frame
 from inboxlab.errors import InvalidInputError, NotFoundError
 from inboxlab.settings import Settings
+from training.context import context_features
 from training.labels import complete, labelled_sends
 from training.specs import ModelSpec
 
@@ -57,34 +57,26 @@ def service_features(name: str) -> list[str]:
 
 
 def add_context_features(frame: pd.DataFrame) -> pd.DataFrame:
-    """Add the affinity of the recipient's open-time profile to the local send hour and day.
-
-    ``hour_affinity`` is the recipient's (cohort-smoothed) share of opens at ``local_hour``:
-    it lets the send-time model score hours a recipient was never mailed at, because the
-    profile is pooled toward the cohort rather than learned from this recipient's sends alone.
-    ``send_hour_rate`` is the recipient's (cohort-shrunk) open rate of emails sent in the
-    send-hour bucket of ``local_hour``: unlike the profile, it does not echo the hour the
-    history happened to be sent at. ``late_hour_affinity`` is ``hour_affinity`` over late
-    opens only (see :mod:`features.engineering.sql`), which show when the person reads mail,
-    summed over the hour and its two neighbours.
-    """
+    """Add :func:`training.context.context_features` of each send's local hour and weekday."""
     out = frame.copy()
-    if "open_hour_00" in out.columns and "local_hour" in out.columns:
-        hours = out[[f"open_hour_{h:02d}" for h in range(24)]].to_numpy(dtype=float)
-        idx = out["local_hour"].to_numpy(dtype=int) % 24
-        out["hour_affinity"] = hours[np.arange(len(out)), idx]
-    if "late_open_hour_00" in out.columns and "local_hour" in out.columns:
-        late = out[[f"late_open_hour_{h:02d}" for h in range(24)]].to_numpy(dtype=float)
-        idx = out["local_hour"].to_numpy(dtype=int) % 24
-        out["late_hour_affinity"] = hour_window(late)[np.arange(len(out)), idx]
-    if "send_hour_rate_00" in out.columns and "local_hour" in out.columns:
-        rates = out[list(SEND_HOUR_RATES)].to_numpy(dtype=float)
-        idx = send_hour_bucket(out["local_hour"].to_numpy(dtype=int))
-        out["send_hour_rate"] = rates[np.arange(len(out)), idx]
-    if "open_dow_0" in out.columns and "local_weekday" in out.columns:
-        days = out[[f"open_dow_{d}" for d in range(7)]].to_numpy(dtype=float)
-        idx = out["local_weekday"].to_numpy(dtype=int) % 7
-        out["weekday_affinity"] = days[np.arange(len(out)), idx]
+
+    def profile(names: Sequence[str]) -> np.ndarray | None:
+        present = all(n in out.columns for n in names)
+        return out[list(names)].to_numpy(dtype=float) if present else None
+
+    hours = out["local_hour"].to_numpy(dtype=int) if "local_hour" in out.columns else None
+    days = out["local_weekday"].to_numpy(dtype=int) if "local_weekday" in out.columns else None
+    derived = context_features(
+        profile,
+        hours if hours is not None else np.zeros(len(out), dtype=int),
+        days if days is not None else np.zeros(len(out), dtype=int),
+    )
+    for name, values in derived.items():
+        # Hour-dependent columns need the hour, the weekday affinity needs the weekday.
+        if (name == "weekday_affinity" and days is not None) or (
+            name != "weekday_affinity" and hours is not None
+        ):
+            out[name] = values
     return out
 
 

@@ -28,7 +28,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.metrics import roc_auc_score
 
@@ -132,17 +131,7 @@ def prepare_world(
     sim = simulate(config)
     step(f"importing {sim.events.num_rows:,} events")
     import_tables([("simulation", sim.events)], EventLog(settings.events_dir))
-    recipients = sim.truth.recipients_table()
-    write_recipients(
-        settings.recipients_path,
-        pa.table(
-            {
-                "recipient_id": recipients.column("recipient_id"),
-                "timezone": recipients.column("timezone"),
-                "created_at": pa.nulls(recipients.num_rows, pa.timestamp("us", tz="UTC")),
-            }
-        ),
-    )
+    write_recipients(settings.recipients_path, sim.truth.recipient_directory())
     step("building features")
     build_features(settings)
     return sim.truth

@@ -150,8 +150,13 @@ def fit_and_evaluate(
     holdout_days: int = 14,
     calibration_days: int = 7,
     progress: Progress | None = None,
+    fit_lightgbm: Callable[[pd.DataFrame], Any] | None = None,
 ) -> FitResult:
-    """Fit LightGBM and the logistic baseline, calibrate both, evaluate on the holdout."""
+    """Fit LightGBM and the logistic baseline, calibrate both, evaluate on the holdout.
+
+    ``fit_lightgbm`` trains the LightGBM pipeline elsewhere (e.g. on a Dask cluster) from the
+    raw training rows; by default it is fitted in process with early stopping.
+    """
     step = progress or (lambda _msg: None)
     missing = [c for c in (*numeric, *categorical, label, "sent_at") if c not in frame.columns]
     if missing:
@@ -165,9 +170,12 @@ def fit_and_evaluate(
     x_cal, y_cal = xy(split.calibration)
     x_hold, y_hold = xy(split.holdout)
     step(f"fitting LightGBM on {len(x_train):,} sends")
-    lgbm = _fit_early_stopped(
-        make_lightgbm(numeric, categorical, params, seed=seed), x_train, y_train
-    )
+    if fit_lightgbm is None:
+        lgbm = _fit_early_stopped(
+            make_lightgbm(numeric, categorical, params, seed=seed), x_train, y_train
+        )
+    else:
+        lgbm = fit_lightgbm(split.train)
     step("fitting the logistic-regression baseline")
     base = make_baseline(numeric, categorical).fit(x_train, y_train)
     step(f"calibrating on {len(x_cal):,} later sends")

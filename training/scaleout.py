@@ -20,6 +20,7 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -29,15 +30,8 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from inboxlab.errors import InvalidInputError
-from training.estimator import (
-    DEFAULT_LGBM_PARAMS,
-    calibrate,
-    make_baseline,
-    make_lightgbm,
-    positive_proba,
-)
-from training.fit import FitResult, time_split
-from training.metrics import evaluate
+from training.estimator import DEFAULT_LGBM_PARAMS, make_lightgbm
+from training.fit import FitResult, fit_and_evaluate, model_input
 
 if TYPE_CHECKING:
     import dask.dataframe as dd
@@ -67,14 +61,6 @@ def local_client(n_workers: int = 2, threads_per_worker: int = 1) -> Iterator[Cl
         Client(cluster) as client,  # type: ignore[no-untyped-call]
     ):
         yield client
-
-
-def _as_model_input(part: pd.DataFrame, categorical: Sequence[str]) -> pd.DataFrame:
-    """Categoricals as strings with an explicit ``missing``, as :mod:`training.fit` feeds them."""
-    out = part.copy()
-    for c in categorical:
-        out[c] = out[c].astype("string").fillna("missing").astype(object)
-    return out
 
 
 def _distinct_levels(
@@ -171,7 +157,7 @@ def fit_lightgbm_dask(
     prepare, meta = _fit_prepare(data, numeric, categorical)
 
     def transform(part: pd.DataFrame) -> pd.DataFrame:
-        out: pd.DataFrame = prepare.transform(_as_model_input(part, categorical))
+        out: pd.DataFrame = prepare.transform(model_input(part, numeric, categorical))
         out.index = part.index
         return out
 
@@ -201,32 +187,18 @@ def fit_and_evaluate_dask(
 
     The result logs with :func:`training.tracking.log_training_run` like an in-process one.
     """
-    step = progress or (lambda _msg: None)
-    split = time_split(frame, label, holdout_days=holdout_days, calibration_days=calibration_days)
-    cols = [*categorical, *numeric]
-
-    def xy(part: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
-        return _as_model_input(part[cols], categorical), part[label].to_numpy(dtype=int)
-
-    x_train, y_train = xy(split.train)
-    x_cal, y_cal = xy(split.calibration)
-    x_hold, y_hold = xy(split.holdout)
-    step(f"fitting LightGBM on {len(x_train):,} sends across the Dask cluster")
-    lgbm = fit_lightgbm_dask(
-        split.train, label, numeric, categorical, client=client, params=params, seed=seed
+    result = fit_and_evaluate(
+        frame,
+        label,
+        numeric,
+        categorical,
+        params=params,
+        seed=seed,
+        holdout_days=holdout_days,
+        calibration_days=calibration_days,
+        progress=progress,
+        fit_lightgbm=lambda train: fit_lightgbm_dask(
+            train, label, numeric, categorical, client=client, params=params, seed=seed
+        ),
     )
-    step("fitting the logistic-regression baseline")
-    base = make_baseline(numeric, categorical).fit(x_train, y_train)
-    step(f"calibrating on {len(x_cal):,} later sends")
-    model = calibrate(lgbm, x_cal, y_cal)
-    baseline = calibrate(base, x_cal, y_cal, method="sigmoid")
-    return FitResult(
-        model=model,
-        baseline=baseline,
-        metrics=evaluate(y_hold, positive_proba(model, x_hold)),
-        baseline_metrics=evaluate(y_hold, positive_proba(baseline, x_hold)),
-        numeric=tuple(numeric),
-        categorical=tuple(categorical),
-        split=split,
-        params={**(params or {}), "seed": seed, "backend": "dask"},
-    )
+    return dataclasses.replace(result, params={**result.params, "backend": "dask"})

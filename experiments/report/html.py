@@ -8,7 +8,7 @@ import jinja2
 
 from experiments.analysis import ExperimentResult
 from experiments.report import plots
-from experiments.report.markdown import ARM_HEADER, arm_rows, fmt_pct, title
+from experiments.report.markdown import ARM_HEADER, arm_rows, fmt_pct, segment_rows, title
 
 __all__ = ["to_html"]
 
@@ -44,19 +44,7 @@ def to_html(result: ExperimentResult, *, with_plots: bool = True) -> str:
         {"name": m.metric, "rows": arm_rows(m), "arms": [a.arm for a in m.arms]}
         for m in (result.primary, *result.secondary)
     ]
-    segments = [
-        [
-            s.column,
-            s.level,
-            s.arm,
-            f"{s.units:,}",
-            fmt_pct(s.raw_lift, True),
-            f"{fmt_pct(s.lift, True)} [{fmt_pct(s.ci_low, True)}, {fmt_pct(s.ci_high, True)}]",
-            fmt_pct(s.chance_to_beat),
-            f"{s.shrinkage:.2f}",
-        ]
-        for s in result.segments
-    ]
+    segments = segment_rows(result)
     return template.render(
         title=title(result),
         result=result,

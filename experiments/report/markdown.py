@@ -92,6 +92,23 @@ def _arm_row(a: ArmResult, kind: str) -> list[str]:
     ]
 
 
+def segment_rows(result: ExperimentResult) -> list[list[str]]:
+    """Rows of the per-segment table: column, level, arm, units, lifts, chance, shrinkage."""
+    return [
+        [
+            s.column,
+            s.level,
+            s.arm,
+            f"{s.units:,}",
+            fmt_pct(s.raw_lift, True),
+            f"{fmt_pct(s.lift, True)} [{fmt_pct(s.ci_low, True)}, {fmt_pct(s.ci_high, True)}]",
+            fmt_pct(s.chance_to_beat),
+            f"{s.shrinkage:.2f}",
+        ]
+        for s in result.segments
+    ]
+
+
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
@@ -132,19 +149,7 @@ def to_markdown(result: ExperimentResult) -> str:
     status = "⚠ MISMATCH" if srm.flagged else "ok"
     lines += ["## Sample ratio", "", f"{status}: p = {srm.p_value:.3g} ({srm.method})", ""]
     if result.segments:
-        rows = [
-            [
-                s.column,
-                s.level,
-                s.arm,
-                f"{s.units:,}",
-                fmt_pct(s.raw_lift, True),
-                f"{fmt_pct(s.lift, True)} [{fmt_pct(s.ci_low, True)}, {fmt_pct(s.ci_high, True)}]",
-                fmt_pct(s.chance_to_beat),
-                f"{s.shrinkage:.2f}",
-            ]
-            for s in result.segments
-        ]
+        rows = segment_rows(result)
         header = [
             "Segment",
             "Level",

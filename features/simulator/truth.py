@@ -33,6 +33,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from features.events.recipients import RECIPIENT_SCHEMA
 from features.simulator._arrays import IntArray
 from features.simulator.clock import HOURS_PER_WEEK
 from features.simulator.config import SimulationConfig
@@ -156,6 +157,21 @@ class GroundTruth:
                 "status": pa.array(STATUS_NAMES).take(pa.array(st.status)),
                 "status_at": ts(np.where(terminal == NEVER, 0, terminal), terminal == NEVER),
             }
+        )
+
+    def recipient_directory(self) -> pa.Table:
+        """What a sender knows of its recipients (``RECIPIENT_SCHEMA``): the time zone.
+
+        The joined date is unknown to the simulated sender, so ``created_at`` is null.
+        """
+        pop, cfg = self.population, self.config
+        return pa.table(
+            {
+                "recipient_id": pa.array(pop.recipient_ids, type=pa.string()),
+                "timezone": pa.array(cfg.timezone_names).take(pa.array(pop.timezone)),
+                "created_at": pa.nulls(pop.size, pa.timestamp("us", tz="UTC")),
+            },
+            schema=RECIPIENT_SCHEMA,
         )
 
     def variant_rates_table(self) -> pa.Table:

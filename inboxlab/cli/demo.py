@@ -79,9 +79,7 @@ def _experiment_and_key(settings: Settings) -> str:
     from serving.store import DecisionStore
     from serving.store.experiments import ExperimentStore
 
-    store = DecisionStore(settings.decision_store_url)
-    try:
-        store.create_schema()
+    with DecisionStore.opened(settings.decision_store_url) as store:
         experiments = ExperimentStore(store.engine)
         if experiments.get(DEMO_EXPERIMENT) is None:
             experiments.create(
@@ -105,8 +103,6 @@ def _experiment_and_key(settings: Settings) -> str:
             key_file.write_text(created.plaintext)
             key_file.chmod(0o600)
         return key_file.read_text().strip()
-    finally:
-        store.close()
 
 
 def demo_command(

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markdown import Markdown
 from rich.table import Table
 
+from inboxlab.cli.output import fail
 from inboxlab.errors import ConflictError, InvalidInputError, NotFoundError
 from inboxlab.experiment import ExperimentDefinition, load_definition
 from inboxlab.settings import get_settings
@@ -32,11 +33,6 @@ class ReportFormat(StrEnum):
     HTML = "html"
     JSON = "json"
     MD = "md"
-
-
-def _fail(console: Console, message: str, code: int = 2) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}", highlight=False)
-    return typer.Exit(code)
 
 
 def report(
@@ -68,11 +64,11 @@ def report(
     stored: ExperimentDefinition | None = None
     if data is None:
         if experiment_id is None:
-            raise _fail(err, "give an EXPERIMENT_ID or --data FILE --control ARM")
+            fail("give an EXPERIMENT_ID or --data FILE --control ARM", code=2)
         try:
             stored, data = export_units(experiment_id)
         except NotFoundError as exc:
-            raise _fail(err, str(exc)) from None
+            fail(str(exc), code=2)
     try:
         spec = load_definition(definition) if definition else stored
         with err.status(f"Analysing {data} …"):
@@ -86,7 +82,7 @@ def report(
                 experiment_id=experiment_id,
             )
     except (InvalidInputError, NotFoundError) as exc:
-        raise _fail(err, str(exc)) from None
+        fail(str(exc), code=2)
     if output_format is ReportFormat.HTML:
         text = to_html(result)
     elif output_format is ReportFormat.JSON:
@@ -105,21 +101,11 @@ def report(
 def export_units(experiment_id: str) -> tuple[ExperimentDefinition, Path]:
     """The stored definition and a Parquet export of its units from the decision store."""
     from serving.store import DecisionStore
-    from serving.store.experiments import ExperimentStore
-    from serving.store.units import experiment_units
+    from serving.store.units import stored_experiment_units
 
     settings = get_settings()
-    store = DecisionStore(settings.decision_store_url)
-    try:
-        store.create_schema()
-        found = ExperimentStore(store.engine).get(experiment_id)
-        if found is None:
-            raise NotFoundError(
-                f"experiment {experiment_id!r} does not exist in {settings.decision_store_url}"
-            )
-        units = experiment_units(store.engine, experiment_id)
-    finally:
-        store.close()
+    with DecisionStore.opened(settings.decision_store_url) as store:
+        found, units = stored_experiment_units(store.engine, experiment_id)
     path = settings.reports_dir / "units" / f"{experiment_id}.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
     units.to_parquet(path, index=False)
@@ -137,17 +123,13 @@ def create(
     from serving.store import DecisionStore
     from serving.store.experiments import ExperimentStore
 
-    err = Console(stderr=True, soft_wrap=True)
     settings = get_settings()
-    store = DecisionStore(settings.decision_store_url)
     try:
-        store.create_schema()
         spec = load_definition(file)
-        ExperimentStore(store.engine).create(spec)
+        with DecisionStore.opened(settings.decision_store_url) as store:
+            ExperimentStore(store.engine).create(spec)
     except (InvalidInputError, ConflictError) as exc:
-        raise _fail(err, str(exc)) from None
-    finally:
-        store.close()
+        fail(str(exc), code=2)
     Console().print(
         f"created {spec.type} experiment [bold]{spec.id}[/] with arms "
         f"{', '.join(a.id for a in spec.arms)} (control {spec.control})"
@@ -160,13 +142,8 @@ def list_experiments() -> None:
     from serving.store import DecisionStore
     from serving.store.experiments import ExperimentStore
 
-    settings = get_settings()
-    store = DecisionStore(settings.decision_store_url)
-    try:
-        store.create_schema()
+    with DecisionStore.opened(get_settings().decision_store_url) as store:
         found = ExperimentStore(store.engine).all()
-    finally:
-        store.close()
     table = Table(title="experiments")
     for col in ("id", "type", "arms", "control", "primary metric", "holdout %"):
         table.add_column(col)
@@ -213,18 +190,18 @@ def ope(
     console, err = Console(), Console(stderr=True, soft_wrap=True)
     if data is None:
         if experiment_id is None:
-            raise _fail(err, "give an EXPERIMENT_ID or --data FILE --reward COLUMN")
+            fail("give an EXPERIMENT_ID or --data FILE --reward COLUMN", code=2)
         from inboxlab.cli.ope_source import scored_units
 
         try:
             with err.status(f"Scoring the arms of {experiment_id} …"):
                 stored, data = scored_units(get_settings(), experiment_id)
         except NotFoundError as exc:
-            raise _fail(err, str(exc)) from None
+            fail(str(exc), code=2)
         reward = reward or stored.primary_metric
         context = context or "engagement_tier"
     if reward is None:
-        raise _fail(err, "name the reward column (--reward click)")
+        fail("name the reward column (--reward click)", code=2)
     try:
         with err.status(f"Evaluating policies on {data} …"):
             result = evaluate_file(
@@ -237,7 +214,7 @@ def ope(
                 n_bootstrap=bootstrap,
             )
     except InvalidInputError as exc:
-        raise _fail(err, str(exc)) from None
+        fail(str(exc), code=2)
     if as_json:
         typer.echo(json.dumps(dataclasses.asdict(result), indent=2))
         return

@@ -28,12 +28,8 @@ def forget_command(
     settings = get_settings()
     with reporting_errors():
         erased = erase_features(settings, recipient_id)
-        store = DecisionStore(settings.decision_store_url)
-        try:
-            store.create_schema()
+        with DecisionStore.opened(settings.decision_store_url) as store:
             report = store.erase_recipient(recipient_id, actor=f"cli:{getpass.getuser()}")
-        finally:
-            store.close()
     console.print(
         f"erased {recipient_id}: {erased.events:,} events, "
         f"{erased.feature_rows + erased.directory_rows:,} feature rows, "

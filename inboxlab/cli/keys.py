@@ -30,12 +30,8 @@ def _keyring() -> Iterator[KeyRing]:
     from serving.keys import KeyRing
     from serving.store import DecisionStore
 
-    store = DecisionStore(get_settings().decision_store_url)
-    try:
-        store.create_schema()
+    with DecisionStore.opened(get_settings().decision_store_url) as store:
         yield KeyRing(store.engine)
-    finally:
-        store.close()
 
 
 @keys_app.command("create")

@@ -24,19 +24,11 @@ def scored_units(settings: Settings, experiment_id: str) -> tuple[ExperimentDefi
     from serving.scoring.models import ModelSet
     from serving.scoring.send_time import zone
     from serving.store import DecisionStore
-    from serving.store.experiments import ExperimentStore
-    from serving.store.units import experiment_units
+    from serving.store.units import stored_experiment_units
     from training.specs import ModelKind
 
-    store = DecisionStore(settings.decision_store_url)
-    try:
-        store.create_schema()
-        definition = ExperimentStore(store.engine).get(experiment_id)
-        if definition is None:
-            raise NotFoundError(f"experiment {experiment_id!r} does not exist")
-        units = experiment_units(store.engine, experiment_id, with_features=True)
-    finally:
-        store.close()
+    with DecisionStore.opened(settings.decision_store_url) as store:
+        definition, units = stored_experiment_units(store.engine, experiment_id, with_features=True)
     if units.empty:
         raise NotFoundError(f"experiment {experiment_id!r} has no sent decisions yet")
     models = ModelSet(settings)

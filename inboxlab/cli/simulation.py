@@ -4,15 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import typer
 
 from inboxlab.cli.output import console, progress_bar, reporting_errors
 from inboxlab.settings import Settings, get_settings
-
-if TYPE_CHECKING:
-    import pyarrow as pa
 
 __all__ = ["register", "run_simulation"]
 
@@ -45,7 +41,7 @@ def run_simulation(
         out.mkdir(parents=True, exist_ok=True)
         events_file = out / "events.parquet"
         pq.write_table(sim.events, events_file, compression="zstd")
-        pq.write_table(_directory(sim.truth.recipients_table()), out / "recipients.parquet")
+        pq.write_table(sim.truth.recipient_directory(), out / "recipients.parquet")
         return sim.events.num_rows, events_file
     log = EventLog(settings.events_dir)
     with progress_bar() as bar:
@@ -58,21 +54,8 @@ def run_simulation(
             progress=lambda msg: bar.update(task, description=msg),
         )
         bar.update(task, total=1, completed=1)
-    write_recipients(settings.recipients_path, _directory(sim.truth.recipients_table()))
+    write_recipients(settings.recipients_path, sim.truth.recipient_directory())
     return summary.rows_written, log.directory
-
-
-def _directory(truth: pa.Table) -> pa.Table:
-    """What a sender knows of its recipients: the time zone (joined date unknown)."""
-    import pyarrow as pa
-
-    return pa.table(
-        {
-            "recipient_id": truth.column("recipient_id"),
-            "timezone": truth.column("timezone"),
-            "created_at": pa.nulls(truth.num_rows, pa.timestamp("us", tz="UTC")),
-        }
-    )
 
 
 def simulate_command(

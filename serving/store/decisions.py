@@ -16,7 +16,8 @@ They are updated incrementally and can always be rebuilt from the decision and o
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -174,6 +175,17 @@ class DecisionStore:
     def close(self) -> None:
         """Release pooled connections."""
         self.engine.dispose()
+
+    @classmethod
+    @contextmanager
+    def opened(cls, url: str) -> Iterator[DecisionStore]:
+        """The store at ``url`` with its schema created, closed on exit (for commands)."""
+        store = cls(url)
+        try:
+            store.create_schema()
+            yield store
+        finally:
+            store.close()
 
     def ping(self) -> bool:
         """Whether the store answers a trivial query."""

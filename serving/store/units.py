@@ -12,10 +12,13 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Engine, and_, case, func, select
 
+from inboxlab.errors import NotFoundError
+from inboxlab.experiment import ExperimentDefinition
 from inboxlab.records import Action
+from serving.store.experiments import ExperimentStore
 from serving.store.schema import decisions, outcomes
 
-__all__ = ["experiment_units"]
+__all__ = ["experiment_units", "stored_experiment_units"]
 
 
 def _flag(kind: str) -> Any:
@@ -71,3 +74,19 @@ def experiment_units(
         frame["send_at"] = pd.to_datetime(frame["send_at"], utc=True)
         frame = pd.concat([frame.reset_index(drop=True), features], axis=1)
     return frame
+
+
+def stored_experiment_units(
+    engine: Engine, experiment_id: str, *, with_features: bool = False
+) -> tuple[ExperimentDefinition, pd.DataFrame]:
+    """The stored definition of ``experiment_id`` and its :func:`experiment_units`.
+
+    Raises
+    ------
+    NotFoundError
+        When no experiment has that id.
+    """
+    definition = ExperimentStore(engine).get(experiment_id)
+    if definition is None:
+        raise NotFoundError(f"experiment {experiment_id!r} does not exist")
+    return definition, experiment_units(engine, experiment_id, with_features=with_features)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sqlite3
 
 import duckdb
-import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
@@ -25,17 +24,7 @@ from inboxlab.settings import Settings, get_settings
 def _world(settings: Settings) -> None:
     sim = simulate(SimulationConfig(recipients=150, days=15, seed=5))
     import_tables([("sim", sim.events)], EventLog(settings.events_dir))
-    truth = sim.truth.recipients_table()
-    write_recipients(
-        settings.recipients_path,
-        pa.table(
-            {
-                "recipient_id": truth.column("recipient_id"),
-                "timezone": truth.column("timezone"),
-                "created_at": pa.nulls(truth.num_rows, pa.timestamp("us", tz="UTC")),
-            }
-        ),
-    )
+    write_recipients(settings.recipients_path, sim.truth.recipient_directory())
     build_features(settings)
     materialize(settings)
 
