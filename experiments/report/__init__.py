@@ -8,5 +8,6 @@ from __future__ import annotations
 from experiments.report.html import to_html
 from experiments.report.markdown import to_markdown
 from experiments.report.serialize import to_dict
+from experiments.report.units import render_units
 
-__all__ = ["to_dict", "to_html", "to_markdown"]
+__all__ = ["render_units", "to_dict", "to_html", "to_markdown"]

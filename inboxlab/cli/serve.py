@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -20,13 +18,9 @@ __all__ = ["build_app", "register", "render_report"]
 
 def render_report(definition: ExperimentDefinition, units: Any, fmt: str) -> Any:
     """Analyse a unit table with the ``experiments`` package; HTML text or a JSON dict."""
-    from experiments import analyze_file, to_dict, to_html
+    from experiments.report import render_units
 
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "units.parquet"
-        units.to_parquet(path, index=False)
-        result = analyze_file(path, definition=definition, experiment_id=definition.id)
-    return to_html(result) if fmt == "html" else to_dict(result)
+    return render_units(definition, units, fmt)
 
 
 def build_app() -> FastAPI:

@@ -9,8 +9,10 @@ cheap, and the stores and models open in its lifespan, which BentoML runs in eac
 BentoML answers ``/healthz``, ``/livez`` and ``/readyz`` itself, before the mounted app sees
 them; its readiness calls :meth:`Inboxlab.__is_ready__`, which pings the decision store, so
 ``/readyz`` means what it means under ``inboxlab serve``. BentoML's own Prometheus endpoint is
-disabled, so ``/metrics`` reaches the app (any valid key). Experiment reports need the
-``experiments`` package, which ``serving`` does not depend on: they answer 404 here.
+disabled, so ``/metrics`` reaches the app (any valid key). Experiment reports come from the
+renderer registered under the ``inboxlab.report_renderers`` entry-point group (the
+``experiments`` package registers one), since ``serving`` does not import ``experiments``; with
+no renderer installed, reports answer 404.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import warnings
 from inboxlab.settings import get_settings
 from serving.app import Resources, create_app
 from serving.bento.state import LifespanState
+from serving.plugins import report_renderer
 
 with warnings.catch_warnings():
     # BentoML 1.4's import uses a pathspec pattern name pathspec 1.x deprecates and a pydantic
@@ -34,7 +37,7 @@ with warnings.catch_warnings():
 __all__ = ["Inboxlab", "app"]
 
 #: The mounted app; its lifespan opens the decision store, online features and models.
-app = create_app(get_settings())
+app = create_app(get_settings(), report_renderer=report_renderer())
 _state = LifespanState(app)
 
 
