@@ -2,17 +2,22 @@
 
 Run from the project root::
 
-    .venv/bin/python benchmarks/bench_features_build.py --events 10000000 --recipients 100000
+    /usr/bin/time -v .venv/bin/python benchmarks/bench_features_build.py
 
 Generates a synthetic event log (vectorised, one Parquet file per day) in a temporary data
 directory, times ``build_features`` (wall time and peak RSS of the process), then times
-``training_frame`` for ``--sends`` labelled sends against the tables just built.
+``training_frame`` for ``--sends`` labelled sends against the tables just built (``--sends
+0`` skips it). The defaults are the target shape: 10,000,000 events of 140,000 recipients
+over 90 days, built in under ``--budget-seconds`` with a peak RSS under ``--budget-gib``;
+the exit status is 1 when the build misses either.
 """
 
 from __future__ import annotations
 
 import argparse
 import resource
+import shutil
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -62,23 +67,11 @@ def _write_log(settings: Settings, events: int, recipients: int, days: int) -> N
         pq.write_table(table, out / "part-0.parquet")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--recipients", type=int, default=20_000)
-    parser.add_argument("--days", type=int, default=90)
-    parser.add_argument("--sends", type=int, default=200_000)
-    args = parser.parse_args()
-    settings = Settings(data_dir=Path(tempfile.mkdtemp(prefix="bench-build-")))
-    _write_log(settings, args.events, args.recipients, args.days)
-    start = time.perf_counter()
-    result = build_features(settings)
-    build_s = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024
-    print(
-        f"build: {args.events:,} events, {args.recipients:,} recipients, {args.days} days -> "
-        f"{result.rows['engagement']:,} snapshot rows in {build_s:.1f} s, peak RSS {peak:.2f} GiB"
-    )
+def _peak_gib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024
+
+
+def _frame(settings: Settings, args: argparse.Namespace) -> None:
     rng = np.random.default_rng(1)
     first = datetime(2026, 1, 2, tzinfo=UTC)
     sends = pd.DataFrame(
@@ -94,12 +87,46 @@ def main() -> None:
     start = time.perf_counter()
     frame = training_frame(settings, sends)
     pit_s = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024
     print(
         f"training_frame: {len(frame):,} sends x {frame.shape[1] - 4} features in {pit_s:.1f} s, "
-        f"peak RSS {peak:.2f} GiB"
+        f"peak RSS {_peak_gib():.2f} GiB"
     )
 
 
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=10_000_000)
+    parser.add_argument("--recipients", type=int, default=140_000)
+    parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--sends", type=int, default=0)
+    parser.add_argument("--budget-seconds", type=float, default=60.0)
+    parser.add_argument("--budget-gib", type=float, default=4.0)
+    args = parser.parse_args()
+    settings = Settings(data_dir=Path(tempfile.mkdtemp(prefix="bench-build-")))
+    try:
+        _write_log(settings, args.events, args.recipients, args.days)
+        start = time.perf_counter()
+        cpu = time.process_time()
+        result = build_features(settings)
+        build_s = time.perf_counter() - start
+        cpu_s = time.process_time() - cpu
+        peak = _peak_gib()
+        print(
+            f"build: {args.events:,} events, {args.recipients:,} recipients, {args.days} days"
+            f" -> {result.rows['engagement']:,} snapshot rows in {build_s:.1f} s"
+            f" (CPU {cpu_s:.1f} s), peak RSS {peak:.2f} GiB"
+        )
+        if args.sends:
+            _frame(settings, args)
+    finally:
+        shutil.rmtree(settings.data_dir, ignore_errors=True)
+    met = build_s < args.budget_seconds and peak < args.budget_gib
+    print(
+        f"budget {args.budget_seconds:.0f} s, {args.budget_gib:.1f} GiB: "
+        f"{'met' if met else 'missed'}"
+    )
+    return 0 if met else 1
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -4,14 +4,22 @@ Only days after the last snapshot already written are computed (``rebuild=True``
 everything, e.g. after late events were imported for past days). The newest snapshot is the
 day after the last day in the log, but never later than today (UTC): today's partition may
 still grow, and a snapshot is written once.
+
+A build reads the event log once per chunk of ``chunk_days`` snapshot days (one chunk unless
+the span is longer than a year), runs the shared steps over every recipient, then the
+per-recipient steps for ranges of recipients of about ``rows_per_pass`` recipient × day rows
+each, so memory stays bounded whatever the size of the log. Every pass writes its file of
+each snapshot day into a staging directory; the days are moved into place at the end of the
+chunk.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import shutil
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -21,8 +29,20 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features.engineering.context import utc_offsets, valid_timezone
-from features.engineering.sql import Statement, feature_statements
-from features.engineering.tables import ENGAGEMENT_TABLE, FEATURE_TABLES, table_dir
+from features.engineering.sql import (
+    RecipientRange,
+    Statement,
+    recipient_statements,
+    shared_statements,
+)
+from features.engineering.tables import (
+    ENGAGEMENT_TABLE,
+    FEATURE_TABLES,
+    SEND_TIME_TABLE,
+    WINDOWS,
+    table_dir,
+)
+from features.engineering.variant import variant_statements
 from features.events.log import EventLog
 from features.events.schema import EVENT_SCHEMA
 from inboxlab.errors import EventLogCorruptError, NotFoundError
@@ -43,8 +63,10 @@ logger = logging.getLogger(__name__)
 
 EPOCH = date(1970, 1, 1)
 
-#: Called after each chunk with (snapshot days done, snapshot days to do).
+#: Called after each pass with (snapshot days done, snapshot days to do).
 Progress = Callable[[int, int], None]
+#: The feature tables computed per range of recipients (the others over all at once).
+RECIPIENT_TABLES = (ENGAGEMENT_TABLE, SEND_TIME_TABLE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,28 +173,56 @@ def register_inputs(
         con.register(name, table)
 
 
-def _write(con: duckdb.DuckDBPyConnection, table: str, directory: Path, created: str) -> int:
-    # Written to a staging directory first (ignored by readers: it starts with "_"), then each
-    # day's partition is moved into place, so a crash leaves whole days or nothing.
-    staging = directory / f"_staging-{uuid.uuid4().hex}"
-    staging.mkdir(parents=True)
-    target = str(staging).replace("'", "''")
-    con.execute(
+def _connect(memory_limit: str) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(f"SET memory_limit = '{memory_limit}'")
+    con.execute("SET enable_progress_bar = false")  # the caller shows progress
+    # Results are keyed, never read in insertion order: let DuckDB stream them unordered.
+    con.execute("SET preserve_insertion_order = false")
+    return con
+
+
+def _write(
+    con: duckdb.DuckDBPyConnection, table: str, staging: Path, part: int, created: str
+) -> int:
+    # One pass of one table, a file per snapshot day, into a staging directory that readers
+    # ignore (it starts with "_"); ``_publish`` moves the days into place. No ORDER BY: the
+    # rows are keyed, and sorting a wide table costs as much as writing it.
+    staging.mkdir(parents=True, exist_ok=True)
+    target = str(staging / f"pass-{part}").replace("'", "''")
+    row = con.execute(
         f"COPY (SELECT * EXCLUDE (day, day_num), "
         f"CAST(day AS TIMESTAMPTZ) AS event_timestamp, "
         f"CAST('{created}' AS TIMESTAMPTZ) AS created_at, "
         f"strftime(day, '%Y-%m-%d') AS date "
-        f"FROM {table} ORDER BY day_num, recipient_id) "
+        f"FROM {table}) "
         f"TO '{target}' (FORMAT parquet, PARTITION_BY (date), FILENAME_PATTERN 'part-{{i}}')"
-    )
-    for part in sorted(staging.glob("date=*")):
-        final = directory / part.name
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _publish(staging: Path, directory: Path) -> None:
+    # A crash leaves whole days or nothing: each day directory is renamed into place. The
+    # files of pass k are named part-k.parquet (part-k-i.parquet if DuckDB split them).
+    days: dict[str, list[tuple[Path, str]]] = {}
+    for pass_dir in staging.glob("pass-*"):
+        k = pass_dir.name.removeprefix("pass-")
+        for day in pass_dir.glob("date=*"):
+            files = sorted(day.glob("*.parquet"))
+            for i, file in enumerate(files):
+                name = f"part-{k}.parquet" if len(files) == 1 else f"part-{k}-{i}.parquet"
+                days.setdefault(day.name, []).append((file, name))
+    for day_name, named in sorted(days.items()):
+        complete = staging / day_name
+        complete.mkdir()
+        for file, name in named:
+            file.rename(complete / name)
+        final = directory / day_name
         if final.exists():
             shutil.rmtree(final)
-        part.rename(final)
+        complete.rename(final)
     shutil.rmtree(staging)
-    row = con.execute(f"SELECT COUNT(*) FROM {table}").fetchone()
-    return int(row[0]) if row else 0
 
 
 def _chunks(first: date, last: date, size: int) -> list[tuple[date, date]]:
@@ -185,12 +235,37 @@ def _chunks(first: date, last: date, size: int) -> list[tuple[date, date]]:
     return out
 
 
+def _recipient_passes(
+    con: duckdb.DuckDBPyConnection, first_day: int, last_day: int, rows_per_pass: int
+) -> tuple[list[RecipientRange], int]:
+    """Recipient ranges of about ``rows_per_pass`` grid rows each, and the most events of a
+    recipient (the bound :func:`recipient_statements` packs counts with)."""
+    grid_start = first_day - max(WINDOWS)
+    counts = con.execute(
+        f"SELECT recipient_id, COUNT(*), {last_day} - GREATEST(MIN(day_num), {grid_start}) "
+        "FROM labelled_events GROUP BY recipient_id ORDER BY recipient_id"
+    ).fetchall()
+    if not counts:
+        return [(None, None)], 0
+    max_events = max(int(n) for _, n, _ in counts)
+    bounds: list[str | None] = [None]
+    rows = 0
+    for recipient, _, days in counts:
+        if rows >= rows_per_pass:
+            bounds.append(str(recipient))
+            rows = 0
+        rows += max(0, int(days))
+    bounds.append(None)
+    return list(itertools.pairwise(bounds)), max_events
+
+
 def build_features(
     settings: Settings,
     *,
     until: date | None = None,
     rebuild: bool = False,
-    chunk_days: int = 30,
+    chunk_days: int = 366,
+    rows_per_pass: int = 1_500_000,
     progress: Progress | None = None,
     memory_limit: str = "3GB",
 ) -> BuildResult:
@@ -206,9 +281,13 @@ def build_features(
     rebuild
         Drop the feature tables and recompute every snapshot.
     chunk_days
-        Snapshot days computed per DuckDB pass (bounds memory; one progress step each).
+        Snapshot days computed per DuckDB connection; each chunk re-reads the 90 days
+        before it, so larger is faster as long as the days fit in memory.
+    rows_per_pass
+        Recipient × day rows computed at once within a chunk (bounds memory; recipients
+        are split into ranges of about this many rows).
     progress
-        Called after each chunk with (days done, days to do).
+        Called after each pass with (days done, days to do).
     memory_limit
         DuckDB's memory limit; it spills to disk beyond it.
 
@@ -238,18 +317,37 @@ def build_features(
     if progress:
         progress(0, total_days)
     for start, end in chunks:
-        con = duckdb.connect()
+        chunk = (end - start).days + 1
+        con = _connect(memory_limit)
+        staging = {
+            t: table_dir(settings, t) / f"_staging-{uuid.uuid4().hex}" for t in FEATURE_TABLES
+        }
         try:
-            con.execute("SET TimeZone = 'UTC'")
-            con.execute(f"SET memory_limit = '{memory_limit}'")
-            con.execute("SET enable_progress_bar = false")  # the caller shows progress
             register_inputs(con, settings, start, end)
-            run_statements(con, feature_statements(day_num(start), day_num(end)))
+            lo, hi = day_num(start), day_num(end)
+            run_statements(con, shared_statements(lo, hi))
+            passes, max_events = _recipient_passes(con, lo, hi, rows_per_pass)
+            for i, recipients in enumerate(passes):
+                statements = recipient_statements(
+                    lo, hi, max_events=max_events, recipients=recipients
+                )
+                run_statements(con, statements, views=RECIPIENT_TABLES)
+                for table in RECIPIENT_TABLES:
+                    rows[table] += _write(con, table, staging[table], i, created)
+                if progress and i + 1 < len(passes):
+                    progress(done + chunk * (i + 1) // len(passes), total_days)
+            run_statements(con, variant_statements(day_num(start), day_num(end)))
             for table in FEATURE_TABLES:
-                rows[table] += _write(con, table, table_dir(settings, table), created)
+                if table not in RECIPIENT_TABLES:
+                    rows[table] += _write(con, table, staging[table], 0, created)
+            for table, directory in staging.items():
+                if directory.exists():
+                    _publish(directory, table_dir(settings, table))
         finally:
             con.close()
-        done += (end - start).days + 1
+            for directory in staging.values():
+                shutil.rmtree(directory, ignore_errors=True)
+        done += chunk
         if progress:
             progress(done, total_days)
     days = tuple(first + timedelta(days=i) for i in range(total_days))
@@ -257,7 +355,17 @@ def build_features(
     return BuildResult(days=days, rows=rows)
 
 
-def run_statements(con: duckdb.DuckDBPyConnection, statements: Sequence[Statement]) -> None:
-    """Run the pipeline on DuckDB, keeping each step as a temporary table."""
+def run_statements(
+    con: duckdb.DuckDBPyConnection,
+    statements: Sequence[Statement],
+    *,
+    views: Collection[str] = (),
+) -> None:
+    """Run the pipeline on DuckDB, keeping each step as a temporary table.
+
+    Steps named in ``views`` are kept as views instead: computed when read, e.g. a day at a
+    time by the writer, rather than held in memory whole.
+    """
     for statement in statements:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {statement.name} AS {statement.sql}")
+        kind = "VIEW" if statement.name in views else "TABLE"
+        con.execute(f"CREATE OR REPLACE TEMP {kind} {statement.name} AS {statement.sql}")

@@ -1,8 +1,11 @@
 """The feature SQL: plain statements that run unchanged on DuckDB and on Spark SQL.
 
 The pipeline is a list of named ``SELECT`` statements; an engine runs them in order, keeping
-each result as a temporary table (DuckDB) or view (Spark) under its name. Inputs are four
-relations registered by the caller:
+each result as a temporary table (DuckDB) or view (Spark) under its name. The steps over
+every recipient (:func:`shared_statements`: labelled events, send outcomes, cohort and
+population sums) come first; the per-recipient steps (:func:`recipient_statements`) can then
+run for all recipients at once or for ranges of ``recipient_id`` in turn, with the same
+results. Inputs are four relations registered by the caller:
 
 ``events``
     the event log (``EVENT_SCHEMA``);
@@ -20,6 +23,19 @@ DST change), and weekday is ``(day_num + 3) % 7`` with Monday = 0 (1970-01-01 wa
 
 Snapshots. The snapshot of day ``D`` (``event_timestamp`` = ``D`` 00:00 UTC) aggregates the
 per-day rows of days ``D - w`` to ``D - 1``, i.e. exactly the events strictly before ``D``.
+
+Running totals. The grid has a row per recipient and day ``D`` holding the counts of day
+``D - 1``; one running sum per column gives the totals of the days before ``D``, and the sum
+over the ``w`` days before ``D`` is that total minus the one on row ``D - w`` (an equi-join,
+no range frame). The cohort and population sums need only per zone and day counts, so they
+are computed from the events, not from the per-recipient grid: a recipient without a
+snapshot on ``D`` has no events before ``D`` and adds nothing either way.
+
+Packed counts. The eighty integer counts of the grid are packed into a few BIGINT lanes of
+fields ``bits`` wide (``52 // bits`` fields a lane, so every lane is exact in DOUBLE too);
+sums and differences of lanes are lanes of sums and differences as long as no field leaves
+``[0, 2**bits)``, which holds when ``2**bits`` exceeds the most events of one recipient
+(the ``max_events`` the caller passes). A dozen running sums then replace eighty.
 
 Send-hour open rates. Each send is followed for 24 hours: it counts as opened when a human
 open of the same campaign comes within that time. Sends are bucketed by the local hour they
@@ -43,6 +59,7 @@ longer.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -56,8 +73,11 @@ __all__ = [
     "PROFILE_STRENGTH",
     "SEND_BUCKETS",
     "SEND_RATE_STRENGTH",
+    "RecipientRange",
     "Statement",
     "feature_statements",
+    "recipient_statements",
+    "shared_statements",
 ]
 
 #: Unflagged opens this soon after delivery are treated as machine opens.
@@ -82,7 +102,8 @@ FAST_TAU: Final = 7.0
 SLOW_TAU: Final = 28.0
 
 _LONGEST: Final = max(WINDOWS)
-_ENGAGE_WEIGHT = "(opens + 2 * clicks + 4 * conversions)"
+#: ``(lo, hi)``: recipients with ``lo <= recipient_id < hi``; ``None`` leaves a side open.
+RecipientRange = tuple[str | None, str | None]
 
 
 def _f(value: float) -> str:
@@ -128,39 +149,58 @@ LEFT JOIN (
 WHERE c.day_num < {end_day}"""
 
 
-def _daily() -> str:
-    human_open = "kind = 'open' AND is_machine = 0"
-    local_hour = "CAST(FLOOR(((local_min + 1440) % 1440) / 60.0) AS INT)"
-    local_dow = "(((day_num + 3 + CAST(FLOOR(local_min / 1440.0) AS INT)) % 7) + 7) % 7"
+_HUMAN_OPEN = "kind = 'open' AND is_machine = 0"
+_LOCAL_HOUR = "CAST(FLOOR(((local_min + 1440) % 1440) / 60.0) AS INT)"
+_LOCAL_DOW = "(((day_num + 3 + CAST(FLOOR(local_min / 1440.0) AS INT)) % 7) + 7) % 7"
+
+
+def _count(condition: str) -> str:
+    # COUNT of a CASE is BIGINT on both engines (a SUM of 1s is a HUGEINT on DuckDB).
+    return f"COUNT(CASE WHEN {condition} THEN 1 END)"
+
+
+def _in_range(recipients: RecipientRange) -> str:
+    lo, hi = recipients
+    parts = ["1 = 1"]
+    if lo is not None:
+        parts.append(f"recipient_id >= {_quote(lo)}")
+    if hi is not None:
+        parts.append(f"recipient_id < {_quote(hi)}")
+    return " AND ".join(parts)
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _daily(recipients: RecipientRange) -> str:
     hours = ",\n  ".join(
-        f"SUM(CASE WHEN {human_open} AND {local_hour} = {h} THEN 1 ELSE 0 END) AS oh_{h}"
-        for h in range(24)
+        f"{_count(f'{_HUMAN_OPEN} AND {_LOCAL_HOUR} = {h}')} AS oh_{h}" for h in range(24)
     )
     late = ",\n  ".join(
-        f"SUM(CASE WHEN {human_open} AND is_late = 1 AND {local_hour} = {h} THEN 1 ELSE 0 END)"
-        f" AS ol_{h}"
+        f"{_count(f'{_HUMAN_OPEN} AND is_late = 1 AND {_LOCAL_HOUR} = {h}')} AS ol_{h}"
         for h in range(24)
     )
     dows = ",\n  ".join(
-        f"SUM(CASE WHEN {human_open} AND {local_dow} = {d} THEN 1 ELSE 0 END) AS od_{d}"
-        for d in range(7)
+        f"{_count(f'{_HUMAN_OPEN} AND {_LOCAL_DOW} = {d}')} AS od_{d}" for d in range(7)
     )
     return f"""
 SELECT recipient_id, day_num,
-  SUM(CASE WHEN kind = 'send' THEN 1 ELSE 0 END) AS sends,
-  SUM(CASE WHEN kind = 'deliver' THEN 1 ELSE 0 END) AS deliveries,
-  SUM(CASE WHEN {human_open} THEN 1 ELSE 0 END) AS opens,
-  SUM(CASE WHEN kind = 'open' AND is_machine = 1 THEN 1 ELSE 0 END) AS machine_opens,
-  SUM(CASE WHEN kind = 'click' THEN 1 ELSE 0 END) AS clicks,
-  SUM(CASE WHEN kind = 'convert' THEN 1 ELSE 0 END) AS conversions,
+  {_count("kind = 'send'")} AS sends,
+  {_count("kind = 'deliver'")} AS deliveries,
+  {_count(_HUMAN_OPEN)} AS opens,
+  {_count("kind = 'open' AND is_machine = 1")} AS machine_opens,
+  {_count("kind = 'click'")} AS clicks,
+  {_count("kind = 'convert'")} AS conversions,
   SUM(CASE WHEN kind = 'convert' THEN COALESCE(value, 0.0) ELSE 0.0 END) AS revenue,
-  SUM(CASE WHEN kind = 'unsubscribe' THEN 1 ELSE 0 END) AS unsubscribes,
-  SUM(CASE WHEN kind = 'complaint' THEN 1 ELSE 0 END) AS complaints,
-  SUM(CASE WHEN kind = 'bounce' THEN 1 ELSE 0 END) AS bounces,
+  {_count("kind = 'unsubscribe'")} AS unsubscribes,
+  {_count("kind = 'complaint'")} AS complaints,
+  {_count("kind = 'bounce'")} AS bounces,
   {hours},
   {late},
   {dows}
 FROM labelled_events
+WHERE {_in_range(recipients)}
 GROUP BY recipient_id, day_num"""
 
 
@@ -186,15 +226,13 @@ LEFT JOIN (
 GROUP BY s.recipient_id, s.campaign_id, s.occurred_at, s.day_num, s.local_min"""
 
 
-def _send_daily() -> str:
-    cols = [f"SUM(CASE WHEN bucket = {b} THEN 1 ELSE 0 END) AS ss_{b}" for b in range(SEND_BUCKETS)]
-    cols += [
-        f"SUM(CASE WHEN bucket = {b} THEN opened ELSE 0 END) AS so_{b}" for b in range(SEND_BUCKETS)
-    ]
+def _send_daily(recipients: RecipientRange) -> str:
+    cols = [f"{_count(f'bucket = {b}')} AS ss_{b}" for b in range(SEND_BUCKETS)]
+    cols += [f"{_count(f'bucket = {b} AND opened = 1')} AS so_{b}" for b in range(SEND_BUCKETS)]
     body = ",\n  ".join(cols)
     return (
         f"SELECT recipient_id, day_num,\n  {body}\n"
-        "FROM send_outcomes GROUP BY recipient_id, day_num"
+        f"FROM send_outcomes WHERE {_in_range(recipients)} GROUP BY recipient_id, day_num"
     )
 
 
@@ -202,7 +240,12 @@ _SEND_PROFILE = (
     *(f"ss_{b}" for b in range(SEND_BUCKETS)),
     *(f"so_{b}" for b in range(SEND_BUCKETS)),
 )
-
+_OPEN_PROFILE = (
+    *(f"oh_{h}" for h in range(24)),
+    *(f"od_{d}" for d in range(7)),
+    *(f"ol_{h}" for h in range(24)),
+)
+_PROFILE = (*_OPEN_PROFILE, *_SEND_PROFILE)
 _LAST = {
     "send": "sends",
     "open": "opens",
@@ -213,7 +256,65 @@ _LAST = {
 }
 #: The "days since" columns that are features; the others only derive ``has_bounced``.
 _SINCE_FEATURES = ("send", "open", "click", "conversion")
-_TOTALS = ("conversions", "revenue", "unsubscribes", "complaints", "bounces")
+#: Counts summed over every window.
+_WINDOWED = ("sends", "deliveries", "opens", "machine_opens", "clicks", "conversions")
+#: Totals over all history (revenue, a DOUBLE, is summed apart).
+_TOTALS = ("conversions", "unsubscribes", "complaints", "bounces")
+#: Every integer column of the grid, in packing order (see ``_Packing``).
+_FIELDS = (*_WINDOWED, *_TOTALS[1:], *_PROFILE)
+_TAUS = {"score": SCORE_TAU, "fast": FAST_TAU, "slow": SLOW_TAU}
+_CUM = (
+    "OVER (PARTITION BY recipient_id ORDER BY day_num "
+    "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Packing:
+    """Several non-negative counts in one BIGINT: field ``k`` of a lane is ``bits`` wide.
+
+    A lane holds ``52 // bits`` fields, so it stays below 2**52 and its fields come back
+    exactly through DOUBLE division on both engines. Sums and differences of lanes are the
+    lanes of the sums and differences as long as no field leaves ``[0, 2**bits)``: every
+    field is a count of one recipient's events, so ``bits`` covers the most events of a
+    recipient.
+    """
+
+    bits: int
+
+    @property
+    def per_lane(self) -> int:
+        return _LANE_BITS // self.bits
+
+    @property
+    def lanes(self) -> int:
+        return -(-len(_FIELDS) // self.per_lane)
+
+    def place(self, field: str) -> tuple[int, int]:
+        """(lane, position in the lane) of ``field``."""
+        i = _FIELDS.index(field)
+        return i // self.per_lane, i % self.per_lane
+
+    def lanes_of(self, fields: tuple[str, ...]) -> list[int]:
+        return sorted({self.place(f)[0] for f in fields})
+
+    def pack(self, lane: int, value: Callable[[str], str]) -> str:
+        """``lane`` from the per-field expressions ``value(field)``."""
+        fields = _FIELDS[lane * self.per_lane : (lane + 1) * self.per_lane]
+        return " + ".join(
+            f"{value(f)} * {2 ** (self.bits * k)}" if k else value(f) for k, f in enumerate(fields)
+        )
+
+    def unpack(self, field: str, prefix: str) -> str:
+        """``field`` from the lane column ``{prefix}{lane}``."""
+        lane, k = self.place(field)
+        column = f"{prefix}{lane}"
+        if k:
+            column = f"CAST(FLOOR({column} / {_f(float(2 ** (self.bits * k)))}) AS BIGINT)"
+        return f"({column} % {2**self.bits})"
+
+
+_LANE_BITS: Final = 52
 
 
 def _prior(grid_start: int) -> str:
@@ -224,7 +325,7 @@ def _prior(grid_start: int) -> str:
         for name, col in _LAST.items()
     )
     totals = ",\n  ".join(
-        f"SUM(CASE WHEN {before} THEN {c} ELSE 0 END) AS prior_{c}" for c in _TOTALS
+        f"SUM(CASE WHEN {before} THEN {c} ELSE 0 END) AS prior_{c}" for c in (*_TOTALS, "revenue")
     )
     return f"""
 SELECT recipient_id, MIN(day_num) AS first_day,
@@ -233,116 +334,193 @@ SELECT recipient_id, MIN(day_num) AS first_day,
 FROM daily GROUP BY recipient_id"""
 
 
-def _grid(grid_start: int, last_day: int) -> str:
-    zero_cols = [
-        "sends", "deliveries", "opens", "machine_opens", "clicks", "conversions", "revenue",
-        "unsubscribes", "complaints", "bounces",
-        *(f"oh_{h}" for h in range(24)), *(f"od_{d}" for d in range(7)),
-        *(f"ol_{h}" for h in range(24)),
-    ]  # fmt: skip
-    cols = ",\n  ".join(
-        [f"COALESCE(d.{c}, 0) AS {c}" for c in zero_cols]
-        + [f"COALESCE(sd.{c}, 0) AS {c}" for c in _SEND_PROFILE]
-    )
-    return f"""
-SELECT p.recipient_id, c.day_num, c.day, p.first_day,
-  {cols}
-FROM prior p
-JOIN calendar c ON c.day_num >= p.first_day AND c.day_num >= {grid_start}
-  AND c.day_num <= {last_day}
-LEFT JOIN daily d ON d.recipient_id = p.recipient_id AND d.day_num = c.day_num
-LEFT JOIN send_daily sd ON sd.recipient_id = p.recipient_id AND sd.day_num = c.day_num"""
+def _cumulative(grid_start: int, last_day: int, packing: _Packing) -> str:
+    # The grid has a row per recipient and day D from the day after the recipient's first
+    # event (and after the grid start) on, holding the counts of day D - 1; its running
+    # totals are thus the sums over the days before D. Integer counts are packed into lanes,
+    # so a handful of running sums replace eighty.
 
+    def value(field: str) -> str:
+        return f"COALESCE({'sd' if field in _SEND_PROFILE else 'd'}.{field}, 0)"
 
-_CUM = (
-    "OVER (PARTITION BY recipient_id ORDER BY day_num "
-    "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
-)
-_ORDER = "OVER (PARTITION BY recipient_id ORDER BY day_num)"
-_COUNTS = ("sends", "deliveries", "opens", "machine_opens", "clicks", "conversions", "revenue")
-_PROFILE = (
-    *(f"oh_{h}" for h in range(24)),
-    *(f"od_{d}" for d in range(7)),
-    *(f"ol_{h}" for h in range(24)),
-    *_SEND_PROFILE,
-)
-_TAUS = {"score": SCORE_TAU, "fast": FAST_TAU, "slow": SLOW_TAU}
-
-
-def _cumulative(anchor: int) -> str:
-    # Running totals per recipient, one cheap streaming window each. Window sums over the
-    # last w days are then differences of two lagged running totals (the grid has a row for
-    # every day, so rows are days): far faster than dozens of sliding frames.
-    parts = [f"SUM({c}) {_CUM} AS cum_{c}" for c in (*_COUNTS, *_TOTALS[2:], *_PROFILE)]
-    parts += [
-        f"MAX(CASE WHEN {col} > 0 THEN day_num END) {_CUM} AS cum_last_{name}"
-        for name, col in _LAST.items()
-    ]
+    lanes = [packing.pack(lane, value) for lane in range(packing.lanes)]
+    grid_cols = [f"{expr} AS lane_{i}" for i, expr in enumerate(lanes)]
+    grid_cols.append("COALESCE(d.revenue, 0.0) AS revenue")
+    grid_cols.append("COALESCE(d.sends, 0) AS sends_1d")
     # sum_d w_d exp(-(D-d)/tau) = exp(-(D-a)/tau) * sum_d w_d exp((d-a)/tau); the anchor a is
     # the grid start, so exponents stay below (grid length)/tau.
-    parts += [
-        f"SUM({_ENGAGE_WEIGHT} * EXP((day_num - {anchor}) / {_f(tau)})) {_CUM} AS cum_{name}"
+    weight = "(COALESCE(d.opens, 0) + 2 * COALESCE(d.clicks, 0) + 4 * COALESCE(d.conversions, 0))"
+    grid_cols += [
+        f"{weight} * EXP((c.day_num - 1 - {grid_start}) / {_f(tau)}) AS w_{name}"
         for name, tau in _TAUS.items()
     ]
-    body = ",\n  ".join(parts)
-    return f"SELECT recipient_id, day_num, day, first_day,\n  {body}\nFROM grid"
-
-
-def _sum_last(column: str, days: int) -> str:
-    """Sum of ``column`` over the ``days`` rows before the current one."""
-    return (
-        f"(COALESCE(LAG(cum_{column}, 1) {_ORDER}, 0) "
-        f"- COALESCE(LAG(cum_{column}, {days + 1}) {_ORDER}, 0))"
-    )
-
-
-def _windows(anchor: int) -> str:
-    parts = [
-        f"ROUND({_sum_last(c, w)}, 6) AS {c}_{w}d"
-        if c == "revenue"
-        else f"{_sum_last(c, w)} AS {c}_{w}d"
-        for w in WINDOWS
-        for c in _COUNTS
+    grid_cols += [
+        f"CASE WHEN d.{col} > 0 THEN d.day_num END AS seen_{name}" for name, col in _LAST.items()
     ]
-    parts.append(f"{_sum_last('sends', 1)} AS sends_1d")
-    parts += [f"LAG(cum_last_{name}, 1) {_ORDER} AS grid_last_{name}" for name in _LAST]
-    parts += [f"COALESCE(LAG(cum_{c}, 1) {_ORDER}, 0) AS grid_{c}" for c in _TOTALS]
-    parts += [f"{_sum_last(c, _LONGEST)} AS n_{c}" for c in _PROFILE]
-    parts += [
-        f"EXP(-(day_num - {anchor}) / {_f(tau)}) * {_sum_last(name, _LONGEST)} AS {alias}"
+    grid = ",\n    ".join(grid_cols)
+    sums = [f"CAST(SUM(lane_{i}) {_CUM} AS BIGINT) AS lane_{i}" for i in range(packing.lanes)]
+    sums += [f"SUM(revenue) {_CUM} AS revenue"]
+    sums += [f"SUM(w_{name}) {_CUM} AS {name}" for name in _TAUS]
+    sums += [f"MAX(seen_{name}) {_CUM} AS last_{name}" for name in _LAST]
+    body = ",\n  ".join(sums)
+    return f"""
+SELECT recipient_id, day_num, day, first_day, sends_1d,
+  {body}
+FROM (
+  SELECT p.recipient_id, c.day_num, c.day, p.first_day,
+    {grid}
+  FROM prior p
+  JOIN calendar c ON c.day_num > p.first_day AND c.day_num > {grid_start}
+    AND c.day_num <= {last_day}
+  LEFT JOIN daily d ON d.recipient_id = p.recipient_id AND d.day_num = c.day_num - 1
+  LEFT JOIN send_daily sd ON sd.recipient_id = p.recipient_id AND sd.day_num = c.day_num - 1
+) g"""
+
+
+def _snapshots(first_day: int, grid_start: int, packing: _Packing) -> str:
+    # Window sums are differences of running totals: the row D - w of the same recipient
+    # holds the totals of the days before D - w (no row there: nothing before it).
+    cols = []
+    for w in WINDOWS:
+        lanes = range(packing.lanes) if w == _LONGEST else packing.lanes_of(_WINDOWED)
+        cols += [f"c.lane_{i} - COALESCE(c{w}.lane_{i}, 0) AS n{w}_{i}" for i in lanes]
+        cols.append(f"ROUND(c.revenue - COALESCE(c{w}.revenue, 0.0), 6) AS revenue_{w}d")
+    cols += [
+        f"EXP(-(c.day_num - {grid_start}) / {_f(tau)}) * (c.{name} - COALESCE(c{_LONGEST}.{name}, "
+        f"0.0)) AS {alias}"
         for (name, tau), alias in zip(
             _TAUS.items(), ("engagement_score", "score_fast", "score_slow"), strict=True
         )
     ]
-    body = ",\n  ".join(parts)
-    return f"SELECT recipient_id, day_num, day, first_day,\n  {body}\nFROM cumulative"
-
-
-def _snapshots(first_day: int) -> str:
-    since = ",\n  ".join(
-        f"COALESCE(day_num - COALESCE(w.grid_last_{name}, p.last_{name}), {NEVER_DAYS}) "
+    cols += [
+        f"COALESCE(c.day_num - COALESCE(c.last_{name}, p.last_{name}), {NEVER_DAYS}) "
         f"AS days_since_last_{name}"
         for name in _LAST
+    ]
+    cols += [
+        f"{packing.unpack(c, 'c.lane_')} + COALESCE(p.prior_{c}, 0) AS total_{c}" for c in _TOTALS
+    ]
+    cols.append("c.revenue + COALESCE(p.prior_revenue, 0.0) AS total_revenue")
+    joins = "\n".join(
+        f"LEFT JOIN cumulative c{w} ON c{w}.recipient_id = c.recipient_id"
+        f" AND c{w}.day_num = c.day_num - {w}"
+        for w in WINDOWS
     )
-    totals = ",\n  ".join(f"w.grid_{c} + COALESCE(p.prior_{c}, 0) AS total_{c}" for c in _TOTALS)
+    body = ",\n  ".join(cols)
     return f"""
-SELECT w.*, COALESCE(r.timezone, 'UTC') AS timezone,
-  {since},
-  {totals}
-FROM windows w
-JOIN prior p ON p.recipient_id = w.recipient_id
-LEFT JOIN recipients r ON r.recipient_id = w.recipient_id
-WHERE w.day_num >= {first_day} AND w.day_num > w.first_day"""
+SELECT c.recipient_id, c.day_num, c.day, c.first_day, c.sends_1d,
+  COALESCE(r.timezone, 'UTC') AS timezone,
+  {body}
+FROM cumulative c
+JOIN prior p ON p.recipient_id = c.recipient_id
+LEFT JOIN recipients r ON r.recipient_id = c.recipient_id
+{joins}
+WHERE c.day_num >= {first_day}"""
 
 
-def _population() -> str:
+def _tz_events() -> str:
+    # The cohort and population sums need only per zone and day counts: a narrow
+    # aggregation of every recipient's events, pivoted in ``tz_daily``.
+    return f"""
+SELECT timezone, day_num, kind, is_machine, is_late, hour, dow, COUNT(*) AS n
+FROM (
+  SELECT COALESCE(r.timezone, 'UTC') AS timezone, e.day_num, e.kind, e.is_machine, e.is_late,
+    {_LOCAL_HOUR.replace("local_min", "e.local_min")} AS hour,
+    {_LOCAL_DOW.replace("local_min", "e.local_min").replace("day_num", "e.day_num")} AS dow
+  FROM labelled_events e LEFT JOIN recipients r ON r.recipient_id = e.recipient_id
+) x
+GROUP BY timezone, day_num, kind, is_machine, is_late, hour, dow"""
+
+
+def _tz_sends() -> str:
+    return """
+SELECT COALESCE(r.timezone, 'UTC') AS timezone, s.day_num, s.bucket,
+  COUNT(*) AS n, SUM(s.opened) AS opened
+FROM send_outcomes s LEFT JOIN recipients r ON r.recipient_id = s.recipient_id
+GROUP BY COALESCE(r.timezone, 'UTC'), s.day_num, s.bucket"""
+
+
+def _tz_daily() -> str:
+    human = "kind = 'open' AND is_machine = 0"
+    sums = [
+        f"SUM(CASE WHEN {cond} THEN n ELSE 0 END) AS {name}"
+        for name, cond in (
+            ("deliveries", "kind = 'deliver'"),
+            ("opens", human),
+            ("clicks", "kind = 'click'"),
+            ("conversions", "kind = 'convert'"),
+            *((f"oh_{h}", f"{human} AND hour = {h}") for h in range(24)),
+            *((f"od_{d}", f"{human} AND dow = {d}") for d in range(7)),
+            *((f"ol_{h}", f"{human} AND is_late = 1 AND hour = {h}") for h in range(24)),
+            *((f"ss_{b}", f"kind = 'outcome' AND bucket = {b}") for b in range(SEND_BUCKETS)),
+        )
+    ]
+    sums += [
+        f"SUM(CASE WHEN kind = 'outcome' AND bucket = {b} THEN opened ELSE 0 END) AS so_{b}"
+        for b in range(SEND_BUCKETS)
+    ]
+    body = ",\n  ".join(sums)
+    return f"""
+SELECT timezone, day_num,
+  {body}
+FROM (
+  SELECT timezone, day_num, kind, is_machine, is_late, hour, dow, -1 AS bucket, n, 0 AS opened
+  FROM tz_events
+  UNION ALL
+  SELECT timezone, day_num, 'outcome' AS kind, 0 AS is_machine, 0 AS is_late, -1 AS hour,
+    -1 AS dow, bucket, n, opened
+  FROM tz_sends
+) u
+GROUP BY timezone, day_num"""
+
+
+def _population(first_day: int, last_day: int) -> str:
     # Population rates per snapshot day: the prior mean the recipients' rates shrink toward.
+    # A recipient without a snapshot on D has no events before D, so the sums over every
+    # event of the window equal the sums over the snapshots.
     sums = ",\n  ".join(
-        f"SUM({c}_{w}d) AS pop_{c}_{w}d"
+        f"COALESCE(SUM(CASE WHEN t.day_num >= c.day_num - {w} THEN t.{c} END), 0) AS pop_{c}_{w}d"
         for w in (30, 90)
         for c in ("deliveries", "opens", "clicks", "conversions")
     )
-    return f"SELECT day_num,\n  {sums}\nFROM snapshots GROUP BY day_num"
+    return f"""
+SELECT c.day_num,
+  {sums}
+FROM calendar c
+LEFT JOIN tz_daily t ON t.day_num >= c.day_num - {_LONGEST} AND t.day_num < c.day_num
+WHERE c.day_num >= {first_day} AND c.day_num <= {last_day}
+GROUP BY c.day_num"""
+
+
+_COHORT_TOTALS = {
+    "oh": [f"oh_{h}" for h in range(24)],
+    "od": [f"od_{d}" for d in range(7)],
+    "ol": [f"ol_{h}" for h in range(24)],
+    "ss": [f"ss_{b}" for b in range(SEND_BUCKETS)],
+    "so": [f"so_{b}" for b in range(SEND_BUCKETS)],
+}
+
+
+def _cohort(first_day: int, last_day: int) -> str:
+    # The cohort is the time zone: people in one zone share working hours and weekends.
+    sums = ",\n  ".join(f"COALESCE(SUM(t.{c}), 0) AS c_{c}" for c in _PROFILE)
+    totals = ",\n  ".join(
+        f"{' + '.join(f'c_{c}' for c in cols)} AS c_{name}_all"
+        for name, cols in _COHORT_TOTALS.items()
+    )
+    return f"""
+SELECT x.*,
+  {totals}
+FROM (
+SELECT z.timezone, c.day_num,
+  {sums}
+FROM (SELECT DISTINCT timezone FROM tz_daily) z
+CROSS JOIN calendar c
+LEFT JOIN tz_daily t ON t.timezone = z.timezone AND t.day_num >= c.day_num - {_LONGEST}
+  AND t.day_num < c.day_num
+WHERE c.day_num >= {first_day} AND c.day_num <= {last_day}
+GROUP BY z.timezone, c.day_num
+) x"""
 
 
 def _rate(num: str, w: int) -> str:
@@ -353,8 +531,11 @@ def _rate(num: str, w: int) -> str:
     return f"(s.{num}_{w}d + {PRIOR_STRENGTH} * ({pop})) / (s.deliveries_{w}d + {PRIOR_STRENGTH})"
 
 
-def _engagement() -> str:
+def _engagement(packing: _Packing) -> str:
     counts = ("sends", "deliveries", "opens", "machine_opens", "clicks", "conversions")
+    unpacked = ",\n    ".join(
+        f"{packing.unpack(c, f's.n{w}_')} AS {c}_{w}d" for w in WINDOWS for c in counts
+    )
     cols = [f"CAST(s.{c}_{w}d AS BIGINT) AS {c}_{w}d" for w in WINDOWS for c in counts]
     cols += [f"CAST(s.revenue_{w}d AS DOUBLE) AS revenue_{w}d" for w in WINDOWS]
     names = {"opens": "open_rate", "clicks": "click_rate", "conversions": "conversion_rate"}
@@ -382,21 +563,15 @@ def _engagement() -> str:
         "CAST(s.day_num - s.first_day AS BIGINT) AS tenure_days",
     ]
     body = ",\n  ".join(cols)
-    return (
-        f"SELECT s.recipient_id, s.day, s.day_num,\n  {body}\n"
-        "FROM snapshots s JOIN population p ON p.day_num = s.day_num"
-    )
-
-
-def _cohort() -> str:
-    # The cohort is the time zone: people in one zone share working hours and weekends.
-    sums = ", ".join(
-        [f"SUM(n_oh_{h}) AS c_oh_{h}" for h in range(24)]
-        + [f"SUM(n_od_{d}) AS c_od_{d}" for d in range(7)]
-        + [f"SUM(n_ol_{h}) AS c_ol_{h}" for h in range(24)]
-        + [f"SUM(n_{c}) AS c_{c}" for c in _SEND_PROFILE]
-    )
-    return f"SELECT timezone, day_num, {sums}\nFROM snapshots GROUP BY timezone, day_num"
+    return f"""
+SELECT s.recipient_id, s.day, s.day_num,
+  {body}
+FROM (
+  SELECT s.*,
+    {unpacked}
+  FROM snapshots s
+) s
+JOIN population p ON p.day_num = s.day_num"""
 
 
 def _send_hour_rates() -> list[str]:
@@ -405,12 +580,9 @@ def _send_hour_rates() -> list[str]:
     # a bucket a zone was never mailed at gets the zone's overall rate; the recipient's rate is
     # shrunk toward that with SEND_RATE_STRENGTH pseudo-sends. A recipient with no sends in a
     # bucket gets the cohort's rate there.
-    c_sends = " + ".join(f"c.c_ss_{b}" for b in range(SEND_BUCKETS))
-    c_opens = " + ".join(f"c.c_so_{b}" for b in range(SEND_BUCKETS))
-    c_all = f"(CASE WHEN {c_sends} > 0 THEN ({c_opens}) / CAST({c_sends} AS DOUBLE) ELSE 0.0 END)"
+    c_all = "(CASE WHEN c.c_ss_all > 0 THEN (c.c_so_all) / CAST(c.c_ss_all AS DOUBLE) ELSE 0.0 END)"
     m, k = _f(COHORT_RATE_STRENGTH), _f(SEND_RATE_STRENGTH)
-    n = " + ".join(f"s.n_ss_{b}" for b in range(SEND_BUCKETS))
-    cols = [f"CAST({n} AS BIGINT) AS send_hour_sends_90d"]
+    cols = ["CAST(s.n_ss_all AS BIGINT) AS send_hour_sends_90d"]
     for b in range(SEND_BUCKETS):
         cohort = f"((c.c_so_{b} + {m} * {c_all}) / (c.c_ss_{b} + {m}))"
         cols.append(
@@ -420,12 +592,22 @@ def _send_hour_rates() -> list[str]:
     return cols
 
 
-def _send_time() -> str:
-    n = " + ".join(f"s.n_oh_{h}" for h in range(24))
-    c_h = " + ".join(f"c.c_oh_{h}" for h in range(24))
-    c_d = " + ".join(f"c.c_od_{d}" for d in range(7))
+def _send_time(packing: _Packing) -> str:
     k = _f(PROFILE_STRENGTH)
+    unpacked = [f"{packing.unpack(c, f's.n{_LONGEST}_')} AS n_{c}" for c in _PROFILE]
+    totals = [
+        f"{' + '.join(f'n_{c}' for c in cols)} AS n_{name}_all"
+        for name, cols in _COHORT_TOTALS.items()
+        if name != "so"
+    ]
     # Cohort shares get add-one smoothing so an empty cohort falls back to a flat profile.
+    n, c_h, c_d, n_late, c_late = (
+        "s.n_oh_all",
+        "c.c_oh_all",
+        "c.c_od_all",
+        "s.n_ol_all",
+        "c.c_ol_all",
+    )
     cols = [f"CAST({n} AS BIGINT) AS profile_opens_90d"]
     cols += [
         f"(s.n_oh_{h} + {k} * (c.c_oh_{h} + {_f(1.0)}) / ({c_h} + {_f(24.0)})) / ({n} + {k})"
@@ -437,8 +619,6 @@ def _send_time() -> str:
         f" AS open_dow_{d}"
         for d in range(7)
     ]
-    n_late = " + ".join(f"s.n_ol_{h}" for h in range(24))
-    c_late = " + ".join(f"c.c_ol_{h}" for h in range(24))
     cols += [f"CAST({n_late} AS BIGINT) AS late_opens_90d"]
     cols += [
         f"(s.n_ol_{h} + {k} * (c.c_ol_{h} + {_f(1.0)}) / ({c_late} + {_f(24.0)}))"
@@ -447,45 +627,119 @@ def _send_time() -> str:
     ]
     cols += _send_hour_rates()
     body = ",\n  ".join(cols)
-    return (
-        f"SELECT s.recipient_id, s.day, s.day_num, s.timezone,\n  {body}\n"
-        "FROM snapshots s JOIN cohort c ON c.timezone = s.timezone AND c.day_num = s.day_num"
-    )
+    inner = ",\n      ".join(unpacked)
+    outer = ",\n    ".join(totals)
+    return f"""
+SELECT s.recipient_id, s.day, s.day_num, s.timezone,
+  {body}
+FROM (
+  SELECT u.*,
+    {outer}
+  FROM (
+    SELECT s.recipient_id, s.day, s.day_num, s.timezone,
+      {inner}
+    FROM snapshots s
+  ) u
+) s
+JOIN cohort c ON c.timezone = s.timezone AND c.day_num = s.day_num"""
 
 
-def feature_statements(first_day: int, last_day: int) -> list[Statement]:
+def _check_days(first_day: int, last_day: int) -> None:
+    if last_day < first_day:
+        raise ValueError(f"last_day {last_day} is before first_day {first_day}")
+
+
+def shared_statements(first_day: int, last_day: int) -> list[Statement]:
+    """The steps over every recipient: labelled events, send outcomes, cohort and population.
+
+    Run once before :func:`recipient_statements` (which reads their results), whatever
+    range of recipients those compute.
+
+    Examples
+    --------
+    >>> [s.name for s in shared_statements(20_000, 20_010)][-2:]
+    ['population', 'cohort']
+    """
+    _check_days(first_day, last_day)
+    return [
+        Statement("labelled_events", _labelled_events(last_day)),
+        Statement("send_outcomes", _send_outcomes()),
+        Statement("tz_events", _tz_events()),
+        Statement("tz_sends", _tz_sends()),
+        Statement("tz_daily", _tz_daily()),
+        Statement("population", _population(first_day, last_day)),
+        Statement("cohort", _cohort(first_day, last_day)),
+    ]
+
+
+def recipient_statements(
+    first_day: int,
+    last_day: int,
+    *,
+    max_events: int,
+    recipients: RecipientRange = (None, None),
+) -> list[Statement]:
+    """The per-recipient steps, ending in the feature tables ``engagement`` and ``send_time``.
+
+    Parameters
+    ----------
+    first_day, last_day
+        Snapshot days to compute (``day_num``, inclusive), as in :func:`feature_statements`.
+    max_events
+        An upper bound on the events of any one recipient up to ``last_day``: it sizes the
+        packed count fields, and a smaller value than the truth gives wrong counts.
+    recipients
+        Only recipients with ``lo <= recipient_id < hi`` (``None``: unbounded), so a large
+        log can be computed in several passes of bounded memory.
+
+    Raises
+    ------
+    ValueError
+        When ``max_events`` is negative or too large to pack.
+
+    Examples
+    --------
+    >>> [s.name for s in recipient_statements(20_000, 20_010, max_events=500)][-2:]
+    ['engagement', 'send_time']
+    """
+    _check_days(first_day, last_day)
+    if not 0 <= max_events < 2**_LANE_BITS:
+        raise ValueError(f"max_events {max_events} is outside [0, 2**{_LANE_BITS})")
+    packing = _Packing(bits=max(1, max_events.bit_length()))
+    grid_start = first_day - _LONGEST
+    return [
+        Statement("daily", _daily(recipients)),
+        Statement("send_daily", _send_daily(recipients)),
+        Statement("prior", _prior(grid_start)),
+        Statement("cumulative", _cumulative(grid_start, last_day, packing)),
+        Statement("snapshots", _snapshots(first_day, grid_start, packing)),
+        Statement("engagement", _engagement(packing)),
+        Statement("send_time", _send_time(packing)),
+    ]
+
+
+def feature_statements(first_day: int, last_day: int, *, max_events: int) -> list[Statement]:
     """The pipeline computing snapshots of days ``first_day`` … ``last_day`` (inclusive).
 
     Days are ``day_num`` integers (days since 1970-01-01). The results named ``engagement``
     and ``send_time`` are the two feature tables; they carry ``day`` and ``day_num`` but no
-    timestamps, which the writer adds in the engine's own type.
+    timestamps, which the writer adds in the engine's own type. This is
+    :func:`shared_statements` followed by :func:`recipient_statements` for every recipient.
 
     Parameters
     ----------
     first_day, last_day
         Snapshot days to compute. Events from ``first_day - 90`` on are read as rows; older
         ones only through per-recipient totals and last-seen days.
+    max_events
+        An upper bound on the events of any one recipient up to ``last_day``.
 
     Examples
     --------
-    >>> [s.name for s in feature_statements(20_000, 20_010)][-2:]
+    >>> [s.name for s in feature_statements(20_000, 20_010, max_events=500)][-2:]
     ['engagement', 'send_time']
     """
-    if last_day < first_day:
-        raise ValueError(f"last_day {last_day} is before first_day {first_day}")
-    grid_start = first_day - _LONGEST
     return [
-        Statement("labelled_events", _labelled_events(last_day)),
-        Statement("daily", _daily()),
-        Statement("send_outcomes", _send_outcomes()),
-        Statement("send_daily", _send_daily()),
-        Statement("prior", _prior(grid_start)),
-        Statement("grid", _grid(grid_start, last_day)),
-        Statement("cumulative", _cumulative(grid_start)),
-        Statement("windows", _windows(grid_start)),
-        Statement("snapshots", _snapshots(first_day)),
-        Statement("population", _population()),
-        Statement("cohort", _cohort()),
-        Statement("engagement", _engagement()),
-        Statement("send_time", _send_time()),
+        *shared_statements(first_day, last_day),
+        *recipient_statements(first_day, last_day, max_events=max_events),
     ]

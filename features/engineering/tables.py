@@ -1,12 +1,16 @@
 """Names, columns and cold-start defaults of the feature tables.
 
-Two Parquet tables live under ``{data_dir}/features/``, each partitioned by snapshot day::
+Three Parquet tables live under ``{data_dir}/features/``, each partitioned by snapshot day::
 
     features/engagement/date=YYYY-MM-DD/part-0.parquet
     features/send_time/date=YYYY-MM-DD/part-0.parquet
+    features/recipient_variant/date=YYYY-MM-DD/part-0.parquet
 
-Every row is keyed by ``recipient_id`` and ``event_timestamp`` (the snapshot, midnight UTC of
-``date``) and is computed only from events that occurred strictly before ``event_timestamp``.
+Every row is keyed by ``recipient_id`` (and ``variant_id`` in ``recipient_variant``) and
+``event_timestamp`` (the snapshot, midnight UTC of ``date``) and is computed only from events
+that occurred strictly before ``event_timestamp``. ``engagement`` and ``send_time`` have a row
+per recipient and day; ``recipient_variant`` only on the days a pair's values change (see
+:mod:`features.engineering.variant`).
 ``created_at`` records when the row was written (Feast's ``created_timestamp_column``).
 
 The defaults below are what a recipient with no history looks like: the training frame fills
@@ -16,6 +20,7 @@ sees the same cold start in training and in serving.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Final
 
@@ -35,6 +40,11 @@ __all__ = [
     "SEND_HOUR_RATES",
     "SEND_TIME_FEATURES",
     "SEND_TIME_TABLE",
+    "VARIANT_DEFAULTS",
+    "VARIANT_FEATURES",
+    "VARIANT_KEYS",
+    "VARIANT_TABLE",
+    "VARIANT_TTL",
     "WINDOWS",
     "FeatureValue",
     "feature_type",
@@ -48,7 +58,14 @@ FeatureValue = float | int | str
 
 ENGAGEMENT_TABLE: Final = "engagement"
 SEND_TIME_TABLE: Final = "send_time"
-FEATURE_TABLES: Final = (ENGAGEMENT_TABLE, SEND_TIME_TABLE)
+VARIANT_TABLE: Final = "recipient_variant"
+FEATURE_TABLES: Final = (ENGAGEMENT_TABLE, SEND_TIME_TABLE, VARIANT_TABLE)
+#: Join keys of the per-(recipient, variant) table.
+VARIANT_KEYS: Final = ("recipient_id", "variant_id")
+#: How old a ``recipient_variant`` row may be and still apply: its rows are written only on
+#: the days a pair's 90-day values change, so a row with history is superseded within 90
+#: days, and a row older than that is the all-zero one, equal to the defaults.
+VARIANT_TTL: Final = timedelta(days=91)
 
 #: Look-back windows in days.
 WINDOWS: Final = (7, 30, 90)
@@ -98,6 +115,13 @@ SEND_TIME_FEATURES: Final[tuple[str, ...]] = (
     *SEND_HOUR_RATES,
 )
 
+#: Per (recipient, variant) over 90 days: counts, click rate per delivery and per human open.
+VARIANT_FEATURES: Final[tuple[str, ...]] = (
+    *(f"variant_{c}_90d" for c in ("sends", "deliveries", "opens", "clicks", "conversions")),
+    "variant_click_rate_90d",
+    "variant_click_to_open_rate_90d",
+)
+
 
 _FLOAT_MARKERS = ("revenue", "rate", "score", "trend", "share", "value", "open_hour", "open_dow")
 
@@ -130,6 +154,11 @@ def _default(name: str) -> FeatureValue:
 #: Cold-start value of every feature: zero counts and rates, ``NEVER_DAYS``, flat profiles, UTC.
 DEFAULTS: Final[dict[str, FeatureValue]] = {
     name: _default(name) for name in (*ENGAGEMENT_FEATURES, *SEND_TIME_FEATURES)
+}
+
+#: Cold-start value of every per-variant feature: zero counts and rates (a pair never seen).
+VARIANT_DEFAULTS: Final[dict[str, FeatureValue]] = {
+    name: feature_type(name)(0) for name in VARIANT_FEATURES
 }
 
 

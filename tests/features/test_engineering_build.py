@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+import shutil
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import duckdb
 import pandas as pd
@@ -16,6 +18,7 @@ from features.engineering.sql import (
     MACHINE_OPEN_SECONDS,
     SCORE_TAU,
     SEND_RATE_STRENGTH,
+    recipient_statements,
 )
 from features.engineering.tables import NEVER_DAYS, table_dir
 from inboxlab.errors import NotFoundError
@@ -263,3 +266,55 @@ def test_latest_snapshot_is_never_after_today(settings: Settings) -> None:
     )
     result = build_features(settings)
     assert result.days[-1] == today.date()
+
+
+def _sorted_table(settings: Settings, table: str) -> pd.DataFrame:
+    frame = read_table(settings, table).drop(columns="created_at")
+    return frame.sort_values(["recipient_id", "event_timestamp"]).reset_index(drop=True)
+
+
+def test_passes_chunks_and_incremental_builds_write_the_same_tables(
+    tmp_path: Path, small_log: Callable[[], list[Row]], settings: Settings
+) -> None:
+    rows = small_log()
+    build_features(settings)
+    other = Settings(data_dir=tmp_path / "other")
+    write_events(other, rows)
+    shutil.copy(settings.data_dir / "recipients.parquet", other.data_dir / "recipients.parquet")
+    steps: list[tuple[int, int]] = []
+    # Two snapshot days per connection and about three recipients per pass.
+    build_features(other, until=date(2026, 3, 9), chunk_days=2, rows_per_pass=30)
+    build_features(other, rows_per_pass=30, progress=lambda done, todo: steps.append((done, todo)))
+    assert steps[0] == (0, 12) and steps[-1] == (12, 12) and len(steps) > 3
+    assert [d for d, _ in steps] == sorted(d for d, _ in steps)
+    for table in ("engagement", "send_time"):
+        pd.testing.assert_frame_equal(
+            _sorted_table(other, table), _sorted_table(settings, table), rtol=1e-12
+        )
+    assert len(list((table_dir(other, "engagement") / "date=2026-03-15").glob("*.parquet"))) > 1
+
+
+def test_counts_stay_exact_when_one_field_is_large(settings: Settings) -> None:
+    # The counts are packed into shared integers sized by the most events of a recipient:
+    # a field at that bound must not spill into its neighbours.
+    rows = [
+        event("a", "open", START + timedelta(hours=10, seconds=i), is_machine_open=False)
+        for i in range(300)
+    ]
+    rows += [event("a", "click", START + timedelta(hours=11)), event("b", "send", START)]
+    write_events(settings, rows)
+    build_features(settings, until=date(2026, 3, 2))
+    eng = read_table(settings, "engagement").set_index("recipient_id")
+    assert eng.loc["a", "opens_7d"] == 300
+    assert eng.loc["a", "clicks_7d"] == 1
+    assert eng.loc["a", "sends_7d"] == 0
+    assert eng.loc["a", "machine_opens_7d"] == 0
+    prof = read_table(settings, "send_time").set_index("recipient_id")
+    assert prof.loc["a", "profile_opens_90d"] == 300
+    assert prof.loc["a", "late_opens_90d"] == 0
+    assert prof.loc["b", "profile_opens_90d"] == 0
+
+
+def test_statements_refuse_counts_too_large_to_pack() -> None:
+    with pytest.raises(ValueError, match="max_events"):
+        recipient_statements(20_000, 20_010, max_events=2**52)
