@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from features.engineering.tables import FEATURE_TABLES, table_dir
 from features.events import EventLog
 from features.events.log import rewrite_without
-from features.online import entity_key
+from features.online import entity_key, variant_key_prefix
 from features.store import online_db_path
 from inboxlab.settings import Settings
 
@@ -50,8 +50,10 @@ def erase_recipient(settings: Settings, recipient_id: str) -> FeatureErasure:
                 for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
             ]
             for name in tables:
+                prefix = variant_key_prefix(recipient_id)  # per-variant rows of the person
                 cursor = conn.execute(
-                    f'DELETE FROM "{name}" WHERE entity_key = ?', (entity_key(recipient_id),)
+                    f'DELETE FROM "{name}" WHERE entity_key = ? OR substr(entity_key, 1, ?) = ?',
+                    (entity_key(recipient_id), len(prefix), prefix),
                 )
                 online_rows += max(cursor.rowcount, 0)
     return FeatureErasure(events, feature_rows, directory_rows, online_rows)

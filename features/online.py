@@ -15,6 +15,11 @@
 Every client returns, per recipient, a dict of every requested feature. A recipient the store
 does not know, or a value the store holds as null, gets the documented cold-start default
 (:data:`~features.engineering.tables.DEFAULTS`) — never an exception.
+
+Per-variant history (the ``recipient_variant`` view, keyed by recipient *and* variant) is read
+with ``variant_features(recipient_id, variant_ids)`` for the candidate variants of one send,
+or ``variant_features_many({recipient_id: variant_ids})`` for many recipients at once; a pair
+the store does not know gets :data:`~features.engineering.tables.VARIANT_DEFAULTS`.
 """
 
 from __future__ import annotations
@@ -30,19 +35,25 @@ from features.engineering.tables import (
     DEFAULTS,
     ENGAGEMENT_FEATURES,
     SEND_TIME_FEATURES,
+    VARIANT_DEFAULTS,
+    VARIANT_FEATURES,
     FeatureValue,
 )
 from inboxlab.errors import InvalidInputError, StoreError
 from inboxlab.settings import Settings
 
 __all__ = [
+    "VARIANT_VIEW",
     "VIEW_OF_FEATURE",
     "FeastFeatureClient",
     "FeatureClient",
     "FeatureRow",
     "InMemoryFeatureClient",
     "SqliteFeatureClient",
+    "VariantRows",
     "entity_key",
+    "variant_entity_key",
+    "variant_key_prefix",
     "with_defaults",
 ]
 
@@ -58,6 +69,27 @@ _KEY_PREFIX = b"".join(
         (2).to_bytes(4, "little"),
     )
 )
+
+# v3 key of {"recipient_id", "variant_id"}: Feast sorts the join keys by name and writes
+# every key name before the values (feast.infra.key_encoding_utils.serialize_entity_key).
+_VARIANT_KEY_PREFIX = b"".join(
+    (
+        (2).to_bytes(4, "little"),
+        (2).to_bytes(4, "little"),
+        len(b"recipient_id").to_bytes(4, "little"),
+        b"recipient_id",
+        (2).to_bytes(4, "little"),
+        len(b"variant_id").to_bytes(4, "little"),
+        b"variant_id",
+    )
+)
+_STRING = (2).to_bytes(4, "little")
+
+#: The Feast view of the per-(recipient, variant) features.
+VARIANT_VIEW = "recipient_variant"
+
+#: Per-variant rows of one recipient, keyed by variant id.
+VariantRows = dict[str, FeatureRow]
 
 #: The Feast view holding each feature.
 VIEW_OF_FEATURE: dict[str, str] = {
@@ -77,6 +109,9 @@ def _check(features: Sequence[str] | None) -> tuple[str, ...]:
     return names
 
 
+_ALL_DEFAULTS: dict[str, FeatureValue] = {**DEFAULTS, **VARIANT_DEFAULTS}
+
+
 def with_defaults(values: Mapping[str, Any] | None, features: Iterable[str]) -> FeatureRow:
     """``values`` restricted to ``features``, with missing or null ones set to their default.
 
@@ -87,8 +122,49 @@ def with_defaults(values: Mapping[str, Any] | None, features: Iterable[str]) -> 
     out: FeatureRow = {}
     for name in features:
         value = values.get(name)
-        out[name] = DEFAULTS[name] if value is None else value
+        out[name] = _ALL_DEFAULTS[name] if value is None else value
     return out
+
+
+def variant_entity_key(recipient_id: str, variant_id: str) -> bytes:
+    """The online store's key of a (recipient, variant) pair (Feast's serialization v3).
+
+    A test pins it to Feast's own function.
+    """
+    rid, vid = recipient_id.encode(), variant_id.encode()
+    return b"".join(
+        (
+            _VARIANT_KEY_PREFIX,
+            _STRING,
+            len(rid).to_bytes(4, "little"),
+            rid,
+            _STRING,
+            len(vid).to_bytes(4, "little"),
+            vid,
+        )
+    )
+
+
+def variant_key_prefix(recipient_id: str) -> bytes:
+    """The start shared by the online keys of every (``recipient_id``, variant) pair.
+
+    >>> variant_entity_key("r1", "v0").startswith(variant_key_prefix("r1"))
+    True
+    >>> variant_entity_key("r10", "v0").startswith(variant_key_prefix("r1"))
+    False
+    """
+    rid = recipient_id.encode()
+    return _VARIANT_KEY_PREFIX + _STRING + len(rid).to_bytes(4, "little") + rid + _STRING
+
+
+def _pairs(requests: Mapping[str, Sequence[str]]) -> list[tuple[str, str]]:
+    return list(dict.fromkeys((rid, vid) for rid, vids in requests.items() for vid in vids))
+
+
+def _nest(
+    requests: Mapping[str, Sequence[str]], rows: Mapping[tuple[str, str], FeatureRow]
+) -> dict[str, VariantRows]:
+    return {rid: {vid: rows[rid, vid] for vid in vids} for rid, vids in requests.items()}
 
 
 def entity_key(recipient_id: str) -> bytes:
@@ -115,15 +191,31 @@ class FeatureClient(Protocol):
         """The features of many recipients, keyed by recipient id."""
         ...
 
+    def variant_features(self, recipient_id: str, variant_ids: Sequence[str]) -> VariantRows:
+        """The recipient's history with each of ``variant_ids``, keyed by variant id."""
+        ...
+
+    def variant_features_many(
+        self, requests: Mapping[str, Sequence[str]]
+    ) -> dict[str, VariantRows]:
+        """Per-variant rows of many recipients: ``{recipient_id: {variant_id: row}}``."""
+        ...
+
 
 class InMemoryFeatureClient:
     """Features held in a dict: a fake for tests of code that reads features."""
 
     def __init__(
-        self, rows: Mapping[str, Mapping[str, Any]], features: Sequence[str] | None = None
+        self,
+        rows: Mapping[str, Mapping[str, Any]],
+        features: Sequence[str] | None = None,
+        variants: Mapping[tuple[str, str], Mapping[str, Any]] | None = None,
     ) -> None:
         self.features = _check(features)
         self._rows = {rid: with_defaults(row, self.features) for rid, row in rows.items()}
+        self._variants = {
+            pair: with_defaults(row, VARIANT_FEATURES) for pair, row in (variants or {}).items()
+        }
 
     def get(self, recipient_id: str) -> FeatureRow:
         """The features of one recipient (defaults when unknown)."""
@@ -133,6 +225,20 @@ class InMemoryFeatureClient:
     def get_many(self, recipient_ids: Sequence[str]) -> dict[str, FeatureRow]:
         """The features of many recipients."""
         return {rid: self.get(rid) for rid in recipient_ids}
+
+    def variant_features(self, recipient_id: str, variant_ids: Sequence[str]) -> VariantRows:
+        """The recipient's rows for ``variant_ids`` (defaults when unknown)."""
+        return self.variant_features_many({recipient_id: variant_ids})[recipient_id]
+
+    def variant_features_many(
+        self, requests: Mapping[str, Sequence[str]]
+    ) -> dict[str, VariantRows]:
+        """Per-variant rows of many recipients."""
+        rows = {
+            pair: dict(self._variants.get(pair) or with_defaults(None, VARIANT_FEATURES))
+            for pair in _pairs(requests)
+        }
+        return _nest(requests, rows)
 
 
 class FeastFeatureClient:
@@ -168,6 +274,27 @@ class FeastFeatureClient:
             rid: with_defaults({name: result[name][i] for name in self.features}, self.features)
             for i, rid in enumerate(ids)
         }
+
+    def variant_features(self, recipient_id: str, variant_ids: Sequence[str]) -> VariantRows:
+        """The recipient's rows for ``variant_ids`` (defaults when unknown)."""
+        return self.variant_features_many({recipient_id: variant_ids})[recipient_id]
+
+    def variant_features_many(
+        self, requests: Mapping[str, Sequence[str]]
+    ) -> dict[str, VariantRows]:
+        """Per-variant rows of many recipients in one Feast call."""
+        pairs = _pairs(requests)
+        if not pairs:
+            return {rid: {} for rid in requests}
+        result = self._store.get_online_features(
+            features=[f"{VARIANT_VIEW}:{name}" for name in VARIANT_FEATURES],
+            entity_rows=[{"recipient_id": rid, "variant_id": vid} for rid, vid in pairs],
+        ).to_dict()
+        rows = {
+            pair: with_defaults({n: result[n][i] for n in VARIANT_FEATURES}, VARIANT_FEATURES)
+            for i, pair in enumerate(pairs)
+        }
+        return _nest(requests, rows)
 
 
 class SqliteFeatureClient:
@@ -219,6 +346,8 @@ class SqliteFeatureClient:
         self._max_staleness = max_staleness.total_seconds()
         self._max_entries = max_entries
         self._cache: OrderedDict[str, FeatureRow] = OrderedDict()
+        self._variant_table = f"{project}_{VARIANT_VIEW}"
+        self._variant_cache: OrderedDict[tuple[str, str], FeatureRow] = OrderedDict()
         self._checked_at = 0.0
         self._data_version = self._version()
 
@@ -239,6 +368,7 @@ class SqliteFeatureClient:
         if version != self._data_version:
             self._data_version = version
             self._cache.clear()
+            self._variant_cache.clear()
 
     def _key(self, recipient_id: str) -> bytes:
         return entity_key(recipient_id)
@@ -289,6 +419,56 @@ class SqliteFeatureClient:
             if missing:
                 rows.update(self._load(missing))
             return {rid: rows[rid] for rid in recipient_ids}
+        except sqlite3.Error as exc:
+            raise StoreError(f"reading the online store failed: {exc}") from exc
+
+    def _has_variant_table(self) -> bool:
+        found = self._conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+            (self._variant_table,),
+        ).fetchone()
+        return found is not None
+
+    def _load_variants(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], FeatureRow]:
+        keys = {variant_entity_key(rid, vid): (rid, vid) for rid, vid in pairs}
+        found: dict[tuple[str, str], dict[str, FeatureValue | None]] = {p: {} for p in pairs}
+        wanted = set(VARIANT_FEATURES)
+        # An online store applied before the view existed has no table: every pair is unknown.
+        if self._has_variant_table():
+            for start in range(0, len(keys), 500):  # SQLite caps bound parameters
+                chunk = list(keys)[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                cursor = self._conn.execute(
+                    f'SELECT entity_key, feature_name, value FROM "{self._variant_table}" '
+                    f"WHERE entity_key IN ({marks})",
+                    chunk,
+                )
+                for key, name, blob in cursor:
+                    if name in wanted:
+                        found[keys[key]][name] = self._decode(blob)
+        rows = {pair: with_defaults(values, VARIANT_FEATURES) for pair, values in found.items()}
+        self._variant_cache.update(rows)
+        while len(self._variant_cache) > self._max_entries:
+            self._variant_cache.popitem(last=False)
+        return rows
+
+    def variant_features(self, recipient_id: str, variant_ids: Sequence[str]) -> VariantRows:
+        """The recipient's rows for ``variant_ids`` (defaults when unknown)."""
+        return self.variant_features_many({recipient_id: variant_ids})[recipient_id]
+
+    def variant_features_many(
+        self, requests: Mapping[str, Sequence[str]]
+    ) -> dict[str, VariantRows]:
+        """Per-variant rows of many recipients; misses are read in one query per 500 pairs."""
+        try:
+            self._revalidate()
+            pairs = _pairs(requests)
+            cache = self._variant_cache
+            rows = {pair: cache[pair] for pair in pairs if pair in cache}
+            missing = [pair for pair in pairs if pair not in rows]
+            if missing:
+                rows.update(self._load_variants(missing))
+            return _nest(requests, rows)
         except sqlite3.Error as exc:
             raise StoreError(f"reading the online store failed: {exc}") from exc
 

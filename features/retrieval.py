@@ -17,6 +17,11 @@ newest snapshot whose ``event_timestamp`` is strictly before ``sent_at``; if tha
 older than the TTL (two days, as the Feast views declare) or missing, the send gets the
 cold-start :data:`~features.engineering.tables.DEFAULTS` (``fill_defaults=True``) or nulls.
 ``snapshot_at`` tells which snapshot was used (null: none).
+
+Per-variant features (:data:`~features.engineering.tables.VARIANT_FEATURES`) are joined on
+``recipient_id`` and the send's ``variant_id`` the same way, with the variant table's TTL
+(:data:`~features.engineering.tables.VARIANT_TTL`): its rows exist only on the days a pair's
+values change, so the newest one before the send holds, however old, up to that TTL.
 """
 
 from __future__ import annotations
@@ -34,6 +39,10 @@ from features.engineering.tables import (
     ENGAGEMENT_TABLE,
     SEND_TIME_FEATURES,
     SEND_TIME_TABLE,
+    VARIANT_DEFAULTS,
+    VARIANT_FEATURES,
+    VARIANT_TABLE,
+    VARIANT_TTL,
     table_dir,
 )
 from inboxlab.errors import InvalidInputError, NotFoundError
@@ -67,12 +76,26 @@ def _as_arrow(sends: pd.DataFrame | pa.Table) -> pa.Table:
     return table.append_column("_row", pa.array(range(table.num_rows), pa.int64()))
 
 
+def _variant_source(settings: Settings, columns: Sequence[str]) -> str:
+    directory = table_dir(settings, VARIANT_TABLE)
+    if any(directory.glob("date=*/*.parquet")):
+        glob = str(directory / "date=*" / "*.parquet").replace("'", "''")
+        return f"read_parquet('{glob}', hive_partitioning = false)"
+    # No event carried a variant: no rows, every send gets the defaults.
+    nulls = ", ".join(f"NULL::DOUBLE AS {c}" for c in columns)
+    return (
+        "(SELECT NULL::VARCHAR AS recipient_id, NULL::VARCHAR AS variant_id, "
+        f"NULL::TIMESTAMPTZ AS event_timestamp, {nulls} WHERE false)"
+    )
+
+
 def training_frame(
     settings: Settings,
     sends: pd.DataFrame | pa.Table,
     *,
     features: Sequence[str] | None = None,
     ttl: timedelta = DEFAULT_TTL,
+    variant_ttl: timedelta = VARIANT_TTL,
     fill_defaults: bool = True,
 ) -> pd.DataFrame:
     """Features as of strictly before each send, one output row per input row.
@@ -83,10 +106,13 @@ def training_frame(
         Where the feature tables live.
     sends
         Columns ``recipient_id``, ``sent_at`` (time-zone aware) and any labels; all are kept.
+        Per-variant features also need ``variant_id`` (null: no variant, the defaults).
     features
         Feature names to return; default every engagement and send-time feature.
     ttl
         Snapshots older than this at ``sent_at`` are ignored.
+    variant_ttl
+        The same for the per-variant rows.
     fill_defaults
         Fill sends with no usable snapshot with the cold-start defaults, as serving does.
 
@@ -103,10 +129,17 @@ def training_frame(
         When the feature tables were not built.
     """
     wanted = list(features) if features is not None else [*ENGAGEMENT_FEATURES, *SEND_TIME_FEATURES]
-    unknown = sorted(set(wanted) - set(DEFAULTS))
+    defaults = {**DEFAULTS, **VARIANT_DEFAULTS}
+    unknown = sorted(set(wanted) - set(defaults))
     if unknown:
         raise InvalidInputError(f"unknown feature(s) {unknown}", field="features")
     table = _as_arrow(sends)
+    variant_cols = [c for c in wanted if c in VARIANT_FEATURES]
+    if variant_cols and "variant_id" not in table.column_names:
+        raise InvalidInputError(
+            f"sends lack column 'variant_id', needed for the per-variant features {variant_cols}",
+            field="variant_id",
+        )
     for name in (ENGAGEMENT_TABLE, SEND_TIME_TABLE):
         if not any(table_dir(settings, name).glob("date=*/*.parquet")):
             raise NotFoundError(
@@ -138,13 +171,24 @@ def training_frame(
                 first_alias = alias
                 selects.append(f"CASE WHEN {fresh} THEN {alias}.event_timestamp END AS snapshot_at")
             selects += [f"CASE WHEN {fresh} THEN {alias}.{c} END AS {c}" for c in cols]
+        if variant_cols:
+            source = _variant_source(settings, variant_cols)
+            joins.append(
+                f"ASOF LEFT JOIN {source} v ON v.recipient_id = s.recipient_id "
+                "AND v.variant_id = s.variant_id AND v.event_timestamp < s.sent_at"
+            )
+            fresh = (
+                "v.event_timestamp >= s.sent_at - "
+                f"to_microseconds({int(variant_ttl.total_seconds() * 1_000_000)})"
+            )
+            selects += [f"CASE WHEN {fresh} THEN v.{c} END AS {c}" for c in variant_cols]
         sql = f"SELECT {', '.join(selects)} FROM sends s {' '.join(joins)} ORDER BY s._row"
         frame = con.execute(sql).df()
     finally:
         con.close()
     if fill_defaults:
         for c in wanted:
-            default = DEFAULTS[c]
+            default = defaults[c]
             frame[c] = frame[c].fillna(default)
             if isinstance(default, int):
                 frame[c] = frame[c].astype("int64")

@@ -110,23 +110,35 @@ def feature_store(settings: Settings, *, project: str = DEFAULT_PROJECT) -> Any:
 
 def repo_objects(settings: Settings) -> list[Any]:
     """The declarations of ``features/feature_repo`` with sources under ``settings.data_dir``."""
-    from features.feature_repo.entities import recipient
+    from features.feature_repo.entities import recipient, variant
     from features.feature_repo.services import make_services
     from features.feature_repo.sources import (
         make_engagement_source,
         make_send_time_source,
+        make_variant_source,
         request_context,
     )
     from features.feature_repo.views import (
         make_engagement_view,
         make_send_time_view,
+        make_variant_view,
         request_time,
     )
 
     engagement = make_engagement_view(make_engagement_source(settings.data_dir))
     send_time = make_send_time_view(make_send_time_source(settings.data_dir))
-    services = make_services(engagement, send_time, request_time)
-    return [recipient, request_context, engagement, send_time, request_time, *services]
+    history = make_variant_view(make_variant_source(settings.data_dir))
+    services = make_services(engagement, send_time, request_time, history)
+    return [
+        recipient,
+        variant,
+        request_context,
+        engagement,
+        send_time,
+        history,
+        request_time,
+        *services,
+    ]
 
 
 def apply_repo(settings: Settings, *, project: str = DEFAULT_PROJECT) -> Any:
@@ -171,6 +183,7 @@ def materialize(
         When Feast fails to read the tables or write the online store.
     """
     from features.engineering.build import existing_days
+    from features.engineering.tables import VARIANT_TABLE, VARIANT_TTL, table_dir
 
     days = existing_days(settings)
     if not days:
@@ -181,13 +194,17 @@ def materialize(
     store = apply_repo(settings, project=project)
     last = datetime(days[-1].year, days[-1].month, days[-1].day, tzinfo=UTC)
     until = end or last + timedelta(seconds=1)
-    views = ("recipient_engagement", "recipient_send_time")
+    views: tuple[str, ...] = ("recipient_engagement", "recipient_send_time", "recipient_variant")
+    if not any(table_dir(settings, VARIANT_TABLE).glob("date=*/*.parquet")):
+        views = views[:2]  # no event carried a variant: nothing to load, readers use defaults
     starts: list[datetime] = []
     for name in views:
         view = store.get_feature_view(name)
         # First run: only the newest snapshot matters online (one row per recipient, and
         # every recipient has a snapshot every day); later runs continue where Feast stopped.
-        start = view.most_recent_end_time or last - timedelta(seconds=1)
+        # Per-variant rows exist only on change days: the first run reads back a whole TTL.
+        first = last - (VARIANT_TTL if name == "recipient_variant" else timedelta(seconds=1))
+        start = view.most_recent_end_time or first
         if start >= until:
             continue
         starts.append(start)

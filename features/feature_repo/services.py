@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from feast import FeatureService, FeatureView, OnDemandFeatureView
 
-from features.engineering.tables import SEND_TIME_FEATURES
-from features.feature_repo.views import engagement, request_time, send_time
+from features.engineering.tables import SEND_HOUR_RATES, SEND_TIME_FEATURES
+from features.feature_repo.views import engagement, request_time, send_time, variant_history
 
 __all__ = [
     "engagement_v1",
+    "engagement_v2",
     "make_services",
     "propensity_v1",
     "send_time_v1",
@@ -23,10 +24,22 @@ _PROPENSITY = [
 ]  # fmt: skip
 
 
+#: Send-time columns the engagement model reads its hour and weekday affinities from.
+_PROFILES = [
+    *(f"open_hour_{h:02d}" for h in range(24)),
+    *(f"open_dow_{d}" for d in range(7)),
+    *(f"late_open_hour_{h:02d}" for h in range(24)),
+    *SEND_HOUR_RATES,
+]
+
+
 def make_services(
-    engagement_view: FeatureView, send_time_view: FeatureView, context: OnDemandFeatureView
+    engagement_view: FeatureView,
+    send_time_view: FeatureView,
+    context: OnDemandFeatureView,
+    variant_view: FeatureView,
 ) -> list[FeatureService]:
-    """``engagement_v1``, ``send_time_v1``, ``send_time_v2`` and ``propensity_v1``."""
+    """The services of every model version: engagement, send time and propensity."""
     v2_only = ("send_hour_", "late_open")
     v1_send_time = [n for n in SEND_TIME_FEATURES if not n.startswith(v2_only)]
     recent = ["opens_30d", "days_since_last_open", "engagement_score"]
@@ -56,9 +69,17 @@ def make_services(
             description="Features of the conversion propensity model (p_convert).",
             tags={"model": "propensity", "version": "1"},
         ),
+        FeatureService(
+            name="engagement_v2",
+            features=[engagement_view, send_time_view[_PROFILES], variant_view, context],
+            description="Features of the engagement model (p_click): engagement, the open-time "
+            "profiles its hour and weekday affinities are read from at the send's local hour, "
+            "and the recipient's history with the send's variant.",
+            tags={"model": "engagement", "version": "2"},
+        ),
     ]
 
 
-engagement_v1, send_time_v1, send_time_v2, propensity_v1 = make_services(
-    engagement, send_time, request_time
+engagement_v1, send_time_v1, send_time_v2, propensity_v1, engagement_v2 = make_services(
+    engagement, send_time, request_time, variant_history
 )

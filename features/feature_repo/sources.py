@@ -18,8 +18,10 @@ __all__ = [
     "engagement_source",
     "make_engagement_source",
     "make_send_time_source",
+    "make_variant_source",
     "request_context",
     "send_time_source",
+    "variant_source",
 ]
 
 
@@ -53,6 +55,20 @@ def make_send_time_source(data_dir: Path) -> FileSource:
     )
 
 
+def make_variant_source(data_dir: Path) -> FileSource:
+    """The per-(recipient, variant) snapshots under ``data_dir``."""
+    return FileSource(
+        name="recipient_variant_snapshots",
+        path=_glob(data_dir, "recipient_variant"),
+        file_format=ParquetFormat(),
+        timestamp_field="event_timestamp",
+        created_timestamp_column="created_at",
+        description="Per recipient and variant, 90-day history; a row only on the days a "
+        "pair's values change.",
+        tags={"table": "recipient_variant"},
+    )
+
+
 request_context = RequestSource(
     name="request_context",
     schema=[
@@ -65,3 +81,4 @@ request_context = RequestSource(
 
 engagement_source = make_engagement_source(get_settings().data_dir)
 send_time_source = make_send_time_source(get_settings().data_dir)
+variant_source = make_variant_source(get_settings().data_dir)

@@ -2,7 +2,10 @@
 
 TTLs are two days: snapshots are daily, so a row older than that means the build stopped;
 retrieval then returns the cold-start defaults instead of stale numbers (a TTL also keeps
-Feast's point-in-time join bounded, which matters for its speed).
+Feast's point-in-time join bounded, which matters for its speed). The per-variant view is the
+exception: its rows are written only when a pair's values change, so its TTL is
+:data:`~features.engineering.tables.VARIANT_TTL` (91 days, see
+:mod:`features.engineering.variant`).
 """
 
 from __future__ import annotations
@@ -14,17 +17,30 @@ from feast import FeatureView, Field, FileSource
 from feast.on_demand_feature_view import on_demand_feature_view
 from feast.types import Float64, Int64, String
 
-from features.engineering.tables import ENGAGEMENT_FEATURES, SEND_TIME_FEATURES, feature_type
-from features.feature_repo.entities import recipient
-from features.feature_repo.sources import engagement_source, request_context, send_time_source
+from features.engineering.tables import (
+    ENGAGEMENT_FEATURES,
+    SEND_TIME_FEATURES,
+    VARIANT_FEATURES,
+    VARIANT_TTL,
+    feature_type,
+)
+from features.feature_repo.entities import recipient, variant
+from features.feature_repo.sources import (
+    engagement_source,
+    request_context,
+    send_time_source,
+    variant_source,
+)
 
 __all__ = [
     "SNAPSHOT_TTL",
     "engagement",
     "make_engagement_view",
     "make_send_time_view",
+    "make_variant_view",
     "request_time",
     "send_time",
+    "variant_history",
 ]
 
 SNAPSHOT_TTL = timedelta(days=2)
@@ -67,8 +83,25 @@ def make_send_time_view(source: FileSource) -> FeatureView:
     )
 
 
+def make_variant_view(source: FileSource) -> FeatureView:
+    """History of each recipient with each variant."""
+    return FeatureView(
+        name="recipient_variant",
+        entities=[recipient, variant],
+        ttl=VARIANT_TTL,
+        schema=[Field(name=n, dtype=_dtype(n)) for n in VARIANT_FEATURES],
+        source=source,
+        online=True,
+        description="Per recipient and variant over 90 days: sends, deliveries, human opens, "
+        "clicks, conversions; click rate per delivery and per human open, shrunk toward the "
+        "variant's population rate. Rows only on the days the values change.",
+        tags={"table": "recipient_variant", "owner": "features"},
+    )
+
+
 engagement = make_engagement_view(engagement_source)
 send_time = make_send_time_view(send_time_source)
+variant_history = make_variant_view(variant_source)
 
 
 @on_demand_feature_view(  # type: ignore[untyped-decorator]

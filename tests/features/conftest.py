@@ -80,6 +80,26 @@ def random_log(n_recipients: int, days: int, seed: int) -> list[Row]:
     return rows
 
 
+def with_variants(rows: Sequence[Row], variants: int = 3) -> list[Row]:
+    """``rows`` with a variant on every send (by recipient and day, no randomness), and the
+    campaign of the preceding open on clicks and conversions that have none, so the
+    per-variant features attribute them."""
+    out: list[Row] = []
+    last_campaign: dict[object, object] = {}
+    for row in rows:
+        row = dict(row)
+        rid = row["recipient_id"]
+        if row["kind"] == "send":
+            at: datetime = row["occurred_at"]  # type: ignore[assignment]
+            row["variant_id"] = f"v{(int(str(rid)[1:]) + at.day) % variants}"
+        elif row["kind"] == "open":
+            last_campaign[rid] = row["campaign_id"]
+        elif row["kind"] in ("click", "convert") and row["campaign_id"] is None:
+            row["campaign_id"] = last_campaign.get(rid)
+        out.append(row)
+    return out
+
+
 def write_recipients(settings: Settings, zones: dict[str, str]) -> None:
     """The recipients table with the given time zones."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -131,7 +151,7 @@ def built_world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, lis
     from features.store import materialize
 
     settings = Settings(data_dir=tmp_path_factory.mktemp("world"))
-    rows = random_log(40, 20, seed=5)
+    rows = with_variants(random_log(40, 20, seed=5))
     write_events(settings, rows)
     write_recipients(settings, {f"r{i:03d}": "Europe/Paris" for i in range(40)})
     build_features(settings)

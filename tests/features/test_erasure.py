@@ -14,7 +14,7 @@ from features.erasure import erase_recipient
 from features.events import EventLog
 from features.events.importer import import_tables
 from features.events.recipients import write_recipients
-from features.online import entity_key
+from features.online import entity_key, variant_entity_key
 from features.simulator import SimulationConfig, simulate
 from features.store import materialize, online_db_path
 from inboxlab.cli import app
@@ -48,7 +48,7 @@ def test_forget_removes_the_person_everywhere_and_only_them(
     assert result.exit_code == 0, result.output
     assert _count(settings, log.glob(), target) == 0
     assert _count(settings, log.glob(), other) == other_events
-    for table in ("engagement", "send_time"):
+    for table in ("engagement", "send_time", "recipient_variant"):
         glob = str(table_dir(settings, table) / "date=*" / "*.parquet")
         assert _count(settings, glob, target) == 0
         assert _count(settings, glob, other) > 0
@@ -59,6 +59,11 @@ def test_forget_removes_the_person_everywhere_and_only_them(
                 f'SELECT count(*) FROM "{name}" WHERE entity_key = ?', (entity_key(target),)
             ).fetchone()
             assert rows == (0,)
+        variant_rows = 'SELECT count(*) FROM "inboxlab_recipient_variant" WHERE entity_key = ?'
+        for vid in ("v0", "v1", "v2"):
+            assert conn.execute(variant_rows, (variant_entity_key(target, vid),)).fetchone() == (0,)
+        others = [variant_entity_key(other, vid) for vid in ("v0", "v1", "v2")]
+        assert sum(conn.execute(variant_rows, (key,)).fetchone()[0] for key in others) > 0
     assert "audit record" in result.output
     again = erase_recipient(settings, target)  # idempotent
     assert (again.events, again.feature_rows, again.online_rows) == (0, 0, 0)

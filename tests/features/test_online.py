@@ -8,12 +8,13 @@ from datetime import timedelta
 
 import pytest
 
-from features.engineering.tables import DEFAULTS, ENGAGEMENT_FEATURES
+from features.engineering.tables import DEFAULTS, ENGAGEMENT_FEATURES, VARIANT_DEFAULTS
 from features.online import (
     FeastFeatureClient,
     FeatureClient,
     InMemoryFeatureClient,
     SqliteFeatureClient,
+    variant_entity_key,
     with_defaults,
 )
 from features.store import feature_store, online_db_path
@@ -25,6 +26,7 @@ pytestmark = FEAST_WARNINGS
 
 World = tuple[Settings, list[Row]]
 IDS = [f"r{i:03d}" for i in range(40)] + ["unknown-1", "r005", "unknown-2"]
+VARIANTS = ["v0", "v1", "v2", "v-unknown"]
 
 
 def test_fast_path_returns_exactly_what_feast_returns(built_world: World) -> None:
@@ -38,6 +40,52 @@ def test_fast_path_returns_exactly_what_feast_returns(built_world: World) -> Non
     assert fast.get("r003") == feast_client.get("r003")
     assert isinstance(fast, FeatureClient)
     assert isinstance(feast_client, FeatureClient)
+    requests = {rid: VARIANTS for rid in IDS}
+    expected_variants = feast_client.variant_features_many(requests)
+    assert fast.variant_features_many(requests) == expected_variants
+    assert fast.variant_features("r004", ["v2", "v0"]) == feast_client.variant_features(
+        "r004", ["v2", "v0"]
+    )
+    seen = [row for rows in expected_variants.values() for row in rows.values()]
+    assert sum(row["variant_sends_90d"] > 0 for row in seen) > 40  # real rows, not defaults
+    assert sum(row["variant_clicks_90d"] > 0 for row in seen) > 0
+    assert {type(v) for v in seen[0].values()} <= {int, float}
+
+
+def test_unknown_pair_gets_the_variant_defaults(built_world: World) -> None:
+    settings, _ = built_world
+    for client in (
+        SqliteFeatureClient(settings),
+        FeastFeatureClient.from_settings(settings),
+        InMemoryFeatureClient({}),
+    ):
+        rows = client.variant_features_many({"never-seen": ["v0"], "r001": ["no-such-variant"]})
+        assert rows == {
+            "never-seen": {"v0": VARIANT_DEFAULTS},
+            "r001": {"no-such-variant": VARIANT_DEFAULTS},
+        }
+        assert client.variant_features("r001", []) == {}
+
+
+def test_variant_entity_key_matches_feast_serialization() -> None:
+    from feast.infra.key_encoding_utils import serialize_entity_key
+    from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+    from feast.protos.feast.types.Value_pb2 import Value
+
+    for rid, vid in (("r001", "v1"), ("", ""), ("ünï-çødé", "variänt"), ("x" * 300, "y" * 70)):
+        # Feast sorts the keys itself: the order they are given in must not matter.
+        key = EntityKey(
+            join_keys=["variant_id", "recipient_id"],
+            entity_values=[Value(string_val=vid), Value(string_val=rid)],
+        )
+        assert variant_entity_key(rid, vid) == serialize_entity_key(key, 3)
+
+
+def test_in_memory_fake_serves_variant_rows() -> None:
+    client = InMemoryFeatureClient({}, variants={("a", "v1"): {"variant_clicks_90d": 2}})
+    rows = client.variant_features("a", ["v1", "v2"])
+    assert rows["v1"] == {**VARIANT_DEFAULTS, "variant_clicks_90d": 2}
+    assert rows["v2"] == VARIANT_DEFAULTS
 
 
 def test_raw_feast_values_match_before_defaults(built_world: World) -> None:

@@ -8,11 +8,13 @@ import uuid
 import pytest
 
 from features.engineering.build import build_features
+from features.engineering.tables import VARIANT_FEATURES, VARIANT_TTL
 from features.online import FeastFeatureClient
 from features.store import materialize, repo_config, repo_objects
 from inboxlab.errors import NotFoundError
 from inboxlab.settings import Settings, StoreSettings
 from tests.features.conftest import FEAST_WARNINGS, Row, random_log, write_events
+from training.context import PROFILE_COLUMNS
 
 pytestmark = FEAST_WARNINGS
 
@@ -33,10 +35,28 @@ def test_config_follows_settings(settings: Settings) -> None:
 def test_repo_declares_versioned_services_with_descriptions(settings: Settings) -> None:
     objects = repo_objects(settings)
     names = {o.name for o in objects}
-    assert {"engagement_v1", "send_time_v1", "propensity_v1", "request_time"} <= names
+    assert {"engagement_v1", "engagement_v2", "send_time_v1", "propensity_v1"} <= names
+    assert {"request_time", "variant", "recipient_variant"} <= names
     assert all(o.description for o in objects)
-    views = [o for o in objects if getattr(o, "ttl", None) is not None]
-    assert views and all(v.ttl.days == 2 for v in views)
+    views = {o.name: o for o in objects if getattr(o, "ttl", None) is not None}
+    assert views.pop("recipient_variant").ttl == VARIANT_TTL
+    assert views and all(v.ttl.days == 2 for v in views.values())
+
+
+def test_engagement_v2_adds_profiles_and_variant_history(settings: Settings) -> None:
+    services = {o.name: o for o in repo_objects(settings) if hasattr(o, "feature_view_projections")}
+    v1 = {
+        p.name: {f.name for f in p.features}
+        for p in services["engagement_v1"].feature_view_projections
+    }
+    v2 = {
+        p.name: {f.name for f in p.features}
+        for p in services["engagement_v2"].feature_view_projections
+    }
+    assert v2["recipient_engagement"] == v1["recipient_engagement"]
+    assert v2["recipient_variant"] == set(VARIANT_FEATURES)
+    assert v2["recipient_send_time"] == set(PROFILE_COLUMNS)
+    assert "request_time" in v2
 
 
 def test_materialize_is_incremental(built_world: World) -> None:
@@ -72,6 +92,12 @@ def test_redis_online_store_serves_the_same_features(built_world: World, tmp_pat
         via_redis = FeastFeatureClient.from_settings(redis, project=project).get_many(ids)
         via_sqlite = FeastFeatureClient.from_settings(settings).get_many(ids)
         assert via_redis == via_sqlite
+        pairs = {"r001": ["v0", "v1", "v2"], "nobody": ["v0"]}
+        redis_client = FeastFeatureClient.from_settings(redis, project=project)
+        sqlite_client = FeastFeatureClient.from_settings(settings)
+        assert redis_client.variant_features_many(pairs) == sqlite_client.variant_features_many(
+            pairs
+        )
     finally:
         feature_store(redis, project=project).teardown()
 
