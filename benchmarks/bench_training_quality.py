@@ -7,6 +7,7 @@ task (see :mod:`training.cdnow`) when ``lifetimes`` is installed::
 
     .venv/bin/python benchmarks/bench_training_quality.py                      # 100k × 90 days
     .venv/bin/python benchmarks/bench_training_quality.py --recipients 5000 --days 45
+    .venv/bin/python benchmarks/bench_training_quality.py --only engagement   # skip the others
 
 Everything is written under a temporary directory; ``--json FILE`` also saves the figures.
 Exits non-zero when the engagement AUC ratio, calibration or send-time lift miss their targets.
@@ -28,7 +29,11 @@ from features.events import EventLog
 from features.simulator import SimulationConfig
 from inboxlab.settings import MlflowSettings, Settings
 from training.cdnow import evaluate_cdnow, import_cdnow
-from training.evaluation import evaluate_against_truth
+from training.evaluation import (
+    evaluate_against_truth,
+    evaluate_engagement_against_truth,
+    evaluate_send_time_against_truth,
+)
 
 TARGET_AUC_RATIO = 0.95
 TARGET_CALIBRATION = 0.01
@@ -63,6 +68,46 @@ def _simulated(recipients: int, days: int, seed: int, work: Path) -> dict[str, A
     }
 
 
+def _send_time_only(recipients: int, days: int, seed: int, work: Path) -> dict[str, Any]:
+    settings = Settings(data_dir=work / "data")
+    config = SimulationConfig(recipients=recipients, days=days, seed=seed)
+    start = time.perf_counter()
+
+    def progress(message: str) -> None:
+        print(f"[{time.perf_counter() - start:7.1f} s] {message}", flush=True)
+
+    report = evaluate_send_time_against_truth(settings, config, seed=seed, progress=progress)
+    return {
+        "recipients": recipients,
+        "days": days,
+        "seed": seed,
+        "rows_send_time": report.rows_send_time,
+        "send_time_holdout_auc": report.send_time_holdout_auc,
+        "send_time": asdict(report.send_time),
+        "seconds": report.seconds,
+    }
+
+
+def _engagement_only(recipients: int, days: int, seed: int, work: Path) -> dict[str, Any]:
+    settings = Settings(data_dir=work / "data")
+    config = SimulationConfig(recipients=recipients, days=days, seed=seed)
+    start = time.perf_counter()
+
+    def progress(message: str) -> None:
+        print(f"[{time.perf_counter() - start:7.1f} s] {message}", flush=True)
+
+    report = evaluate_engagement_against_truth(settings, config, seed=seed, progress=progress)
+    return {
+        "recipients": recipients,
+        "days": days,
+        "seed": seed,
+        "rows_engagement": report.rows_engagement,
+        "engagement_holdout_auc": report.engagement_holdout_auc,
+        "engagement": asdict(report.engagement),
+        "seconds": report.seconds,
+    }
+
+
 def _cdnow(work: Path) -> dict[str, Any] | None:
     if importlib.util.find_spec("lifetimes") is None:
         return None
@@ -81,7 +126,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    parser.add_argument(
+        "--only", choices=["send-time", "engagement"], default=None, help="judge only this model"
+    )
     args = parser.parse_args(argv)
+    if args.only == "engagement":
+        with tempfile.TemporaryDirectory(prefix="inboxlab-quality-") as tmp:
+            eng_only = _engagement_only(args.recipients, args.days, args.seed, Path(tmp))
+        text = json.dumps({"simulated": eng_only}, indent=2, default=float)
+        print(text)
+        if args.json:
+            args.json.write_text(text + "\n")
+        met = eng_only["engagement"]
+        return 0 if met["auc_ratio"] >= TARGET_AUC_RATIO and met["ece"] < TARGET_CALIBRATION else 1
+    if args.only == "send-time":
+        with tempfile.TemporaryDirectory(prefix="inboxlab-quality-") as tmp:
+            only = _send_time_only(args.recipients, args.days, args.seed, Path(tmp))
+        print(json.dumps({"simulated": only}, indent=2, default=float))
+        if args.json:
+            args.json.write_text(json.dumps({"simulated": only}, indent=2, default=float) + "\n")
+        return 0 if only["send_time"]["lift_share"] >= TARGET_LIFT_SHARE else 1
     with tempfile.TemporaryDirectory(prefix="inboxlab-quality-") as tmp:
         work = Path(tmp)
         simulated = _simulated(args.recipients, args.days, args.seed, work)

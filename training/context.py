@@ -1,19 +1,38 @@
-"""Hour-dependent model inputs derived from a recipient's stored profiles.
+"""Model inputs derived at send time: hour affinities and the engagement model's whole row.
 
-Training derives them for each labelled send and serving for each candidate hour, through
-this one function, so the send-time model sees the same inputs in both places.
+Training derives them for each labelled send and serving for each candidate hour or variant,
+through the functions here, so a model sees the same inputs in both places:
+:func:`context_features` for the send-time model, :func:`engagement_inputs` (which uses it)
+for the engagement model.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
-from features.engineering.tables import SEND_HOUR_RATES, hour_window, send_hour_bucket
+from features.engineering.tables import (
+    SEND_HOUR_RATES,
+    VARIANT_DEFAULTS,
+    FeatureValue,
+    hour_window,
+    send_hour_bucket,
+)
 
-__all__ = ["LATE_HOURS", "OPEN_DAYS", "OPEN_HOURS", "context_features"]
+__all__ = [
+    "ENGAGEMENT_CONTEXT",
+    "LATE_HOURS",
+    "OPEN_DAYS",
+    "OPEN_HOURS",
+    "PROFILE_COLUMNS",
+    "context_features",
+    "engagement_inputs",
+    "engagement_rows",
+    "late_peak_features",
+]
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -21,6 +40,19 @@ IntArray = NDArray[np.int64]
 OPEN_HOURS: tuple[str, ...] = tuple(f"open_hour_{h:02d}" for h in range(24))
 OPEN_DAYS: tuple[str, ...] = tuple(f"open_dow_{d}" for d in range(7))
 LATE_HOURS: tuple[str, ...] = tuple(f"late_open_hour_{h:02d}" for h in range(24))
+
+#: Stored profile columns the affinities are read from; not model inputs themselves.
+PROFILE_COLUMNS: tuple[str, ...] = (*OPEN_HOURS, *OPEN_DAYS, *LATE_HOURS, *SEND_HOUR_RATES)
+#: Columns :func:`engagement_inputs` derives from the send (numeric ones).
+ENGAGEMENT_CONTEXT: tuple[str, ...] = (
+    "local_hour",
+    "local_weekday",
+    "hour_affinity",
+    "weekday_affinity",
+    "send_hour_rate",
+    "late_hour_affinity",
+    "variant_click_lift",
+)
 
 #: ``profile(names)`` gives the (rows × len(names)) matrix of those stored features, or
 #: ``None`` when they are not available.
@@ -43,8 +75,9 @@ def context_features(profile: Profile, hours: IntArray, days: IntArray) -> dict[
     --------
     >>> flat = lambda names: np.full((2, len(names)), 1 / len(names))
     >>> out = context_features(flat, np.array([3, 23]), np.array([0, 6]))
-    >>> sorted(out)
-    ['hour_affinity', 'late_hour_affinity', 'send_hour_rate', 'weekday_affinity']
+    >>> sorted(out)  # doctest: +NORMALIZE_WHITESPACE
+    ['hour_affinity', 'late_hour_affinity', 'late_hour_relative', 'late_peak_distance',
+     'send_hour_rate', 'weekday_affinity']
     >>> out["hour_affinity"].round(4).tolist()
     [0.0417, 0.0417]
     """
@@ -56,8 +89,130 @@ def context_features(profile: Profile, hours: IntArray, days: IntArray) -> dict[
         out["hour_affinity"] = opens[rows, hour]
     if (late := profile(LATE_HOURS)) is not None:
         out["late_hour_affinity"] = hour_window(late)[rows, hour]
+    if late is not None:
+        out.update(late_peak_features(hour_window(late), hour))
     if (rates := profile(SEND_HOUR_RATES)) is not None:
         out["send_hour_rate"] = rates[rows, send_hour_bucket(hour)]
     if (week := profile(OPEN_DAYS)) is not None:
         out["weekday_affinity"] = week[rows, day]
     return out
+
+
+def late_peak_features(window: FloatArray, hours: IntArray) -> dict[str, FloatArray]:
+    """Where each row's hour stands in its recipient's late-open window profile.
+
+    ``late_hour_relative`` is the hour's window share over the recipient's largest one (1 at
+    the best hour), and ``late_peak_distance`` the circular distance in hours (0-12) from the
+    best hour; a flat profile scores every hour 1 and 0. Unlike the share itself, both rank a
+    recipient's hours the same way whatever the profile's spread, which is what the send-time
+    argmax compares.
+
+    Examples
+    --------
+    >>> window = np.array([[0.1] * 22 + [0.5, 0.2]])
+    >>> out = late_peak_features(np.repeat(window, 3, axis=0), np.array([22, 23, 4]))
+    >>> out["late_hour_relative"].round(2).tolist(), out["late_peak_distance"].tolist()
+    ([1.0, 0.4, 0.2], [0.0, 1.0, 6.0])
+    """
+    hour = np.asarray(hours, dtype=int) % 24
+    rows = np.arange(len(hour))
+    top = window.max(axis=1)
+    # A flat profile (no evidence, or the cohort's flat default) has every hour at the top.
+    best = np.where(window.min(axis=1) >= top, hour, window.argmax(axis=1))
+    gap = np.abs(hour - best)
+    return {
+        "late_hour_relative": window[rows, hour] / np.where(top > 0, top, 1.0),
+        "late_peak_distance": np.minimum(gap, 24 - gap).astype(float),
+    }
+
+
+def _lift(columns: Mapping[str, ArrayLike]) -> FloatArray:
+    # The pair's click rate over the person's own; 1 (no evidence either way) without the
+    # pair's deliveries or the person's rate. Both rates are shrunk, so small counts stay near 1.
+    variant = np.asarray(columns["variant_click_rate_90d"], dtype=float)
+    overall = np.asarray(columns["click_rate_90d"], dtype=float)
+    seen = (np.asarray(columns["variant_deliveries_90d"], dtype=float) > 0) & (overall > 0)
+    return np.where(seen, variant / np.where(overall > 0, overall, 1.0), 1.0)
+
+
+def engagement_inputs(
+    stored: Mapping[str, ArrayLike],
+    variant_ids: Sequence[str | None],
+    local_hour: ArrayLike,
+    local_weekday: ArrayLike,
+) -> dict[str, Any]:
+    """The engagement model's input columns for ``n`` sends, from what the store holds.
+
+    Parameters
+    ----------
+    stored
+        Per send, as columns of length ``n``: the recipient's features of the
+        ``engagement_v2`` service (engagement and the send-time profiles) and the per-variant
+        features of the send's variant (:data:`~features.engineering.tables.VARIANT_FEATURES`,
+        cold-start defaults for a pair never seen).
+    variant_ids
+        The variant of each send.
+    local_hour, local_weekday
+        The send's local hour (0-23) and weekday (Monday = 0) in the recipient's time zone.
+
+    Returns
+    -------
+    dict
+        ``stored`` without the profile columns, plus ``variant_id`` and the derived
+        :data:`ENGAGEMENT_CONTEXT` columns: ``local_hour``, ``local_weekday``, the hour and
+        weekday affinities of :func:`context_features`, and ``variant_click_lift`` (the
+        pair's smoothed click rate over the recipient's overall one).
+
+    Examples
+    --------
+    >>> stored = {n: np.full(2, 1 / 24) for n in OPEN_HOURS + LATE_HOURS}
+    >>> stored |= {n: np.full(2, 1 / 7) for n in OPEN_DAYS}
+    >>> stored |= {n: np.full(2, 0.2) for n in SEND_HOUR_RATES}
+    >>> stored |= {"click_rate_90d": [0.05, 0.05], "variant_click_rate_90d": [0.1, 0.0],
+    ...            "variant_deliveries_90d": [4, 0]}
+    >>> row = engagement_inputs(stored, ["v0", "v1"], [9, 9], [0, 0])
+    >>> row["variant_click_lift"].tolist(), row["send_hour_rate"].tolist()
+    ([2.0, 1.0], [0.2, 0.2])
+    >>> "open_hour_09" in row
+    False
+    """
+    hours = np.asarray(local_hour, dtype=int)
+    days = np.asarray(local_weekday, dtype=int)
+
+    def profile(names: Sequence[str]) -> FloatArray | None:
+        if not all(n in stored for n in names):
+            return None
+        return np.column_stack([np.asarray(stored[n], dtype=float) for n in names])
+
+    out: dict[str, Any] = {k: v for k, v in stored.items() if k not in PROFILE_COLUMNS}
+    out["variant_id"] = list(variant_ids)
+    out["local_hour"] = hours
+    out["local_weekday"] = days
+    out.update(context_features(profile, hours, days))
+    out["variant_click_lift"] = _lift(stored)
+    return out
+
+
+def engagement_rows(
+    recipient: Mapping[str, FeatureValue],
+    variants: Mapping[str, Mapping[str, FeatureValue]],
+    local_hour: int,
+    local_weekday: int,
+) -> dict[str, Any]:
+    """:func:`engagement_inputs` of one recipient's send, one row per candidate variant.
+
+    ``recipient`` is the recipient's online feature row, ``variants`` maps each candidate
+    variant id to its per-variant row (``FeatureClient.variant_features``); rows come out
+    in the order of ``variants``.
+
+    Examples
+    --------
+    >>> rows = engagement_rows({"click_rate_90d": 0.05}, {"v0": {}, "v1": {}}, 9, 0)
+    >>> rows["variant_id"], rows["variant_click_lift"].tolist()
+    (['v0', 'v1'], [1.0, 1.0])
+    """
+    ids = list(variants)
+    stored: dict[str, Any] = {name: [value] * len(ids) for name, value in recipient.items()}
+    for name, default in VARIANT_DEFAULTS.items():
+        stored[name] = [variants[v].get(name, default) for v in ids]
+    return engagement_inputs(stored, ids, [local_hour] * len(ids), [local_weekday] * len(ids))

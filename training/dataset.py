@@ -12,15 +12,17 @@ from features.events import EventLog
 from features.retrieval import training_frame
 from inboxlab.errors import InvalidInputError, NotFoundError
 from inboxlab.settings import Settings
-from training.context import context_features
+from training.context import context_features, engagement_inputs
 from training.labels import complete, labelled_sends
-from training.specs import ModelSpec
+from training.specs import ModelKind, ModelSpec
 
 __all__ = [
     "CATEGORICAL_FEATURES",
     "TrainingSet",
     "add_context_features",
     "build_training_set",
+    "model_columns",
+    "model_frame",
     "service_features",
 ]
 
@@ -80,6 +82,39 @@ def add_context_features(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def model_frame(spec: ModelSpec, frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` (stored features, ``local_hour``, ``local_weekday``) plus the derived inputs.
+
+    The engagement model's row is built by :func:`training.context.engagement_inputs`, the
+    function serving calls; the other models get :func:`add_context_features`.
+    """
+    if spec.kind is not ModelKind.ENGAGEMENT:
+        return add_context_features(frame)
+    derived = engagement_inputs(
+        {c: frame[c].to_numpy() for c in frame.columns},
+        frame["variant_id"].tolist(),
+        frame["local_hour"].to_numpy(dtype=int),
+        frame["local_weekday"].to_numpy(dtype=int),
+    )
+    out = frame.copy()
+    for name in ("variant_id", *spec.context_numeric):
+        out[name] = derived[name]
+    return out
+
+
+def model_columns(spec: ModelSpec) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The model's numeric and categorical input columns, in order.
+
+    Stored features of the spec's service (less ``derive_only``), then its context columns.
+    """
+    stored = [c for c in service_features(spec.feature_service) if c not in spec.derive_only]
+    categorical = [c for c in stored if c in CATEGORICAL_FEATURES]
+    categorical += list(spec.context_categorical)
+    numeric = [c for c in stored if c not in CATEGORICAL_FEATURES]
+    numeric += [c for c in spec.context_numeric if c not in numeric]
+    return tuple(numeric), tuple(categorical)
+
+
 def build_training_set(
     settings: Settings, spec: ModelSpec, *, progress: Progress | None = None
 ) -> TrainingSet:
@@ -102,11 +137,6 @@ def build_training_set(
             f"no send in the log is older than the {spec.label!r} label window", field="window"
         )
     step(f"joining {len(stored)} features of {spec.feature_service} to {len(sends):,} sends")
-    frame = add_context_features(training_frame(settings, sends, features=stored))
-    categorical = [c for c in stored if c in CATEGORICAL_FEATURES]
-    categorical += list(spec.context_categorical)
-    numeric = [c for c in stored if c not in CATEGORICAL_FEATURES]
-    numeric += [c for c in spec.context_numeric if c not in numeric]
-    return TrainingSet(
-        frame=frame, numeric=tuple(numeric), categorical=tuple(categorical), log_end=log_end
-    )
+    frame = model_frame(spec, training_frame(settings, sends, features=stored))
+    numeric, categorical = model_columns(spec)
+    return TrainingSet(frame=frame, numeric=numeric, categorical=categorical, log_end=log_end)

@@ -49,7 +49,23 @@ def make_lightgbm(
     params: Mapping[str, Any] | None = None,
     seed: int = 0,
 ) -> Pipeline:
-    """Ordinal-encoded categoricals, numerics as they are (LightGBM handles missing values)."""
+    """Ordinal-encoded categoricals, numerics as they are (LightGBM handles missing values).
+
+    ``params`` are LightGBM's, plus ``monotone``: a mapping of input column to ``1`` (the
+    score may only rise with it) or ``-1`` (only fall), turned into LightGBM's positional
+    ``monotone_constraints``.
+
+    Raises
+    ------
+    ValueError
+        When ``monotone`` names a column that is not an input or a direction other than ±1.
+
+    Examples
+    --------
+    >>> pipe = make_lightgbm(["a", "b"], ["c"], {"monotone": {"b": 1}})
+    >>> pipe[-1].get_params()["monotone_constraints"]
+    [0, 0, 1]
+    """
     prepare = ColumnTransformer(
         [
             (
@@ -66,7 +82,18 @@ def make_lightgbm(
         ],
         verbose_feature_names_out=False,
     )
-    model = LGBMClassifier(**{**DEFAULT_LGBM_PARAMS, **(params or {}), "random_state": seed})
+    merged = {**DEFAULT_LGBM_PARAMS, **(params or {}), "random_state": seed}
+    monotone = merged.pop("monotone", None)
+    if monotone:
+        columns = [*categorical, *numeric]  # the order of the prepared matrix
+        unknown = sorted(set(monotone) - set(columns))
+        if unknown:
+            raise ValueError(f"monotone constraint on {unknown}, which are not model inputs")
+        bad = {k: v for k, v in monotone.items() if v not in (1, -1)}
+        if bad:
+            raise ValueError(f"monotone directions must be 1 or -1, got {bad}")
+        merged["monotone_constraints"] = [int(monotone.get(c, 0)) for c in columns]
+    model = LGBMClassifier(**merged)
     return Pipeline([("prepare", prepare), ("model", model)])
 
 

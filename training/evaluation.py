@@ -38,7 +38,7 @@ from features.events.recipients import write_recipients
 from features.retrieval import training_frame
 from features.simulator import EmailEnvironment, GroundTruth, SimulationConfig, simulate
 from inboxlab.settings import Settings
-from training.dataset import add_context_features, build_training_set, service_features
+from training.dataset import build_training_set, model_frame, service_features
 from training.estimator import positive_proba
 from training.fit import FitResult, fit_and_evaluate
 from training.metrics import expected_calibration_error
@@ -46,10 +46,14 @@ from training.specs import ModelKind, spec_for
 
 __all__ = [
     "EngagementQuality",
+    "EngagementReport",
     "QualityReport",
     "SendTimeQuality",
+    "SendTimeReport",
     "engagement_quality",
     "evaluate_against_truth",
+    "evaluate_engagement_against_truth",
+    "evaluate_send_time_against_truth",
     "expected_auc",
     "fixed_hour_policy",
     "prepare_world",
@@ -160,9 +164,11 @@ def _model_input(
 ) -> pd.DataFrame:
     """Model input for new sends: stored features as of each send plus the request context."""
     stored = service_features(spec_for(kind).feature_service)
-    frame = training_frame(settings, sends, features=stored)
+    # copy(): the joined frame comes back in one block per filled column; inserting more
+    # columns into a frame of a hundred blocks is what pandas warns about.
+    frame = training_frame(settings, sends, features=stored).copy()
     frame["local_hour"], frame["local_weekday"] = _local_clock(frame["sent_at"], timezones)
-    x = add_context_features(frame)[list(result.features)].copy()
+    x = model_frame(spec_for(kind), frame)[list(result.features)].copy()
     x[list(result.numeric)] = x[list(result.numeric)].astype("float64")
     for c in result.categorical:
         # As training.fit feeds categoricals: strings, with missing values spelled out.
@@ -347,7 +353,12 @@ def evaluate_against_truth(
     st_data = build_training_set(settings, spec_for(ModelKind.SEND_TIME), progress=progress)
     st_frame = st_data.frame[~st_data.frame["recipient_id"].isin(held)]
     st = fit_and_evaluate(
-        st_frame, "opened", st_data.numeric, st_data.categorical, params=params, seed=seed
+        st_frame,
+        "opened",
+        st_data.numeric,
+        st_data.categorical,
+        params={**spec_for(ModelKind.SEND_TIME).lgbm_params, **(params or {})},
+        seed=seed,
     )
     clock.lap("send-time training set + fit")
 
@@ -365,6 +376,109 @@ def evaluate_against_truth(
         engagement_holdout_auc=eng.metrics["roc_auc"],
         send_time_holdout_auc=st.metrics["roc_auc"],
         rows_engagement=len(eng_data.frame),
+        rows_send_time=len(st_frame),
+        seconds=clock.laps,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class EngagementReport:
+    """What :func:`evaluate_engagement_against_truth` measured."""
+
+    config: SimulationConfig
+    engagement: EngagementQuality
+    engagement_holdout_auc: float
+    rows_engagement: int
+    seconds: dict[str, float]
+
+
+def evaluate_engagement_against_truth(
+    settings: Settings,
+    config: SimulationConfig,
+    *,
+    seed: int = 0,
+    params: dict[str, object] | None = None,
+    progress: Progress | None = None,
+) -> EngagementReport:
+    """The engagement half of :func:`evaluate_against_truth`, without the send-time model."""
+    step = progress or (lambda _msg: None)
+    clock = _Clock()
+    truth = prepare_world(settings, config, progress)
+    clock.lap("simulate + import + features")
+    step("training the engagement model")
+    data = build_training_set(settings, spec_for(ModelKind.ENGAGEMENT), progress=progress)
+    fit = fit_and_evaluate(
+        data.frame, "clicked", data.numeric, data.categorical, params=params, seed=seed
+    )
+    clock.lap("engagement training set + fit")
+    step(f"sending the holdout day {config.end} into the simulated world")
+    engagement = engagement_quality(settings, truth, fit, day=config.end, seed=seed)
+    clock.lap("engagement vs truth")
+    return EngagementReport(
+        config=config,
+        engagement=engagement,
+        engagement_holdout_auc=fit.metrics["roc_auc"],
+        rows_engagement=len(data.frame),
+        seconds=clock.laps,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SendTimeReport:
+    """What :func:`evaluate_send_time_against_truth` measured."""
+
+    config: SimulationConfig
+    send_time: SendTimeQuality
+    send_time_holdout_auc: float
+    rows_send_time: int
+    seconds: dict[str, float]
+
+
+def evaluate_send_time_against_truth(
+    settings: Settings,
+    config: SimulationConfig,
+    *,
+    holdout_share: float = 0.2,
+    seed: int = 0,
+    params: dict[str, object] | None = None,
+    progress: Progress | None = None,
+    truth: GroundTruth | None = None,
+) -> SendTimeReport:
+    """The send-time half of :func:`evaluate_against_truth`, without the engagement model.
+
+    With ``truth``, the world is taken as already prepared in ``settings`` (same config);
+    otherwise it is simulated and its features built first. The held-out recipients are drawn
+    exactly as :func:`evaluate_against_truth` draws them.
+    """
+    step = progress or (lambda _msg: None)
+    clock = _Clock()
+    if truth is None:
+        truth = prepare_world(settings, config, progress)
+        clock.lap("simulate + import + features")
+    day = config.end
+    rng = np.random.default_rng(seed)
+    all_ids = list(truth.population.recipient_ids)
+    held = set(rng.choice(all_ids, size=int(holdout_share * len(all_ids)), replace=False).tolist())
+    step("training the send-time model without the held-out recipients")
+    st_data = build_training_set(settings, spec_for(ModelKind.SEND_TIME), progress=progress)
+    st_frame = st_data.frame[~st_data.frame["recipient_id"].isin(held)]
+    st = fit_and_evaluate(
+        st_frame,
+        "opened",
+        st_data.numeric,
+        st_data.categorical,
+        params={**spec_for(ModelKind.SEND_TIME).lgbm_params, **(params or {})},
+        seed=seed,
+    )
+    clock.lap("send-time training set + fit")
+    step(f"scoring 24 hours for {len(held):,} held-out recipients")
+    fixed = fixed_hour_policy(st_data.frame)
+    send_time = send_time_quality(settings, truth, st, sorted(held), day=day, fixed=fixed)
+    clock.lap("send-time vs truth")
+    return SendTimeReport(
+        config=config,
+        send_time=send_time,
+        send_time_holdout_auc=st.metrics["roc_auc"],
         rows_send_time=len(st_frame),
         seconds=clock.laps,
     )

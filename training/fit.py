@@ -128,13 +128,16 @@ def _fit_early_stopped(pipeline: Any, x: pd.DataFrame, y: np.ndarray) -> Any:
     cut = int(len(x) * 0.9)
     if cut < 1_000 or len(np.unique(y[cut:])) < 2:
         return pipeline.fit(x, y)
-    prepare = pipeline[:-1].fit(x.iloc[:cut])
-    pipeline.fit(
-        x.iloc[:cut],
+    # The preparation is fitted once and its steps are the pipeline's own, so fitting them
+    # one by one leaves the whole pipeline fitted (as pipeline.fit would, without a second
+    # pass of the encoder over the training rows).
+    prepare, model = pipeline[:-1], pipeline[-1]
+    model.fit(
+        prepare.fit_transform(x.iloc[:cut]),
         y[:cut],
-        model__eval_X=prepare.transform(x.iloc[cut:]),
-        model__eval_y=y[cut:],
-        model__callbacks=[lightgbm.early_stopping(50, verbose=False)],
+        eval_X=prepare.transform(x.iloc[cut:]),
+        eval_y=y[cut:],
+        callbacks=[lightgbm.early_stopping(50, verbose=False)],
     )
     return pipeline
 

@@ -36,7 +36,7 @@ def train(
         spec.label,
         data.numeric,
         data.categorical,
-        params=params,
+        params={**spec.lgbm_params, **(params or {})},
         seed=seed,
         holdout_days=holdout_days,
         calibration_days=calibration_days,

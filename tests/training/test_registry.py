@@ -39,7 +39,7 @@ def test_run_logs_metrics_plots_holdout_and_registers_a_challenger(
     assert str(mv.version) == version
     run = client.get_run(mv.run_id)
     assert {"roc_auc", "ece", "baseline_roc_auc", "lift_top_decile"} <= set(run.data.metrics)
-    assert run.data.params["feature_service"] == "engagement_v1"
+    assert run.data.params["feature_service"] == SPECS[ModelKind.ENGAGEMENT].feature_service
     artifacts = {a.path for a in client.list_artifacts(mv.run_id, "plots")}
     assert artifacts == {"plots/roc.png", "plots/calibration.png", "plots/feature_importance.png"}
     model = mlflow.sklearn.load_model(f"models:/{SPEC.registered_name}@challenger")
