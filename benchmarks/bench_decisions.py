@@ -113,7 +113,7 @@ def serve(
     )
     server = Server(name, process, port)
     try:
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + 600  # a busy machine imports slowly
         while True:
             if process.poll() is not None:
                 raise RuntimeError(f"{name} exited; see {log_dir / f'{name}.log'}")
@@ -124,7 +124,7 @@ def serve(
             except (OSError, urllib.error.HTTPError):
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"{name} not ready in 180 s")
+                raise RuntimeError(f"{name} not ready in 600 s")
             time.sleep(0.5)
         print(f"  {name} ready on port {port}", file=sys.stderr)
         yield server
@@ -310,6 +310,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100_000)
     parser.add_argument("--batch-calls", type=int, default=1)
     parser.add_argument("--only", default="inboxlab,bentoml,bare,mlflow,batch")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="uvicorn worker processes of inboxlab serve, the bare FastAPI echo and mlflow",
+    )
     args = parser.parse_args()
     only = set(args.only.split(","))
     scratch = args.scratch or Path(tempfile.mkdtemp(prefix="inboxlab-bench-"))
@@ -319,8 +325,10 @@ def main() -> None:
     logs = scratch
     print(f"scratch: {scratch}", file=sys.stderr)
 
-    inboxlab = [str(BIN / "inboxlab"), "serve", "--host", HOST, "--port", "{port}"]
+    workers = ["--workers", str(args.workers)]
+    inboxlab = [str(BIN / "inboxlab"), "serve", "--host", HOST, "--port", "{port}", *workers]
     with serve("inboxlab-serve", inboxlab, env, logs, "/readyz") as server:
+        time.sleep(2 * args.workers)  # /readyz answers from the first worker to come up
         create_experiment(server.port, key)
         results["inboxlab_rate"] = constant_rate(server.port, key, args.rate, args.rate_seconds)
         print(f"  rate: {results['inboxlab_rate']}", file=sys.stderr)
@@ -346,8 +354,10 @@ def main() -> None:
 
     if "bare" in only:
         bare = [str(BIN / "uvicorn"), "--app-dir", "benchmarks", "bare_app:app"]
-        bare += ["--host", HOST, "--port", "{port}", "--log-level", "warning"]
+        bare += ["--host", HOST, "--port", "{port}", "--log-level", "warning", *workers]
+        bare += ["--timeout-worker-healthcheck", "120"]
         with serve("bare-fastapi", bare, env, logs, "/docs") as server:
+            time.sleep(2 * args.workers)
             results["bare_wrk"] = saturate(
                 server.port, "/v1/decisions", args.wrk_seconds, args.connections, wrk_env
             )
@@ -357,8 +367,9 @@ def main() -> None:
         row = mlflow_body(env, scratch)
         mlflow = [str(BIN / "mlflow"), "models", "serve", "-m"]
         mlflow += ["models:/inboxlab-send-time@champion", "--env-manager", "local"]
-        mlflow += ["-h", HOST, "-p", "{port}", "-w", "1"]
+        mlflow += ["-h", HOST, "-p", "{port}", "-w", str(args.workers)]
         with serve("mlflow-serve", mlflow, env, logs, "/ping") as server:
+            time.sleep(2 * args.workers)
             mlflow_env = {**wrk_env, "BENCH_BODY_FILE": str(row)}
             results["mlflow_wrk"] = saturate(
                 server.port, "/invocations", args.wrk_seconds, args.connections, mlflow_env

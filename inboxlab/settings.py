@@ -61,6 +61,18 @@ class DecisionSettings(BaseModel):
     send_time_exploration: float = Field(default=0.05, ge=0, le=1)
     allocation_refresh_seconds: float = Field(default=5.0, gt=0)
     model_poll_seconds: float = Field(default=60.0, ge=0, description="0 disables polling.")
+    budget_ms: float = Field(
+        default=0.0,
+        ge=0,
+        description="Most time a render-path decision waits for the feature and decision "
+        "stores before falling back (reasons features_timeout, recipient_state_unavailable); "
+        "0 reads inline, unbounded.",
+    )
+    group_commit: bool = Field(
+        default=True,
+        description="Answer before the decision row is committed; a writer thread commits "
+        "queued decisions in batches (durability window: see serving.store.writer).",
+    )
 
 
 class ApiSettings(BaseModel):

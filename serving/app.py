@@ -33,6 +33,7 @@ from serving.routes import ReportRenderer, router
 from serving.scoring.models import ModelSet
 from serving.store import DecisionStore, RewardRule
 from serving.store.experiments import ExperimentStore
+from serving.store.writer import DecisionWriter
 
 if TYPE_CHECKING:
     from features.online import FeatureClient
@@ -132,6 +133,13 @@ class ErasureDone(BaseModel):
     feature_rows: int = Field(description="Feature snapshot rows removed.")
     online_rows: int = Field(description="Online feature store rows removed.")
     audit_id: int
+
+
+def _flush_decisions(resources: Resources) -> None:
+    """Commit queued decisions (group commit) before reading the decision table."""
+    engine = resources.engine
+    if engine is not None and engine.writer is not None:
+        engine.writer.flush()
 
 
 def _resources(request: Request) -> Resources:
@@ -235,6 +243,7 @@ def create_app(
         if model_set is None:
             model_set = ModelSet(settings)
             model_set.refresh()
+        writer = DecisionWriter(store) if settings.decisions.group_commit else None
         engine = DecisionEngine(
             settings,
             store,
@@ -242,6 +251,7 @@ def create_app(
             client,
             model_set,
             rng or np.random.default_rng(),
+            writer=writer,
         )
         poller = _ModelPoller(model_set, settings.decisions.model_poll_seconds)
         if models is None:
@@ -259,6 +269,7 @@ def create_app(
             }
         finally:
             poller.stop()
+            engine.close()  # commits every queued decision before the store closes
             store.close()
 
     app = FastAPI(
@@ -304,6 +315,7 @@ def create_app(
         count as opens.
         """
         events = [payload] if isinstance(payload, EventRecord) else payload
+        _flush_decisions(resources)  # a reward must find its decision, however recent
         summary = resources.store.record_outcomes(events, rules=resources.reward_rules)
         return OutcomesAccepted(
             stored=summary.stored, duplicates=summary.duplicates, counted=summary.counted
@@ -325,6 +337,7 @@ def create_app(
         from features.erasure import erase_recipient as erase_features
 
         erased = erase_features(resources.settings, recipient_id)
+        _flush_decisions(resources)  # queued decisions of the person are erased too
         report = resources.store.erase_recipient(recipient_id, actor=key.name)
         logger.info("erased recipient on request of key %s (audit %d)", key.name, report.audit_id)
         return ErasureDone(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
@@ -20,13 +20,16 @@ def _unauthorized(message: str) -> HTTPException:
 
 def require_scope(
     scope: Scope | None, keys: Callable[[Request], KeyRing]
-) -> Callable[[Request], ApiKey]:
+) -> Callable[[Request], Awaitable[ApiKey]]:
     """A FastAPI dependency that returns the caller's key, checked for ``scope``.
 
     ``scope=None`` accepts any valid key. ``keys`` finds the key ring of the running app.
     """
 
-    def dependency(request: Request) -> ApiKey:
+    # async: verification is a dictionary look-up for a known key (a sync dependency would
+    # hop through the thread pool). An unknown key costs one indexed read, once per
+    # ``KeyRing.cache_seconds``.
+    async def dependency(request: Request) -> ApiKey:
         header = request.headers.get("authorization")
         if header is None:
             raise _unauthorized("missing Authorization header; send 'Authorization: Bearer <key>'")

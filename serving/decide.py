@@ -5,6 +5,13 @@ that errors each give a documented fallback and a reason in ``reasons``:
 
 ``features_unavailable``
     the feature store failed; cold-start defaults were used.
+``features_timeout``
+    the feature store did not answer within ``decisions.budget_ms``; cold-start defaults
+    were used.
+``recipient_state_unavailable``
+    the decision store did not give the recipient's consent and send history within
+    ``decisions.budget_ms`` (or failed): the decision is ``suppress``, since consent cannot
+    be checked. Retry later.
 ``model_unavailable:<kind>``
     no ``@champion`` of that model is loaded; its score is ``null`` and, for send time, the
     recipient's stored open-time profile ranks the hours instead.
@@ -26,12 +33,13 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from features.engineering.tables import DEFAULTS
+from features.engineering.tables import DEFAULTS, VARIANT_DEFAULTS
 from features.online import VIEW_OF_FEATURE, FeatureClient, FeatureRow, with_defaults
 from inboxlab.errors import InvalidInputError, NotFoundError
 from inboxlab.experiment import ExperimentDefinition
 from inboxlab.records import Action, DecisionRecord
 from inboxlab.settings import Settings
+from serving.budget import BudgetExceededError, Pending, ReadGuard
 from serving.eligibility import EligibilityConfig, RecipientState, evaluate
 from serving.policy import VariantPolicy, engagement_tier
 from serving.schemas import DecisionRequest, DecisionResponse, Scores
@@ -39,12 +47,15 @@ from serving.scoring.models import ModelSet
 from serving.scoring.send_time import Candidates, candidate_hours, choose
 from serving.store import DecisionStore
 from serving.store.experiments import ExperimentStore
-from training.context import OPEN_DAYS, OPEN_HOURS, context_features
+from serving.store.writer import DecisionWriter
+from training.context import OPEN_DAYS, OPEN_HOURS, context_features, engagement_inputs
 from training.specs import ModelKind
 
 __all__ = ["DecisionEngine"]
 
 logger = logging.getLogger(__name__)
+
+_INLINE = ReadGuard(0)  # batch chunks read without the render budget
 
 FloatArray = NDArray[np.float64]
 
@@ -69,7 +80,12 @@ class _Draft:
 
 
 class DecisionEngine:
-    """Makes and stores decisions; shared by the single and the batch endpoint."""
+    """Makes and stores decisions; shared by the single and the batch endpoint.
+
+    With a ``writer``, single decisions are queued for group commit (see
+    :mod:`serving.store.writer` for the durability window); batches, and every decision
+    without a writer, are committed before the call returns.
+    """
 
     def __init__(
         self,
@@ -79,6 +95,8 @@ class DecisionEngine:
         features: FeatureClient | None,
         models: ModelSet,
         rng: np.random.Generator,
+        *,
+        writer: DecisionWriter | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -86,7 +104,9 @@ class DecisionEngine:
         self.features = features
         self.models = models
         self.rng = rng
+        self.writer = writer
         d = settings.decisions
+        self.guard = ReadGuard(d.budget_ms)
         self.eligibility = EligibilityConfig(
             holdout_salt=d.holdout_salt,
             global_holdout_pct=d.global_holdout_pct,
@@ -102,19 +122,45 @@ class DecisionEngine:
     # -- public ------------------------------------------------------------------------------
 
     def decide(self, request: DecisionRequest) -> DecisionResponse:
-        """One decision."""
-        return self.decide_many([request])[0]
+        """One decision on the render path: its reads are bounded by ``decisions.budget_ms``."""
+        return self._decide([request], self.guard, queue=True)[0]
 
     def decide_many(self, requests: Sequence[DecisionRequest]) -> list[DecisionResponse]:
-        """Decisions for many recipients, scoring all of them in one pass per model."""
-        drafts = self._drafts(requests)
-        states: dict[tuple[str, datetime], RecipientState] = {}
-        for now in {d.now for d in drafts}:  # one query set per distinct request time
-            group = [d.request.recipient_id for d in drafts if d.now == now]
-            for rid, state in self.store.recipient_states(group, now=now).items():
-                states[rid, now] = state
+        """Decisions for many recipients, scoring all of them in one pass per model.
+
+        Reads are not bounded by the render budget here: a chunk of an audience takes as long
+        as its reads take. The decisions are committed in one transaction before this
+        returns (a writer thread would only compete with the scoring of the next chunk).
+        """
+        return self._decide(requests, _INLINE, queue=False)
+
+    def close(self) -> None:
+        """Stop the read threads and write every queued decision."""
+        self.guard.close()
+        if self.writer is not None:
+            self.writer.close()
+
+    def _decide(
+        self, requests: Sequence[DecisionRequest], guard: ReadGuard, *, queue: bool
+    ) -> list[DecisionResponse]:
+        deadline = guard.deadline()
+        default_now = datetime.now(UTC)
+        ids = list(dict.fromkeys(r.recipient_id for r in requests))
+        client = self.features
+        features = guard.start(lambda: client.get_many(ids)) if client is not None else None
+        state = guard.start(lambda: self._states(requests, default_now))
+        drafts = self._drafts(requests, default_now, self._features(guard, features, deadline))
+        try:
+            states = guard.result(state, deadline)
+        except Exception as exc:  # a slow or failing store must not fail the render path
+            logger.error("recipient state unavailable: %s", exc)
+            states = None
         for draft in drafts:
-            self._eligibility(draft, states[draft.request.recipient_id, draft.now])
+            if states is None:
+                draft.action = Action.SUPPRESS
+                draft.reasons.append("recipient_state_unavailable")
+            else:
+                self._eligibility(draft, states[draft.request.recipient_id, draft.now])
         sendable = [d for d in drafts if d.action is Action.SEND]
         for draft in sendable:
             self._variant(draft)
@@ -122,12 +168,47 @@ class DecisionEngine:
         self._scores(sendable)
         versions = self.models.versions
         made = [self._record(d, versions) for d in drafts]
-        if len(made) == 1:
-            record, features, _ = made[0]
-            self.store.record_decision(record, features=features)
+        items = [(record, features) for record, features, _ in made]
+        if queue and self.writer is not None:
+            self.writer.submit(items)
+        elif len(items) == 1:
+            self.store.record_decision(items[0][0], features=items[0][1])
         else:
-            self.store.record_decisions((record, features) for record, features, _ in made)
+            self.store.record_decisions(items)
         return [response for _, _, response in made]
+
+    def _states(
+        self, requests: Sequence[DecisionRequest], default_now: datetime
+    ) -> dict[tuple[str, datetime], RecipientState]:
+        """Stored state of every recipient, per distinct request time (one query each)."""
+        by_now: dict[datetime, list[str]] = {}
+        for r in requests:
+            by_now.setdefault(r.now or default_now, []).append(r.recipient_id)
+        states: dict[tuple[str, datetime], RecipientState] = {}
+        for now, group in by_now.items():
+            pending = self.writer.pending_sends(group) if self.writer is not None else None
+            found = self.store.recipient_states(group, now=now, pending=pending)
+            for rid, one in found.items():
+                states[rid, now] = one
+        return states
+
+    def _features(
+        self,
+        guard: ReadGuard,
+        read: Pending[dict[str, FeatureRow]] | None,
+        deadline: float,
+    ) -> tuple[Mapping[str, FeatureRow], str | None]:
+        """Online features, or none and the reason why (the drafts then use defaults)."""
+        if read is None:
+            return {}, "features_unavailable"
+        try:
+            return guard.result(read, deadline), None
+        except BudgetExceededError as exc:
+            logger.warning("feature store over budget: %s", exc)
+            return {}, "features_timeout"
+        except Exception as exc:  # the render path must not fail on the feature store
+            logger.error("feature store failed: %s", exc)
+            return {}, "features_unavailable"
 
     def definition(self, experiment_id: str) -> ExperimentDefinition:
         """The experiment's definition (cached; definitions are immutable)."""
@@ -141,19 +222,13 @@ class DecisionEngine:
 
     # -- steps -------------------------------------------------------------------------------
 
-    def _drafts(self, requests: Sequence[DecisionRequest]) -> list[_Draft]:
-        ids = list(dict.fromkeys(r.recipient_id for r in requests))
-        rows: Mapping[str, FeatureRow]
-        failed = False
-        if self.features is None:
-            rows, failed = {}, True
-        else:
-            try:
-                rows = self.features.get_many(ids)
-            except Exception as exc:  # the render path must not fail on the feature store
-                logger.error("feature store failed: %s", exc)
-                rows, failed = {}, True
-        default_now = datetime.now(UTC)
+    def _drafts(
+        self,
+        requests: Sequence[DecisionRequest],
+        default_now: datetime,
+        read: tuple[Mapping[str, FeatureRow], str | None],
+    ) -> list[_Draft]:
+        rows, failed = read
         drafts: list[_Draft] = []
         for request in requests:
             features = rows.get(request.recipient_id) or with_defaults(None, VIEW_OF_FEATURE)
@@ -165,8 +240,8 @@ class DecisionEngine:
                 features=features,
                 timezone=timezone,
             )
-            if failed:
-                draft.reasons.append("features_unavailable")
+            if failed is not None:
+                draft.reasons.append(failed)
             if request.experiment_id is not None:
                 draft.definition = self.definition(request.experiment_id)
                 arms = {a.id for a in draft.definition.arms}
@@ -268,9 +343,35 @@ class DecisionEngine:
                 for draft in live:
                     draft.reasons.append(f"model_unavailable:{kind.value}")
                 continue
-            probs = loaded.model.predict(columns, len(live))
+            inputs = self._engagement_inputs(live, columns) if key == "p_click" else columns
+            probs = loaded.model.predict(inputs, len(live))
             for draft, p in zip(live, probs, strict=True):
                 draft.scores[key] = float(p)
+
+    def _engagement_inputs(
+        self, live: Sequence[_Draft], columns: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """The engagement model's columns: the recipient's, the chosen variant's history, and
+        the hour affinities at the send hour, built by the function training uses."""
+        wanted = {d.request.recipient_id: [d.variant_id] for d in live if d.variant_id}
+        pairs: dict[str, dict[str, FeatureRow]] = {}
+        if wanted and self.features is not None:
+            try:
+                pairs = self.features.variant_features_many(wanted)
+            except Exception:
+                logger.exception("per-variant features unavailable; using cold-start defaults")
+                for draft in live:
+                    if "features_unavailable" not in draft.reasons:
+                        draft.reasons.append("features_unavailable")
+        stored: dict[str, Any] = dict(columns)
+        for name, default in VARIANT_DEFAULTS.items():
+            stored[name] = [
+                pairs.get(d.request.recipient_id, {}).get(d.variant_id or "", {}).get(name, default)
+                for d in live
+            ]
+        return engagement_inputs(
+            stored, columns["variant_id"], columns["local_hour"], columns["local_weekday"]
+        )
 
     def _record(
         self, draft: _Draft, versions: dict[str, str]
@@ -293,7 +394,8 @@ class DecisionEngine:
             segment=draft.segment,
             policy=draft.policy,
         )
-        response = DecisionResponse(
+        # Built from the validated record: constructed, not validated a second time.
+        response = DecisionResponse.model_construct(
             decision_id=record.decision_id,
             recipient_id=record.recipient_id,
             action=record.action,
@@ -309,11 +411,17 @@ class DecisionEngine:
 
 
 def _columns(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    names = rows[0].keys() if rows else ()
-    out: dict[str, Any] = {}
-    for name in names:
-        values = [r.get(name) for r in rows]
-        out[name] = values if name == "timezone" else np.array(values, dtype=float)
+    """Feature rows as named columns: text ones as lists, numeric ones as float arrays."""
+    if not rows:
+        return {}
+    first = rows[0]
+    text = [n for n, v in first.items() if isinstance(v, str)]
+    numbers = [n for n in first if n not in text]
+    # One conversion for every numeric column; each column is a view into it.
+    block = np.array([[r.get(n) for n in numbers] for r in rows], dtype=float)
+    out: dict[str, Any] = {n: block[:, j] for j, n in enumerate(numbers)}
+    for name in text:
+        out[name] = [r.get(name) for r in rows]
     return out
 
 
@@ -337,12 +445,8 @@ def _score_hours(
     total = sum(sizes)
     if total == 0:
         return [None for _ in drafts]
-    blocks = [
-        np.repeat(model.matrix(_scalars(d.features), 1), n, axis=0)
-        for d, n in zip(drafts, sizes, strict=True)
-        if n
-    ]
-    x = np.concatenate(blocks)
+    # The hour-invariant part: one row per recipient, repeated for each of its hours.
+    x = np.repeat(model.rows([d.features for d in drafts]), sizes, axis=0)
     hours = np.concatenate([c.local_hour for c in candidates]).astype(int)
     days = np.concatenate([c.local_weekday for c in candidates]).astype(int)
     index = model.index
@@ -368,10 +472,6 @@ def _score_hours(
         out.append(probs[start : start + n] if n else None)
         start += n
     return out
-
-
-def _scalars(features: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: (v if isinstance(v, str) else float(v)) for k, v in features.items()}
 
 
 def _profile_scores(features: Mapping[str, Any], cand: Candidates) -> FloatArray | None:

@@ -53,6 +53,9 @@ def serve_command(
         port=port or settings.api.port,
         workers=workers,
         log_level="info",
+        # A worker imports the models and the stores before it answers the supervisor's
+        # first health check; on a busy machine that takes longer than uvicorn's 5 s.
+        timeout_worker_healthcheck=120,
     )
 
 

@@ -65,9 +65,32 @@ class CompiledModel:
             else:
                 x[:, j] = [codes.get(v, -1.0) for v in values]
         offset = len(self.categorical)
-        for j, name in enumerate(self.numeric):
-            values = columns.get(name)
-            x[:, offset + j] = np.nan if values is None else np.asarray(values, dtype=np.float64)
+        numeric = [columns.get(name) for name in self.numeric]
+        try:
+            # One conversion of every numeric column at once (columns of length n, or
+            # scalars when n is 1): far cheaper than one assignment per column.
+            block = np.array([np.nan if v is None else v for v in numeric], dtype=np.float64)
+            x[:, offset:] = block.T if block.ndim == 2 else block
+        except ValueError:  # scalars mixed with columns: broadcast them one by one
+            for j, values in enumerate(numeric):
+                x[:, offset + j] = np.nan if values is None else np.asarray(values, np.float64)
+        return x
+
+    def rows(self, records: Sequence[Mapping[str, Any]]) -> FloatArray:
+        """The model's input matrix with one row per record (a mapping of scalar values).
+
+        Equal to :meth:`matrix` of the same values as columns; a missing name is a missing
+        value, an unknown category is ``-1``.
+        """
+        x = np.empty((len(records), len(self.features)), dtype=np.float64)
+        if not records:
+            return x
+        k = len(self.categorical)
+        if k:
+            codes = [(self._categories[c], c) for c in self.categorical]
+            x[:, :k] = [[m.get(r.get(c), -1.0) for m, c in codes] for r in records]
+        numeric = self.numeric
+        x[:, k:] = np.array([[r.get(n) for n in numeric] for r in records], dtype=np.float64)
         return x
 
     def raw_matrix(self, x: FloatArray) -> FloatArray:

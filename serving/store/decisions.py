@@ -1,7 +1,11 @@
 """The decision store: decisions, outcomes, bandit arm statistics, erasure and its audit log.
 
 One class, :class:`DecisionStore`, over SQLAlchemy Core. The same code runs on SQLite (WAL) and
-on PostgreSQL; every write is one transaction, so an acknowledged call is durable.
+on PostgreSQL; every write is one transaction, so an acknowledged call is durable. (The API
+queues decisions for group commit, :mod:`serving.store.writer`, and documents that window;
+outcomes are written synchronously.) On SQLite, the two statements of the render path — the
+recipient state read and the decision insert — run on the DB-API connection with the text
+encodings SQLAlchemy uses, since its per-statement overhead exceeded the statements' cost.
 
 Arm statistics are plain counts per (experiment, variant, segment, day of the decision):
 
@@ -15,24 +19,32 @@ They are updated incrementally and can always be rebuilt from the decision and o
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     BindParameter,
     Engine,
+    String,
     and_,
     bindparam,
+    cast,
     delete,
     func,
+    literal,
+    null,
     or_,
     select,
     text,
+    union_all,
     update,
 )
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -69,28 +81,90 @@ _DECISION_BY_ID = select(decisions).where(decisions.c.decision_id == bindparam("
 # Built once: SQLAlchemy then reuses their compiled form (building them per call cost more
 # than running them).
 _IDS: BindParameter[str] = bindparam("ids", expanding=True)
-_LATEST_CONSENT = (
-    select(outcomes.c.recipient_id, outcomes.c.kind, func.max(outcomes.c.occurred_at))
-    .where(
-        outcomes.c.recipient_id.in_(_IDS),
-        outcomes.c.kind.in_(["unsubscribe", "complaint", "bounce", "deliver"]),
+_CONSENT_KINDS = ["unsubscribe", "complaint", "bounce", "deliver"]
+# One statement for the whole recipient state, tagged by part: "c" latest consent event per
+# kind, "s" recent sends decided here, "o" recent sends made elsewhere and engagements. Every
+# part reads by the recipient_id index.
+_RECIPIENT_STATE = union_all(
+    select(
+        literal("c").label("part"),
+        outcomes.c.recipient_id,
+        outcomes.c.kind,
+        func.max(outcomes.c.occurred_at).label("at"),
+        cast(null(), String).label("decision_id"),
     )
-    .group_by(outcomes.c.recipient_id, outcomes.c.kind)
+    .where(outcomes.c.recipient_id.in_(_IDS), outcomes.c.kind.in_(_CONSENT_KINDS))
+    .group_by(outcomes.c.recipient_id, outcomes.c.kind),
+    select(
+        literal("s"),
+        decisions.c.recipient_id,
+        cast(null(), String),
+        func.coalesce(decisions.c.send_at, decisions.c.decided_at),
+        decisions.c.decision_id,
+    ).where(
+        decisions.c.recipient_id.in_(_IDS),
+        decisions.c.action == Action.SEND.value,
+        decisions.c.decided_at >= bindparam("since"),
+    ),
+    select(
+        literal("o"),
+        outcomes.c.recipient_id,
+        outcomes.c.kind,
+        outcomes.c.occurred_at,
+        outcomes.c.decision_id,
+    ).where(
+        outcomes.c.recipient_id.in_(_IDS),
+        outcomes.c.occurred_at >= bindparam("since"),
+        or_(outcomes.c.kind == EventKind.SEND.value, outcomes.c.dedup_kind.in_(_ENGAGEMENT)),
+    ),
 )
-_RECENT_SENDS = select(
-    decisions.c.recipient_id, func.coalesce(decisions.c.send_at, decisions.c.decided_at)
-).where(
-    decisions.c.recipient_id.in_(_IDS),
-    decisions.c.action == Action.SEND.value,
-    decisions.c.decided_at >= bindparam("since"),
+
+
+#: How SQLAlchemy's ``DateTime`` stores a (UTC) timestamp in SQLite.
+_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
+#: Recipients per query (three placeholders each; SQLite allows 32,766 in one statement).
+_SQLITE_CHUNK = 5_000
+
+
+_DECISION_COLUMNS = tuple(c.name for c in decisions.columns)
+_JSON_COLUMNS = frozenset(c.name for c in decisions.columns if isinstance(c.type, JSON))
+_SQLITE_INSERT_DECISION = (
+    f"INSERT INTO decisions ({', '.join(_DECISION_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(_DECISION_COLUMNS))})"
 )
-_RECENT_OUTCOMES = select(
-    outcomes.c.recipient_id, outcomes.c.kind, outcomes.c.decision_id, outcomes.c.occurred_at
-).where(
-    outcomes.c.recipient_id.in_(_IDS),
-    outcomes.c.occurred_at >= bindparam("since"),
-    or_(outcomes.c.kind == EventKind.SEND.value, outcomes.c.dedup_kind.in_(_ENGAGEMENT)),
+_SQLITE_ADD_TRIALS = (
+    "INSERT INTO arm_stats (experiment_id, variant_id, segment, day, successes, trials) "
+    "VALUES (?, ?, ?, ?, 0, ?) ON CONFLICT (experiment_id, variant_id, segment, day) "
+    "DO UPDATE SET trials = arm_stats.trials + excluded.trials"
 )
+
+
+def _sqlite_value(value: Any, is_json: bool) -> Any:
+    """A column value as SQLAlchemy's SQLite types store it."""
+    if is_json:
+        return json.dumps(value)
+    if isinstance(value, datetime):
+        at = value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+        return at.strftime(_SQLITE_TIME)
+    return value
+
+
+@lru_cache(maxsize=16)
+def _sqlite_recipient_sql(n: int) -> str:
+    """:data:`_RECIPIENT_STATE` for ``n`` recipients, as SQLite text with ``?`` placeholders."""
+    ids = ",".join("?" * n)
+    consent = ",".join(f"'{k}'" for k in _CONSENT_KINDS)
+    engagement = ",".join(f"'{k}'" for k in _ENGAGEMENT)
+    return (
+        f"SELECT 'c', recipient_id, kind, max(occurred_at), NULL FROM outcomes "
+        f"WHERE recipient_id IN ({ids}) AND kind IN ({consent}) GROUP BY recipient_id, kind "
+        f"UNION ALL SELECT 's', recipient_id, NULL, coalesce(send_at, decided_at), decision_id "
+        f"FROM decisions WHERE recipient_id IN ({ids}) AND action = '{Action.SEND.value}' "
+        f"AND decided_at >= ? "
+        f"UNION ALL SELECT 'o', recipient_id, kind, occurred_at, decision_id FROM outcomes "
+        f"WHERE recipient_id IN ({ids}) AND occurred_at >= ? "
+        f"AND (kind = '{EventKind.SEND.value}' OR dedup_kind IN ({engagement}))"
+    )
 
 
 @cache
@@ -238,6 +312,9 @@ class DecisionStore:
         if not rows:
             return 0
         trials = Counter(stat_key(row) for row in rows if counts_as_trial(row))
+        if self.engine.dialect.name == "sqlite":
+            self._insert_sqlite(rows, trials)
+            return len(rows)
         try:
             with self.engine.begin() as conn:
                 conn.execute(decisions.insert(), rows)
@@ -246,6 +323,36 @@ class DecisionStore:
         except IntegrityError as exc:
             raise ConflictError("a decision_id of the batch is already stored") from exc
         return len(rows)
+
+    def _insert_sqlite(self, rows: list[dict[str, Any]], trials: Counter[StatKey]) -> None:
+        """:meth:`record_decisions` on the DB-API connection, stored as SQLAlchemy stores it.
+
+        Timestamps as SQLAlchemy's SQLite text, JSON columns through ``json.dumps``: the rows
+        read back through the Core layer exactly as if it had written them, for a fraction
+        of its per-row cost.
+        """
+        values = [
+            tuple(_sqlite_value(row.get(name), name in _JSON_COLUMNS) for name in _DECISION_COLUMNS)
+            for row in rows
+        ]
+        counts = [(*key[:3], key[3].isoformat(), n) for key, n in sorted(trials.items())]
+        raw = self.engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            try:
+                cursor.executemany(_SQLITE_INSERT_DECISION, values)
+                cursor.executemany(_SQLITE_ADD_TRIALS, counts)
+                raw.commit()
+            except sqlite3.IntegrityError as exc:
+                raw.rollback()
+                raise ConflictError("a decision_id of the batch is already stored") from exc
+            except BaseException:
+                raw.rollback()
+                raise
+            finally:
+                cursor.close()
+        finally:
+            raw.close()
 
     def get_decision(self, decision_id: str) -> DecisionRecord | None:
         """The stored decision, or None."""
@@ -392,25 +499,34 @@ class DecisionStore:
         *,
         now: datetime,
         lookback: timedelta = timedelta(days=30),
+        pending: Mapping[str, Mapping[str, datetime]] | None = None,
     ) -> dict[str, RecipientState]:
-        """:meth:`recipient_state` of many recipients in three queries, whatever their number."""
+        """:meth:`recipient_state` of many recipients in one query, whatever their number.
+
+        ``pending`` maps recipients to ``{decision_id: send time}`` of sends decided but not
+        yet committed (see :class:`~serving.store.writer.DecisionWriter`); they count as
+        sends, once each even if committed meanwhile.
+        """
         ids = list(dict.fromkeys(recipient_ids))
-        params = {"ids": ids, "since": now - lookback}
+        since = now - lookback
         latest: dict[str, dict[str, datetime]] = {rid: {} for rid in ids}
-        sends: dict[str, list[datetime]] = {rid: [] for rid in ids}
+        sends: dict[str, dict[str | None, datetime]] = {rid: {} for rid in ids}
         engaged: dict[str, list[datetime]] = {rid: [] for rid in ids}
-        with self.engine.connect() as conn:
-            for rid, kind, at in conn.execute(_LATEST_CONSENT, params):
-                latest[rid][kind] = utc(at)
-            for rid, at in conn.execute(_RECENT_SENDS, params):
-                sends[rid].append(utc(at))
-            for rid, kind, decision_id, at in conn.execute(_RECENT_OUTCOMES, params):
+        other: dict[str, list[datetime]] = {rid: [] for rid in ids}
+        for part, rid, kind, at, decision_id in self._recipient_rows(ids, since):
+            if part == "c" and kind is not None:
+                latest[rid][kind] = at
+            elif part == "s":
+                sends[rid][decision_id] = at
+            elif kind == EventKind.SEND.value:
                 # Sends made without asking for a decision arrive only as "send" outcomes.
-                if kind == EventKind.SEND.value:
-                    if decision_id is None:
-                        sends[rid].append(utc(at))
-                else:
-                    engaged[rid].append(utc(at))
+                if decision_id is None:
+                    other[rid].append(at)
+            else:
+                engaged[rid].append(at)
+        for rid, queued in (pending or {}).items():
+            if rid in sends:
+                sends[rid].update((d, at) for d, at in queued.items() if at >= since)
         out: dict[str, RecipientState] = {}
         for rid in ids:
             last = latest[rid]
@@ -419,9 +535,42 @@ class DecisionStore:
                 complained="complaint" in last,
                 hard_bounced="bounce" in last
                 and ("deliver" not in last or last["bounce"] > last["deliver"]),
-                send_times=tuple(sorted(sends[rid])),
+                send_times=tuple(sorted([*sends[rid].values(), *other[rid]])),
                 engagement_times=tuple(sorted(engaged[rid])),
             )
+        return out
+
+    def _recipient_rows(
+        self, ids: list[str], since: datetime
+    ) -> list[tuple[str, str, str | None, datetime, str | None]]:
+        """Rows of :data:`_RECIPIENT_STATE` (part, recipient, kind, UTC time, decision id)."""
+        if not ids:
+            return []
+        if self.engine.dialect.name != "sqlite":
+            with self.engine.connect() as conn:
+                rows = conn.execute(_RECIPIENT_STATE, {"ids": ids, "since": since}).all()
+            return [(p, rid, kind, utc(at), d) for p, rid, kind, at, d in rows]
+        # SQLite on the render path: the same statement on the DB-API connection, with
+        # SQLAlchemy's text encoding of timestamps. Compiling and executing through the Core
+        # layer cost several times the query itself.
+        at = since.astimezone(UTC).replace(tzinfo=None) if since.tzinfo else since
+        bound = at.strftime(_SQLITE_TIME)
+        out: list[tuple[str, str, str | None, datetime, str | None]] = []
+        raw = self.engine.raw_connection()
+        try:
+            for start in range(0, len(ids), _SQLITE_CHUNK):
+                chunk = ids[start : start + _SQLITE_CHUNK]
+                cursor = raw.cursor()
+                cursor.execute(
+                    _sqlite_recipient_sql(len(chunk)), [*chunk, *chunk, bound, *chunk, bound]
+                )
+                out.extend(
+                    (p, rid, kind, datetime.fromisoformat(t).replace(tzinfo=UTC), d)
+                    for p, rid, kind, t, d in cursor.fetchall()
+                )
+                cursor.close()
+        finally:
+            raw.close()
         return out
 
     def erase_recipient(self, recipient_id: str, *, actor: str) -> ErasureReport:

@@ -12,18 +12,14 @@ import pandas as pd
 from features.engineering.tables import DEFAULTS
 from serving.scoring.compiled import CompiledModel
 from serving.scoring.models import LoadedModel, ModelSet
-from training.dataset import CATEGORICAL_FEATURES, service_features
+from training.dataset import model_columns
 from training.estimator import calibrate, make_lightgbm
 from training.specs import SPECS, ModelKind
 
 
 def _columns(kind: ModelKind) -> tuple[list[str], list[str]]:
-    spec = SPECS[kind]
-    stored = service_features(spec.feature_service)
-    categorical = [c for c in stored if c in CATEGORICAL_FEATURES] + list(spec.context_categorical)
-    numeric = [c for c in stored if c not in CATEGORICAL_FEATURES]
-    numeric += [c for c in spec.context_numeric if c not in numeric]
-    return numeric, categorical
+    numeric, categorical = model_columns(SPECS[kind])
+    return list(numeric), list(categorical)
 
 
 def planted_model(

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -37,3 +39,21 @@ def test_missing_columns_score_like_missing_values() -> None:
     nan_rows = pd.DataFrame({"variant_id": [None], "a": [np.nan], "b": [np.nan]}, dtype=object)
     expected = model.predict_proba(nan_rows.astype({"a": float, "b": float}))[:, 1]  # type: ignore[attr-defined]
     np.testing.assert_allclose(compiled.predict({}, 1), expected, atol=1e-12)
+
+
+def test_rows_of_records_equal_the_column_matrix() -> None:
+    model, x = _fit(["variant_id"], "isotonic")
+    compiled = CompiledModel(model)
+    x = x.head(50).copy()
+    x.loc[x.index[:3], "variant_id"] = "never-seen"
+    x.loc[x.index[3], "a"] = np.nan
+    records: list[dict[str, Any]] = x.to_dict("records")  # type: ignore[assignment]
+    records[4].pop("b")  # a missing name is a missing value
+    columns = {c: x[c].to_numpy() for c in x.columns}
+    columns["b"] = columns["b"].copy()
+    columns["b"][4] = np.nan
+    np.testing.assert_array_equal(compiled.rows(records), compiled.matrix(columns, len(x)))
+    np.testing.assert_array_equal(
+        compiled.rows(records[:1]), compiled.matrix({k: v[0] for k, v in columns.items()}, 1)
+    )
+    assert compiled.rows([]).shape == (0, len(compiled.features))

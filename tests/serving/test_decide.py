@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -58,7 +59,7 @@ def make_engine(
     s = settings.model_copy(
         update={"decisions": DecisionSettings(**{"send_time_exploration": 0.0, **decisions})}
     )
-    rows = {
+    rows: dict[str, dict[str, Any]] = {
         "r-tokyo": {"timezone": "Asia/Tokyo", "opens_90d": 5, "open_rate_30d": 0.4},
         "r-gone": {"is_unsubscribed": 1},
     }
@@ -221,7 +222,7 @@ def test_hours_are_ranked_before_calibration_flattens_them(
     models = planted_models(Settings())
     send_time = models.models[ModelKind.SEND_TIME].model
     # An isotonic calibrator is a step function: here every hour gets the same probability.
-    send_time._calibrate = lambda raw: np.full_like(raw, 0.2)  # type: ignore[method-assign]
+    send_time._calibrate = lambda raw: np.full_like(raw, 0.2)
     out = make_engine(settings, store, models).decide(request())
     assert out.send_at is not None
     assert out.send_at.astimezone(ZoneInfo("Asia/Tokyo")).hour == 10
@@ -236,6 +237,9 @@ class _Echo:
 
     def matrix(self, features: dict[str, Any], n: int) -> np.ndarray:
         return np.zeros((n, 2))
+
+    def rows(self, records: list[dict[str, Any]]) -> np.ndarray:
+        return np.zeros((len(records), 2))
 
     def raw_matrix(self, x: np.ndarray) -> np.ndarray:
         return x[:, 1].copy()
@@ -266,3 +270,40 @@ def test_late_hour_affinity_sums_the_late_profile_over_neighbouring_hours() -> N
     (scores,) = _score_hours(_Echo("late_hour_affinity"), [draft], [cand])  # type: ignore[list-item]
     assert scores is not None
     np.testing.assert_allclose(scores, np.isin(cand.local_hour, [18, 19, 20]).astype(float))
+
+
+class RecordingModel:
+    """Passes predictions through and keeps the input columns the engine handed over."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.columns: list[dict[str, Any]] = []
+
+    def predict(self, columns: dict[str, Any], n: int) -> Any:
+        self.columns.append(dict(columns))
+        return self.inner.predict(columns, n)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def test_engagement_model_sees_the_chosen_variants_history(
+    settings: Settings, store: DecisionStore, models: ModelSet
+) -> None:
+    loaded = models.models[ModelKind.ENGAGEMENT]
+    recording = RecordingModel(loaded.model)
+    spy = ModelSet(settings)
+    spy.models = {**models.models, ModelKind.ENGAGEMENT: replace(loaded, model=recording)}
+    features = InMemoryFeatureClient(
+        {"r-tokyo": {"timezone": "Asia/Tokyo", "click_rate_90d": 0.1}},
+        variants={("r-tokyo", "v1"): {"variant_click_rate_90d": 0.3, "variant_deliveries_90d": 5}},
+    )
+    engine = make_engine(settings, store, spy, features=features)
+    out = engine.decide(request(variants=["v1"]))
+    assert out.variant_id == "v1" and out.scores.p_click is not None
+    seen = recording.columns[-1]
+    assert seen["variant_id"] == ["v1"]
+    assert seen["variant_click_rate_90d"] == [0.3] and seen["variant_deliveries_90d"] == [5]
+    assert seen["variant_click_lift"].tolist() == pytest.approx([3.0])
+    # the hour affinities at the chosen send hour, as in training
+    assert {"hour_affinity", "late_hour_affinity", "send_hour_rate"} <= set(seen)

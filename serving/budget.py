@@ -1,0 +1,113 @@
+"""The render path's time budget for reads that may be slow (feature store, decision store).
+
+With a budget, each read runs on a small pool of threads and the caller waits at most until
+the deadline; a read still running then is abandoned (its thread finishes it and drops the
+result) and the caller takes its documented fallback. Without a budget (``budget_ms = 0``)
+reads run inline: no thread hand-off, but no bound either.
+
+Examples
+--------
+>>> guard = ReadGuard(budget_ms=50)
+>>> deadline = guard.deadline()
+>>> guard.result(guard.start(lambda: 42), deadline)
+42
+>>> import time
+>>> slow = guard.start(lambda: time.sleep(0.2))
+>>> guard.result(slow, guard.deadline())
+Traceback (most recent call last):
+...
+serving.budget.BudgetExceededError: the read took longer than the 50 ms budget
+>>> guard.close()
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Generic, TypeVar
+
+__all__ = ["BudgetExceededError", "Pending", "ReadGuard"]
+
+T = TypeVar("T")
+
+
+class BudgetExceededError(TimeoutError):
+    """A read did not finish within the render budget."""
+
+
+class Pending(Generic[T]):
+    """A read started by :meth:`ReadGuard.start`: a future, or the value when run inline."""
+
+    __slots__ = ("_error", "_future", "_value")
+
+    def __init__(
+        self,
+        future: Future[T] | None = None,
+        value: T | None = None,
+        error: BaseException | None = None,
+    ) -> None:
+        self._future = future
+        self._value = value
+        self._error = error
+
+
+class ReadGuard:
+    """Runs reads within ``budget_ms`` milliseconds of a deadline (``0``: inline, unbounded).
+
+    Parameters
+    ----------
+    budget_ms : float
+        Time a render-path decision may spend reading before it falls back.
+    threads : int, optional
+        Reads that may run at once; further reads queue (and count against their budget).
+    """
+
+    def __init__(self, budget_ms: float, *, threads: int = 4) -> None:
+        if budget_ms < 0:
+            raise ValueError(f"budget_ms must be >= 0, got {budget_ms}")
+        self.budget = budget_ms / 1e3
+        self._pool = (
+            ThreadPoolExecutor(threads, thread_name_prefix="render-read") if budget_ms else None
+        )
+
+    def deadline(self) -> float:
+        """The ``time.monotonic()`` by which reads started now must finish."""
+        return time.monotonic() + self.budget
+
+    def start(self, read: Callable[[], T]) -> Pending[T]:
+        """Start ``read`` (inline without a budget); collect it with :meth:`result`."""
+        if self._pool is None:
+            try:
+                return Pending(value=read())
+            except Exception as exc:  # re-raised by result(), like a future's
+                return Pending(error=exc)
+        return Pending(future=self._pool.submit(read))
+
+    def result(self, pending: Pending[T], deadline: float) -> T:
+        """The value of a started read, waiting at most until ``deadline``.
+
+        Raises
+        ------
+        BudgetExceededError
+            The read is still running at the deadline.
+        Exception
+            Whatever the read raised.
+        """
+        if pending._future is None:
+            if pending._error is not None:
+                raise pending._error
+            return pending._value  # type: ignore[return-value]
+        try:
+            return pending._future.result(timeout=max(deadline - time.monotonic(), 0.0))
+        except FutureTimeout:
+            pending._future.cancel()
+            raise BudgetExceededError(
+                f"the read took longer than the {self.budget * 1e3:.0f} ms budget"
+            ) from None
+
+    def close(self) -> None:
+        """Stop the threads (reads still running finish first)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,142 @@
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pytest
+
+from features.online import FeatureRow, InMemoryFeatureClient
+from inboxlab.records import Action
+from inboxlab.settings import DecisionSettings, Settings
+from serving.budget import BudgetExceededError, ReadGuard
+from serving.decide import DecisionEngine
+from serving.schemas import DecisionRequest
+from serving.scoring.models import ModelSet
+from serving.store import DecisionStore
+from serving.store.experiments import ExperimentStore
+from tests.serving.models import planted_models
+
+NOW = datetime(2026, 3, 2, 0, 30, tzinfo=UTC)
+BUDGET_MS = 250.0  # generous: a loaded CI machine must still meet it with the fast reads
+SLOW_S = 3.0
+
+
+class SlowFeatures(InMemoryFeatureClient):
+    """A feature client that answers, correctly, ``seconds`` late."""
+
+    def __init__(self, seconds: float = SLOW_S) -> None:
+        super().__init__({"r-1": {"timezone": "Asia/Tokyo"}})
+        self.seconds = seconds
+
+    def get_many(self, recipient_ids: Sequence[str]) -> dict[str, FeatureRow]:
+        time.sleep(self.seconds)
+        return super().get_many(recipient_ids)
+
+
+class SlowStore(DecisionStore):
+    """A real decision store whose recipient reads take ``SLOW_S`` seconds."""
+
+    def recipient_states(self, *args: Any, **kwargs: Any) -> Any:
+        time.sleep(SLOW_S)
+        return super().recipient_states(*args, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def models() -> ModelSet:
+    return planted_models(Settings())
+
+
+@pytest.fixture
+def slow_store(settings: Settings) -> Iterator[DecisionStore]:
+    s = SlowStore(settings.decision_store_url)
+    s.create_schema()
+    yield s
+    s.close()
+
+
+def engine(settings: Settings, store: DecisionStore, models: ModelSet, features: Any) -> Any:
+    s = settings.model_copy(update={"decisions": DecisionSettings(budget_ms=BUDGET_MS)})
+    return DecisionEngine(
+        s, store, ExperimentStore(store.engine), features, models, np.random.default_rng(0)
+    )
+
+
+def request() -> DecisionRequest:
+    return DecisionRequest(recipient_id="r-1", campaign_id="c1", now=NOW)
+
+
+def timed(eng: DecisionEngine) -> tuple[Any, float]:
+    started = time.perf_counter()
+    out = eng.decide(request())
+    return out, time.perf_counter() - started
+
+
+def test_slow_features_fall_back_to_defaults_within_the_budget(
+    settings: Settings, models: ModelSet
+) -> None:
+    store = DecisionStore(settings.decision_store_url)
+    store.create_schema()
+    eng = engine(settings, store, models, SlowFeatures())
+    out, seconds = timed(eng)
+    assert seconds < SLOW_S / 2
+    assert out.action is Action.SEND
+    assert "features_timeout" in out.reasons
+    assert out.scores.p_open is not None  # scored on cold-start defaults
+    stored = store.get_decision(out.decision_id)
+    assert stored is not None and "features_timeout" in stored.reasons
+    eng.close()
+    store.close()
+
+
+def test_a_slow_decision_store_suppresses_within_the_budget(
+    settings: Settings, slow_store: DecisionStore, models: ModelSet
+) -> None:
+    features = InMemoryFeatureClient({"r-1": {"timezone": "Asia/Tokyo"}})
+    eng = engine(settings, slow_store, models, features)
+    out, seconds = timed(eng)
+    assert seconds < SLOW_S / 2
+    assert out.action is Action.SUPPRESS
+    assert out.reasons == ["recipient_state_unavailable"]
+    eng.close()
+
+
+def test_without_a_budget_reads_run_inline_and_wait(settings: Settings, models: ModelSet) -> None:
+    store = DecisionStore(settings.decision_store_url)
+    store.create_schema()
+    eng = DecisionEngine(
+        settings,
+        store,
+        ExperimentStore(store.engine),
+        SlowFeatures(0.3),
+        models,
+        np.random.default_rng(0),
+    )
+    out, seconds = timed(eng)
+    assert seconds >= 0.3
+    assert "features_timeout" not in out.reasons
+    eng.close()
+    store.close()
+
+
+def test_guard_reraises_what_the_read_raised() -> None:
+    for budget in (0.0, 50.0):
+        guard = ReadGuard(budget)
+
+        def fail() -> None:
+            raise OSError("store down")
+
+        with pytest.raises(OSError, match="store down"):
+            guard.result(guard.start(fail), guard.deadline())
+        guard.close()
+
+
+def test_guard_times_out_and_refuses_negative_budgets() -> None:
+    guard = ReadGuard(10)
+    with pytest.raises(BudgetExceededError, match="10 ms budget"):
+        guard.result(guard.start(lambda: time.sleep(0.5)), guard.deadline())
+    guard.close()
+    with pytest.raises(ValueError, match="budget_ms must be >= 0, got -1"):
+        ReadGuard(-1)
