@@ -5,7 +5,8 @@ Run as a script from the project root, on a *copy* of a prepared demo (``inboxla
     INBOXLAB_DATA_DIR=/tmp/loop1/data \\
     INBOXLAB_MLFLOW__TRACKING_URI=sqlite:////tmp/loop1/mlflow.db \\
     INBOXLAB_MLFLOW__ARTIFACT_LOCATION=/tmp/loop1/artifacts \\
-    .venv/bin/python benchmarks/bench_closed_loop.py [--campaigns 20] [--audience 4000]
+    .venv/bin/python benchmarks/bench_closed_loop.py [--campaigns 20] [--audience 4000] \\
+        [--experiments loop-bandit,demo-content-bandit]
 
 It starts ``inboxlab serve`` on a free loopback port (allocations refreshed every 0.5 s),
 creates a non-contextual bandit ``loop-bandit`` beside the demo's contextual
@@ -93,6 +94,11 @@ def main() -> None:
     parser.add_argument("--campaigns", type=int, default=20)
     parser.add_argument("--audience", type=int, default=4_000)
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument(
+        "--experiments",
+        default="loop-bandit,demo-content-bandit",
+        help="comma-separated experiments to run, in order",
+    )
     args = parser.parse_args()
     data_dir = Path(os.environ.get("INBOXLAB_DATA_DIR", "data"))
     truth = GroundTruth.load(data_dir / "truth")
@@ -110,7 +116,7 @@ def main() -> None:
         with httpx.Client(base_url=url, headers=headers, timeout=600) as client:
             if client.get(f"/v1/experiments/{EXPERIMENT['id']}").status_code == 404:
                 client.post("/v1/experiments", json=EXPERIMENT).raise_for_status()
-            for k, experiment in enumerate(("loop-bandit", "demo-content-bandit")):
+            for k, experiment in enumerate(args.experiments.split(",")):
                 rng = np.random.default_rng([args.seed, k])
                 config = LoopConfig(
                     experiment,

@@ -1,0 +1,180 @@
+"""Materialization into the SQLite online store through Feast, against reading the same rows.
+
+Run from the project root::
+
+    .venv/bin/python benchmarks/bench_features_materialize.py                # 100,000 recipients
+    .venv/bin/python benchmarks/bench_features_materialize.py --recipients 10000
+
+Writes one day of synthetic snapshots for N recipients in the feature-table layout (the
+engagement and send-time tables with every column their Feast views declare), then, each in
+its own child process under ``/usr/bin/time -v`` (so each has its own peak RSS):
+
+* ``materialize``: :func:`features.store.materialize` — Feast applies the repository and
+  loads the newest snapshot of each view into ``{data_dir}/feast/online.db`` (time per view
+  from its progress callback);
+* baseline: reading the same rows from Parquet with pyarrow (what any loader must at least
+  do), in the same run.
+
+Afterwards a sample of recipients is read back with Feast's ``get_online_features`` and
+compared with the Parquet rows, so the figure is for a load that wrote the right values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from features.engineering.tables import (
+    ENGAGEMENT_FEATURES,
+    ENGAGEMENT_TABLE,
+    SEND_TIME_FEATURES,
+    SEND_TIME_TABLE,
+    feature_type,
+    table_dir,
+)
+from inboxlab.settings import Settings
+
+DAY = datetime(2026, 3, 1, tzinfo=UTC)
+TABLES = {ENGAGEMENT_TABLE: ENGAGEMENT_FEATURES, SEND_TIME_TABLE: SEND_TIME_FEATURES}
+VIEWS = {"recipient_engagement": ENGAGEMENT_TABLE, "recipient_send_time": SEND_TIME_TABLE}
+
+
+def _path(data: Path, table: str) -> Path:
+    return table_dir(Settings(data_dir=data), table) / f"date={DAY.date()}" / "part-0.parquet"
+
+
+def write_snapshots(data: Path, recipients: int) -> None:
+    """One snapshot day of both feature tables for ``recipients`` recipients."""
+    rng = np.random.default_rng(0)
+    ids = pa.array([f"r{i:07d}" for i in range(recipients)])
+    stamp = pa.array([DAY] * recipients, pa.timestamp("us", tz="UTC"))
+    zones = np.array(["Europe/Berlin", "America/New_York", "Asia/Tokyo", "UTC"])
+    for table, names in TABLES.items():
+        cols: dict[str, pa.Array] = {"recipient_id": ids}
+        for name in names:
+            kind = feature_type(name)
+            if kind is str:
+                cols[name] = pa.array(zones[rng.integers(0, len(zones), recipients)])
+            elif kind is float:
+                cols[name] = pa.array(rng.random(recipients))
+            else:
+                cols[name] = pa.array(rng.integers(0, 50, recipients))
+        cols["event_timestamp"] = stamp
+        cols["created_at"] = stamp
+        path = _path(data, table)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.table(cols), path)
+
+
+def _child_materialize(data: Path) -> dict[str, float]:
+    from features.store import materialize
+
+    marks: list[tuple[str, float]] = []
+    start = time.perf_counter()
+    materialize(Settings(data_dir=data), progress=lambda v: marks.append((v, time.perf_counter())))
+    end = time.perf_counter()
+    per_view = {
+        name: (marks[i + 1][1] if i + 1 < len(marks) else end) - at
+        for i, (name, at) in enumerate(marks)
+    }
+    return {"total": end - start, "setup": marks[0][1] - start if marks else 0.0, **per_view}
+
+
+def _child_read(data: Path) -> dict[str, float]:
+    times: dict[str, float] = {}
+    start = time.perf_counter()
+    for view, table in VIEWS.items():
+        at = time.perf_counter()
+        pq.read_table(_path(data, table))
+        times[view] = time.perf_counter() - at
+    return {"total": time.perf_counter() - start, **times}
+
+
+def _measure(which: str, data: Path) -> tuple[dict[str, float], float]:
+    """Run one step in a child under ``/usr/bin/time -v``: its times and peak RSS (GiB)."""
+    cmd = ["/usr/bin/time", "-v", sys.executable, __file__, "--child", which, "--data", str(data)]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{which} failed:\n{done.stderr[-3000:]}")
+    rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)
+    if rss is None:
+        raise RuntimeError(f"no peak RSS in the output of /usr/bin/time:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1]), int(rss.group(1)) / 1024 / 1024
+
+
+def check_online(data: Path, sample: int = 200) -> int:
+    """Compare ``get_online_features`` of ``sample`` recipients with the Parquet rows.
+
+    Returns the number of values compared; raises ``AssertionError`` naming the first
+    feature whose online value differs.
+    """
+    from features.store import feature_store
+
+    store = feature_store(Settings(data_dir=data))
+    compared = 0
+    for view, table in VIEWS.items():
+        rows = pq.read_table(_path(data, table)).slice(0, sample).to_pylist()
+        names = list(TABLES[table])
+        online = store.get_online_features(
+            features=[f"{view}:{n}" for n in names],
+            entity_rows=[{"recipient_id": r["recipient_id"]} for r in rows],
+        ).to_dict()
+        for name in names:
+            for i, row in enumerate(rows):
+                got, want = online[name][i], row[name]
+                same = got == want or (isinstance(want, float) and abs(got - want) < 1e-12)
+                assert same, f"{view}:{name} of {row['recipient_id']}: online {got!r} != {want!r}"
+                compared += 1
+    return compared
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipients", type=int, default=100_000)
+    parser.add_argument("--child", choices=["materialize", "read"], help=argparse.SUPPRESS)
+    parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        run = _child_materialize if args.child == "materialize" else _child_read
+        print(json.dumps(run(args.data)))
+        return 0
+    with tempfile.TemporaryDirectory(prefix="inboxlab-bench-materialize-") as tmp:
+        data = Path(tmp)
+        write_snapshots(data, args.recipients)
+        read, read_rss = _measure("read", data)
+        loaded, load_rss = _measure("materialize", data)
+        compared = check_online(data)
+    n = args.recipients
+    print(f"{n:,} recipients, one snapshot day; online values checked: {compared:,}")
+    print(f"{'step':44} {'seconds':>8} {'µs/value':>9} {'peak RSS GiB':>13}")
+    print(f"{'apply the repository (registry, tables)':44} {loaded['setup']:8.2f}")
+    for view, table in VIEWS.items():
+        values = n * len(TABLES[table])
+        label = f"materialize {view} ({len(TABLES[table])} features)"
+        print(f"{label:44} {loaded[view]:8.2f} {loaded[view] / values * 1e6:9.2f}")
+    total_values = n * sum(len(v) for v in TABLES.values())
+    print(
+        f"{'materialize, whole call (apply + both views)':44} {loaded['total']:8.2f} "
+        f"{loaded['total'] / total_values * 1e6:9.2f} {load_rss:13.2f}"
+    )
+    print(
+        f"{'baseline: pyarrow read of the same rows':44} {read['total']:8.2f} "
+        f"{read['total'] / total_values * 1e6:9.2f} {read_rss:13.2f}"
+    )
+    print(f"materialize / read: {loaded['total'] / read['total']:.0f}×")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
