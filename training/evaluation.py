@@ -334,50 +334,30 @@ def evaluate_against_truth(
     its event log. A random ``holdout_share`` of recipients is kept out of the send-time
     training set and used for the send-time comparison.
     """
-    step = progress or (lambda _msg: None)
     clock = _Clock()
     truth = prepare_world(settings, config, progress)
     clock.lap("simulate + import + features")
-    day = config.end
-    rng = np.random.default_rng(seed)
-    all_ids = list(truth.population.recipient_ids)
-    held = set(rng.choice(all_ids, size=int(holdout_share * len(all_ids)), replace=False).tolist())
-
-    step("training the engagement model")
-    eng_data = build_training_set(settings, spec_for(ModelKind.ENGAGEMENT), progress=progress)
-    eng = fit_and_evaluate(
-        eng_data.frame, "clicked", eng_data.numeric, eng_data.categorical, params=params, seed=seed
+    eng = evaluate_engagement_against_truth(
+        settings, config, seed=seed, params=params, progress=progress, truth=truth
     )
-    clock.lap("engagement training set + fit")
-    step("training the send-time model without the held-out recipients")
-    st_data = build_training_set(settings, spec_for(ModelKind.SEND_TIME), progress=progress)
-    st_frame = st_data.frame[~st_data.frame["recipient_id"].isin(held)]
-    st = fit_and_evaluate(
-        st_frame,
-        "opened",
-        st_data.numeric,
-        st_data.categorical,
-        params={**spec_for(ModelKind.SEND_TIME).lgbm_params, **(params or {})},
+    st = evaluate_send_time_against_truth(
+        settings,
+        config,
+        holdout_share=holdout_share,
         seed=seed,
+        params=params,
+        progress=progress,
+        truth=truth,
     )
-    clock.lap("send-time training set + fit")
-
-    step(f"sending the holdout day {day} into the simulated world")
-    engagement = engagement_quality(settings, truth, eng, day=day, seed=seed)
-    clock.lap("engagement vs truth")
-    step(f"scoring 24 hours for {len(held):,} held-out recipients")
-    fixed = fixed_hour_policy(st_data.frame)
-    send_time = send_time_quality(settings, truth, st, sorted(held), day=day, fixed=fixed)
-    clock.lap("send-time vs truth")
     return QualityReport(
         config=config,
-        engagement=engagement,
-        send_time=send_time,
-        engagement_holdout_auc=eng.metrics["roc_auc"],
-        send_time_holdout_auc=st.metrics["roc_auc"],
-        rows_engagement=len(eng_data.frame),
-        rows_send_time=len(st_frame),
-        seconds=clock.laps,
+        engagement=eng.engagement,
+        send_time=st.send_time,
+        engagement_holdout_auc=eng.engagement_holdout_auc,
+        send_time_holdout_auc=st.send_time_holdout_auc,
+        rows_engagement=eng.rows_engagement,
+        rows_send_time=st.rows_send_time,
+        seconds={**clock.laps, **eng.seconds, **st.seconds},
     )
 
 
@@ -399,12 +379,18 @@ def evaluate_engagement_against_truth(
     seed: int = 0,
     params: dict[str, object] | None = None,
     progress: Progress | None = None,
+    truth: GroundTruth | None = None,
 ) -> EngagementReport:
-    """The engagement half of :func:`evaluate_against_truth`, without the send-time model."""
+    """The engagement half of :func:`evaluate_against_truth`, without the send-time model.
+
+    With ``truth``, the world is taken as already prepared in ``settings`` (same config);
+    otherwise it is simulated and its features built first.
+    """
     step = progress or (lambda _msg: None)
     clock = _Clock()
-    truth = prepare_world(settings, config, progress)
-    clock.lap("simulate + import + features")
+    if truth is None:
+        truth = prepare_world(settings, config, progress)
+        clock.lap("simulate + import + features")
     step("training the engagement model")
     data = build_training_set(settings, spec_for(ModelKind.ENGAGEMENT), progress=progress)
     fit = fit_and_evaluate(
