@@ -21,7 +21,8 @@ import json
 import sys
 import tempfile
 import time
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import asdict, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,18 @@ TARGET_CALIBRATION = 0.01
 TARGET_LIFT_SHARE = 0.70
 
 
-def _simulated(recipients: int, days: int, seed: int, work: Path) -> dict[str, Any]:
+#: What each ``--only`` choice runs; ``None`` is the whole pipeline.
+EVALUATORS: dict[str | None, Callable[..., Any]] = {
+    None: evaluate_against_truth,
+    "engagement": evaluate_engagement_against_truth,
+    "send-time": evaluate_send_time_against_truth,
+}
+
+
+def _simulated(
+    evaluate: Callable[..., Any], recipients: int, days: int, seed: int, work: Path
+) -> dict[str, Any]:
+    """Run one evaluator on a fresh simulated world; its report's fields as plain values."""
     settings = Settings(
         data_dir=work / "data",
         mlflow=MlflowSettings(
@@ -53,59 +65,25 @@ def _simulated(recipients: int, days: int, seed: int, work: Path) -> dict[str, A
     def progress(message: str) -> None:
         print(f"[{time.perf_counter() - start:7.1f} s] {message}", flush=True)
 
-    report = evaluate_against_truth(settings, config, seed=seed, progress=progress)
-    return {
-        "recipients": recipients,
-        "days": days,
-        "seed": seed,
-        "rows_engagement": report.rows_engagement,
-        "rows_send_time": report.rows_send_time,
-        "engagement_holdout_auc": report.engagement_holdout_auc,
-        "send_time_holdout_auc": report.send_time_holdout_auc,
-        "engagement": asdict(report.engagement),
-        "send_time": asdict(report.send_time),
-        "seconds": report.seconds,
-    }
+    report = evaluate(settings, config, seed=seed, progress=progress)
+    out: dict[str, Any] = {"recipients": recipients, "days": days, "seed": seed}
+    for f in fields(report):
+        if f.name != "config":
+            value = getattr(report, f.name)
+            out[f.name] = (
+                asdict(value) if is_dataclass(value) and not isinstance(value, type) else value
+            )
+    return out
 
 
-def _send_time_only(recipients: int, days: int, seed: int, work: Path) -> dict[str, Any]:
-    settings = Settings(data_dir=work / "data")
-    config = SimulationConfig(recipients=recipients, days=days, seed=seed)
-    start = time.perf_counter()
-
-    def progress(message: str) -> None:
-        print(f"[{time.perf_counter() - start:7.1f} s] {message}", flush=True)
-
-    report = evaluate_send_time_against_truth(settings, config, seed=seed, progress=progress)
-    return {
-        "recipients": recipients,
-        "days": days,
-        "seed": seed,
-        "rows_send_time": report.rows_send_time,
-        "send_time_holdout_auc": report.send_time_holdout_auc,
-        "send_time": asdict(report.send_time),
-        "seconds": report.seconds,
-    }
-
-
-def _engagement_only(recipients: int, days: int, seed: int, work: Path) -> dict[str, Any]:
-    settings = Settings(data_dir=work / "data")
-    config = SimulationConfig(recipients=recipients, days=days, seed=seed)
-    start = time.perf_counter()
-
-    def progress(message: str) -> None:
-        print(f"[{time.perf_counter() - start:7.1f} s] {message}", flush=True)
-
-    report = evaluate_engagement_against_truth(settings, config, seed=seed, progress=progress)
-    return {
-        "recipients": recipients,
-        "days": days,
-        "seed": seed,
-        "rows_engagement": report.rows_engagement,
-        "engagement_holdout_auc": report.engagement_holdout_auc,
-        "engagement": asdict(report.engagement),
-        "seconds": report.seconds,
-    }
+def _targets_met(simulated: dict[str, Any]) -> bool:
+    """Whether every model the run judged meets its target."""
+    ok = True
+    if (eng := simulated.get("engagement")) is not None:
+        ok &= eng["auc_ratio"] >= TARGET_AUC_RATIO and eng["ece"] < TARGET_CALIBRATION
+    if (st := simulated.get("send_time")) is not None:
+        ok &= st["lift_share"] >= TARGET_LIFT_SHARE
+    return bool(ok)
 
 
 def _cdnow(work: Path) -> dict[str, Any] | None:
@@ -130,36 +108,17 @@ def main(argv: list[str] | None = None) -> int:
         "--only", choices=["send-time", "engagement"], default=None, help="judge only this model"
     )
     args = parser.parse_args(argv)
-    if args.only == "engagement":
-        with tempfile.TemporaryDirectory(prefix="inboxlab-quality-") as tmp:
-            eng_only = _engagement_only(args.recipients, args.days, args.seed, Path(tmp))
-        text = json.dumps({"simulated": eng_only}, indent=2, default=float)
-        print(text)
-        if args.json:
-            args.json.write_text(text + "\n")
-        met = eng_only["engagement"]
-        return 0 if met["auc_ratio"] >= TARGET_AUC_RATIO and met["ece"] < TARGET_CALIBRATION else 1
-    if args.only == "send-time":
-        with tempfile.TemporaryDirectory(prefix="inboxlab-quality-") as tmp:
-            only = _send_time_only(args.recipients, args.days, args.seed, Path(tmp))
-        print(json.dumps({"simulated": only}, indent=2, default=float))
-        if args.json:
-            args.json.write_text(json.dumps({"simulated": only}, indent=2, default=float) + "\n")
-        return 0 if only["send_time"]["lift_share"] >= TARGET_LIFT_SHARE else 1
     with tempfile.TemporaryDirectory(prefix="inboxlab-quality-") as tmp:
         work = Path(tmp)
-        simulated = _simulated(args.recipients, args.days, args.seed, work)
-        figures = {"simulated": simulated, "cdnow": _cdnow(work)}
+        simulated = _simulated(EVALUATORS[args.only], args.recipients, args.days, args.seed, work)
+        figures: dict[str, Any] = {"simulated": simulated}
+        if args.only is None:
+            figures["cdnow"] = _cdnow(work)
     text = json.dumps(figures, indent=2, default=float)
     print(text)
     if args.json:
         args.json.write_text(text + "\n")
-    eng, st = simulated["engagement"], simulated["send_time"]
-    ok = (
-        eng["auc_ratio"] >= TARGET_AUC_RATIO
-        and eng["ece"] < TARGET_CALIBRATION
-        and st["lift_share"] >= TARGET_LIFT_SHARE
-    )
+    ok = _targets_met(simulated)
     print("targets met" if ok else "targets missed", file=sys.stderr)
     return 0 if ok else 1
 
