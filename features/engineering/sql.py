@@ -76,6 +76,7 @@ __all__ = [
     "RecipientRange",
     "Statement",
     "feature_statements",
+    "machine_open",
     "recipient_statements",
     "shared_statements",
 ]
@@ -120,17 +121,30 @@ class Statement:
     sql: str
 
 
+def machine_open(event: str, deliveries: str) -> str:
+    """SQL: 1 when the row ``event`` is a machine open, else 0 (see the module docstring).
+
+    ``deliveries`` is the alias of a relation with the ``first_deliver`` time of the event's
+    campaign to its recipient.
+
+    >>> "is_machine_open" in machine_open("e", "d")
+    True
+    """
+    e, d = event, deliveries
+    return f"""CASE
+    WHEN {e}.kind <> 'open' THEN 0
+    WHEN {e}.is_machine_open IS NOT NULL THEN CASE WHEN {e}.is_machine_open THEN 1 ELSE 0 END
+    WHEN {d}.first_deliver IS NOT NULL AND {e}.occurred_at >= {d}.first_deliver
+      AND {e}.occurred_at < {d}.first_deliver + INTERVAL {MACHINE_OPEN_SECONDS} SECOND THEN 1
+    ELSE 0
+  END"""
+
+
 def _labelled_events(end_day: int) -> str:
     # Machine-open heuristic against the first delivery of the same campaign.
     return f"""
 SELECT e.recipient_id, e.kind, e.value, c.day_num, e.campaign_id, e.occurred_at,
-  CASE
-    WHEN e.kind <> 'open' THEN 0
-    WHEN e.is_machine_open IS NOT NULL THEN CASE WHEN e.is_machine_open THEN 1 ELSE 0 END
-    WHEN d.first_deliver IS NOT NULL AND e.occurred_at >= d.first_deliver
-      AND e.occurred_at < d.first_deliver + INTERVAL {MACHINE_OPEN_SECONDS} SECOND THEN 1
-    ELSE 0
-  END AS is_machine,
+  {machine_open("e", "d")} AS is_machine,
   CASE
     WHEN e.kind = 'open' AND d.first_deliver IS NOT NULL
       AND e.occurred_at >= d.first_deliver + INTERVAL {LATE_OPEN_SECONDS} SECOND THEN 1

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from features.engineering.sql import MACHINE_OPEN_SECONDS, Statement
+from features.engineering.sql import Statement, machine_open
 from features.engineering.tables import VARIANT_TABLE
 
 __all__ = [
@@ -67,13 +67,7 @@ def _variant_events(first_day: int, last_day: int) -> str:
 SELECT e.recipient_id, COALESCE(e.variant_id, k.send_variant) AS variant_id, c.day_num,
   CASE WHEN e.kind = 'send' THEN 1 ELSE 0 END AS is_send,
   CASE WHEN e.kind = 'deliver' THEN 1 ELSE 0 END AS is_delivery,
-  CASE
-    WHEN e.kind <> 'open' THEN 0
-    WHEN e.is_machine_open IS NOT NULL THEN CASE WHEN e.is_machine_open THEN 0 ELSE 1 END
-    WHEN k.first_deliver IS NOT NULL AND e.occurred_at >= k.first_deliver
-      AND e.occurred_at < k.first_deliver + INTERVAL {MACHINE_OPEN_SECONDS} SECOND THEN 0
-    ELSE 1
-  END AS is_human_open,
+  CASE WHEN e.kind = 'open' THEN 1 - {machine_open("e", "k")} ELSE 0 END AS is_human_open,
   CASE WHEN e.kind = 'click' THEN 1 ELSE 0 END AS is_click,
   CASE WHEN e.kind = 'convert' THEN 1 ELSE 0 END AS is_conversion
 FROM events e
