@@ -26,6 +26,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from features.engineering.context import utc_offsets, valid_timezone
@@ -125,14 +126,34 @@ def snapshot_range(
     return (first, last) if first <= last else None
 
 
+#: The ``recipients`` relation: validated time zone, and the UTC day (``day_num``) the
+#: recipient joined, null when unknown.
+_RECIPIENTS_SCHEMA = pa.schema(
+    [("recipient_id", pa.string()), ("timezone", pa.string()), ("created_day", pa.int32())]
+)
+
+
 def _recipients(settings: Settings) -> pa.Table:
     path = settings.data_dir / "recipients.parquet"
-    schema = pa.schema([("recipient_id", pa.string()), ("timezone", pa.string())])
     if not path.exists():
-        return schema.empty_table()
-    table = pq.read_table(path, columns=["recipient_id", "timezone"])
+        return _RECIPIENTS_SCHEMA.empty_table()
+    names = pq.read_schema(path).names
+    table = pq.read_table(
+        path, columns=[c for c in ("recipient_id", "timezone", "created_at") if c in names]
+    )
     zones = [valid_timezone(z) for z in table.column("timezone").to_pylist()]
-    return pa.table({"recipient_id": table.column("recipient_id"), "timezone": zones}, schema)
+    if "created_at" in names:
+        # Days since 1970-01-01 of the UTC date: the SQL compares it with ``day_num``.
+        created = pc.cast(
+            pc.cast(pc.cast(table.column("created_at"), pa.timestamp("us", tz="UTC")), pa.date32()),
+            pa.int32(),
+        )
+    else:
+        created = pa.nulls(table.num_rows, pa.int32())
+    return pa.table(
+        {"recipient_id": table.column("recipient_id"), "timezone": zones, "created_day": created},
+        _RECIPIENTS_SCHEMA,
+    )
 
 
 def register_inputs(

@@ -12,7 +12,8 @@ results. Inputs are four relations registered by the caller:
 ``calendar``
     ``day`` (DATE) and ``day_num`` (days since 1970-01-01), covering the log;
 ``recipients``
-    ``recipient_id``, ``timezone`` (validated IANA names; missing recipients mean UTC);
+    ``recipient_id``, ``timezone`` (validated IANA names; missing recipients mean UTC),
+    ``created_day``: the ``day_num`` the recipient joined, null when unknown;
 ``tz_offsets``
     ``timezone``, ``day_num``, ``offset_minutes``: UTC offset at noon UTC of that day.
 
@@ -35,7 +36,14 @@ Packed counts. The eighty integer counts of the grid are packed into a few BIGIN
 fields ``bits`` wide (``52 // bits`` fields a lane, so every lane is exact in DOUBLE too);
 sums and differences of lanes are lanes of sums and differences as long as no field leaves
 ``[0, 2**bits)``, which holds when ``2**bits`` exceeds the most events of one recipient
-(the ``max_events`` the caller passes). A dozen running sums then replace eighty.
+(the ``max_events`` the caller passes). A dozen running sums then replace eighty. The
+per-day counts are packed as they are counted: each event adds a power of two to the lane of
+each field it counts in (its kind; for a human open its local hour, weekday and late hour),
+so ``daily`` sums a dozen lanes instead of counting eighty conditions per event.
+
+Tenure. Days from the day the recipient joined (``created_day`` of ``recipients``) to the
+snapshot, or from the day of the recipient's first event when that is earlier or the join
+day is unknown: a history never starts after its first event.
 
 Send-hour open rates. Each send is followed for 24 hours: it counts as opened when a human
 open of the same campaign comes within that time. Sends are bucketed by the local hour they
@@ -59,7 +67,6 @@ longer.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -168,11 +175,6 @@ _LOCAL_HOUR = "CAST(FLOOR(((local_min + 1440) % 1440) / 60.0) AS INT)"
 _LOCAL_DOW = "(((day_num + 3 + CAST(FLOOR(local_min / 1440.0) AS INT)) % 7) + 7) % 7"
 
 
-def _count(condition: str) -> str:
-    # COUNT of a CASE is BIGINT on both engines (a SUM of 1s is a HUGEINT on DuckDB).
-    return f"COUNT(CASE WHEN {condition} THEN 1 END)"
-
-
 def _in_range(recipients: RecipientRange) -> str:
     lo, hi = recipients
     parts = ["1 = 1"]
@@ -187,35 +189,101 @@ def _quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _daily(recipients: RecipientRange) -> str:
-    hours = ",\n  ".join(
-        f"{_count(f'{_HUMAN_OPEN} AND {_LOCAL_HOUR} = {h}')} AS oh_{h}" for h in range(24)
+def _event_fields() -> list[tuple[str, tuple[str, ...]]]:
+    """Per event, the grid fields it adds one to: the count of its kind and, for a human
+    open, the fields of its local hour, weekday and (if late) late-open hour. Each item is
+    the SQL of a field index into ``_FIELDS`` (NULL: none) and the fields it can name."""
+    by_kind = (
+        ("kind = 'send'", "sends"),
+        ("kind = 'deliver'", "deliveries"),
+        (_HUMAN_OPEN, "opens"),
+        ("kind = 'open' AND is_machine = 1", "machine_opens"),
+        ("kind = 'click'", "clicks"),
+        ("kind = 'convert'", "conversions"),
+        ("kind = 'unsubscribe'", "unsubscribes"),
+        ("kind = 'complaint'", "complaints"),
+        ("kind = 'bounce'", "bounces"),
     )
-    late = ",\n  ".join(
-        f"{_count(f'{_HUMAN_OPEN} AND is_late = 1 AND {_LOCAL_HOUR} = {h}')} AS ol_{h}"
-        for h in range(24)
+    kind = "CASE " + " ".join(f"WHEN {c} THEN {_FIELDS.index(f)}" for c, f in by_kind) + " END"
+    late = f"{_HUMAN_OPEN} AND is_late = 1"
+    return [
+        (kind, tuple(f for _, f in by_kind)),
+        (_field_of(_HUMAN_OPEN, "oh", _LOCAL_HOUR), _HOURS),
+        (_field_of(_HUMAN_OPEN, "od", _LOCAL_DOW), _DOWS),
+        (_field_of(late, "ol", _LOCAL_HOUR), _LATE_HOURS),
+    ]
+
+
+def _field_of(condition: str, group: str, offset: str) -> str:
+    # ``{group}_0`` … are contiguous in ``_FIELDS``, so field ``{group}_k`` is the first + k.
+    return f"CASE WHEN {condition} THEN {_FIELDS.index(f'{group}_0')} + {offset} END"
+
+
+def _packed_counts(
+    source: str, fields: list[tuple[str, tuple[str, ...]]], packing: _Packing
+) -> tuple[str, list[str]]:
+    """The FROM clause and the lane sums that count, per group, the fields named by the rows
+    of ``source`` (``fields`` as in :func:`_event_fields`).
+
+    A row adds ``2 ** (bits * k)`` to the lane holding its field at position ``k``, so one
+    SUM per lane replaces one COUNT per field; no field of a group exceeds the group's count,
+    which :func:`recipient_statements` bounds by ``max_events``.
+    """
+    per_lane, n = packing.per_lane, len(fields)
+    index = ", ".join(f"{sql} AS f_{j}" for j, (sql, _) in enumerate(fields))
+    lane = ", ".join(
+        f"CAST(FLOOR(f_{j} / {_f(float(per_lane))}) AS INT) AS l_{j}" for j in range(n)
     )
-    dows = ",\n  ".join(
-        f"{_count(f'{_HUMAN_OPEN} AND {_LOCAL_DOW} = {d}')} AS od_{d}" for d in range(7)
+    bit = ", ".join(
+        f"CAST(POWER(2, {packing.bits} * (f_{j} - {per_lane} * l_{j})) AS BIGINT) AS b_{j}"
+        for j in range(n)
     )
+    # One step per derived column: an alias cannot be read in its own SELECT on Spark.
+    source = (
+        f"(SELECT *, {bit} FROM (SELECT *, {lane} FROM (SELECT *, {index} FROM {source}) i) l) b"
+    )
+    sums = []
+    for k in packing.lanes_of(tuple(f for _, group in fields for f in group)):
+        terms = [
+            f"CASE WHEN l_{j} = {k} THEN b_{j} ELSE 0 END"
+            for j, (_, group) in enumerate(fields)
+            if k in packing.lanes_of(group)
+        ]
+        sums.append(f"CAST(SUM({' + '.join(terms)}) AS BIGINT) AS lane_{k}")
+    return source, sums
+
+
+#: The counts of kinds that later steps read by name from ``daily``.
+_DAILY_COUNTS = (
+    "sends",
+    "deliveries",
+    "opens",
+    "clicks",
+    "conversions",
+    "unsubscribes",
+    "complaints",
+    "bounces",
+)
+
+
+def _daily(recipients: RecipientRange, packing: _Packing) -> str:
+    source, sums = _packed_counts(
+        f"(SELECT * FROM labelled_events WHERE {_in_range(recipients)}) e",
+        _event_fields(),
+        packing,
+    )
+    counts = ",\n  ".join(f"{packing.unpack(c, 'lane_')} AS {c}" for c in _DAILY_COUNTS)
+    lanes = ",\n    ".join(sums)
     return f"""
-SELECT recipient_id, day_num,
-  {_count("kind = 'send'")} AS sends,
-  {_count("kind = 'deliver'")} AS deliveries,
-  {_count(_HUMAN_OPEN)} AS opens,
-  {_count("kind = 'open' AND is_machine = 1")} AS machine_opens,
-  {_count("kind = 'click'")} AS clicks,
-  {_count("kind = 'convert'")} AS conversions,
-  SUM(CASE WHEN kind = 'convert' THEN COALESCE(value, 0.0) ELSE 0.0 END) AS revenue,
-  {_count("kind = 'unsubscribe'")} AS unsubscribes,
-  {_count("kind = 'complaint'")} AS complaints,
-  {_count("kind = 'bounce'")} AS bounces,
-  {hours},
-  {late},
-  {dows}
-FROM labelled_events
-WHERE {_in_range(recipients)}
-GROUP BY recipient_id, day_num"""
+SELECT a.*,
+  {counts}
+FROM (
+  SELECT recipient_id, day_num,
+    {lanes},
+    SUM(CASE WHEN kind = 'convert' THEN COALESCE(value, 0.0) ELSE 0.0 END) AS revenue
+  FROM {source}
+  GROUP BY recipient_id, day_num
+) a"""
 
 
 def _send_outcomes() -> str:
@@ -240,25 +308,29 @@ LEFT JOIN (
 GROUP BY s.recipient_id, s.campaign_id, s.occurred_at, s.day_num, s.local_min"""
 
 
-def _send_daily(recipients: RecipientRange) -> str:
-    cols = [f"{_count(f'bucket = {b}')} AS ss_{b}" for b in range(SEND_BUCKETS)]
-    cols += [f"{_count(f'bucket = {b} AND opened = 1')} AS so_{b}" for b in range(SEND_BUCKETS)]
-    body = ",\n  ".join(cols)
-    return (
-        f"SELECT recipient_id, day_num,\n  {body}\n"
-        f"FROM send_outcomes WHERE {_in_range(recipients)} GROUP BY recipient_id, day_num"
+def _send_daily(recipients: RecipientRange, packing: _Packing) -> str:
+    fields = [
+        (f"{_FIELDS.index('ss_0')} + bucket", _SEND_PROFILE[:SEND_BUCKETS]),
+        (
+            f"CASE WHEN opened = 1 THEN {_FIELDS.index('so_0')} + bucket END",
+            _SEND_PROFILE[SEND_BUCKETS:],
+        ),
+    ]
+    source, sums = _packed_counts(
+        f"(SELECT * FROM send_outcomes WHERE {_in_range(recipients)}) o", fields, packing
     )
+    body = ",\n  ".join(sums)
+    return f"SELECT recipient_id, day_num,\n  {body}\nFROM {source}\nGROUP BY recipient_id, day_num"
 
 
 _SEND_PROFILE = (
     *(f"ss_{b}" for b in range(SEND_BUCKETS)),
     *(f"so_{b}" for b in range(SEND_BUCKETS)),
 )
-_OPEN_PROFILE = (
-    *(f"oh_{h}" for h in range(24)),
-    *(f"od_{d}" for d in range(7)),
-    *(f"ol_{h}" for h in range(24)),
-)
+_HOURS = tuple(f"oh_{h}" for h in range(24))
+_DOWS = tuple(f"od_{d}" for d in range(7))
+_LATE_HOURS = tuple(f"ol_{h}" for h in range(24))
+_OPEN_PROFILE = (*_HOURS, *_DOWS, *_LATE_HOURS)
 _PROFILE = (*_OPEN_PROFILE, *_SEND_PROFILE)
 _LAST = {
     "send": "sends",
@@ -312,13 +384,6 @@ class _Packing:
     def lanes_of(self, fields: tuple[str, ...]) -> list[int]:
         return sorted({self.place(f)[0] for f in fields})
 
-    def pack(self, lane: int, value: Callable[[str], str]) -> str:
-        """``lane`` from the per-field expressions ``value(field)``."""
-        fields = _FIELDS[lane * self.per_lane : (lane + 1) * self.per_lane]
-        return " + ".join(
-            f"{value(f)} * {2 ** (self.bits * k)}" if k else value(f) for k, f in enumerate(fields)
-        )
-
     def unpack(self, field: str, prefix: str) -> str:
         """``field`` from the lane column ``{prefix}{lane}``."""
         lane, k = self.place(field)
@@ -354,11 +419,17 @@ def _cumulative(grid_start: int, last_day: int, packing: _Packing) -> str:
     # totals are thus the sums over the days before D. Integer counts are packed into lanes,
     # so a handful of running sums replace eighty.
 
-    def value(field: str) -> str:
-        return f"COALESCE({'sd' if field in _SEND_PROFILE else 'd'}.{field}, 0)"
-
-    lanes = [packing.pack(lane, value) for lane in range(packing.lanes)]
-    grid_cols = [f"{expr} AS lane_{i}" for i, expr in enumerate(lanes)]
+    # ``daily`` and ``send_daily`` hold disjoint fields, so a lane is the sum of theirs.
+    daily = packing.lanes_of(tuple(f for _, group in _event_fields() for f in group))
+    sent = packing.lanes_of(_SEND_PROFILE)
+    grid_cols = [
+        " + ".join(
+            [f"COALESCE(d.lane_{i}, 0)"] * (i in daily)
+            + [f"COALESCE(sd.lane_{i}, 0)"] * (i in sent)
+        )
+        + f" AS lane_{i}"
+        for i in range(packing.lanes)
+    ]
     grid_cols.append("COALESCE(d.revenue, 0.0) AS revenue")
     grid_cols.append("COALESCE(d.sends, 0) AS sends_1d")
     # sum_d w_d exp(-(D-d)/tau) = exp(-(D-a)/tau) * sum_d w_d exp((d-a)/tau); the anchor a is
@@ -422,8 +493,9 @@ def _snapshots(first_day: int, grid_start: int, packing: _Packing) -> str:
     )
     body = ",\n  ".join(cols)
     return f"""
-SELECT c.recipient_id, c.day_num, c.day, c.first_day, c.sends_1d,
+SELECT c.recipient_id, c.day_num, c.day, c.sends_1d,
   COALESCE(r.timezone, 'UTC') AS timezone,
+  CASE WHEN r.created_day < c.first_day THEN r.created_day ELSE c.first_day END AS joined_day,
   {body}
 FROM cumulative c
 JOIN prior p ON p.recipient_id = c.recipient_id
@@ -515,6 +587,30 @@ _COHORT_TOTALS = {
 }
 
 
+def _cohort_priors() -> list[str]:
+    # The pseudo-counts the cohort adds to each recipient's profile and send-hour rates,
+    # computed once per zone and day rather than on every recipient's row. Cohort shares get
+    # add-one smoothing so an empty cohort falls back to a flat profile.
+    k = _f(PROFILE_STRENGTH)
+    sizes = {"oh": 24, "od": 7, "ol": 24}
+    cols = [
+        f"{k} * (c_{name}_{i} + {_f(1.0)}) / (c_{name}_all + {_f(float(size))}) AS k_{name}_{i}"
+        for name, size in sizes.items()
+        for i in range(size)
+    ]
+    # Two-level empirical Bayes with additive (Beta) priors. The cohort's rate for bucket b is
+    # shrunk toward the cohort's rate over all hours with COHORT_RATE_STRENGTH pseudo-sends, so
+    # a bucket a zone was never mailed at gets the zone's overall rate; the recipient's rate is
+    # shrunk toward that with SEND_RATE_STRENGTH pseudo-sends.
+    c_all = "(CASE WHEN c_ss_all > 0 THEN (c_so_all) / CAST(c_ss_all AS DOUBLE) ELSE 0.0 END)"
+    m, k_send = _f(COHORT_RATE_STRENGTH), _f(SEND_RATE_STRENGTH)
+    cols += [
+        f"{k_send} * ((c_so_{b} + {m} * {c_all}) / (c_ss_{b} + {m})) AS k_so_{b}"
+        for b in range(SEND_BUCKETS)
+    ]
+    return cols
+
+
 def _cohort(first_day: int, last_day: int) -> str:
     # The cohort is the time zone: people in one zone share working hours and weekends.
     sums = ",\n  ".join(f"COALESCE(SUM(t.{c}), 0) AS c_{c}" for c in _PROFILE)
@@ -522,7 +618,11 @@ def _cohort(first_day: int, last_day: int) -> str:
         f"{' + '.join(f'c_{c}' for c in cols)} AS c_{name}_all"
         for name, cols in _COHORT_TOTALS.items()
     )
+    priors = ",\n  ".join(_cohort_priors())
     return f"""
+SELECT y.*,
+  {priors}
+FROM (
 SELECT x.*,
   {totals}
 FROM (
@@ -534,7 +634,8 @@ LEFT JOIN tz_daily t ON t.timezone = z.timezone AND t.day_num >= c.day_num - {_L
   AND t.day_num < c.day_num
 WHERE c.day_num >= {first_day} AND c.day_num <= {last_day}
 GROUP BY z.timezone, c.day_num
-) x"""
+) x
+) y"""
 
 
 def _rate(num: str, w: int) -> str:
@@ -574,7 +675,7 @@ def _engagement(packing: _Packing) -> str:
         "CAST(s.total_revenue AS DOUBLE) AS revenue_total",
         "CASE WHEN s.total_conversions > 0 THEN s.total_revenue / s.total_conversions"
         " ELSE 0.0 END AS avg_order_value",
-        "CAST(s.day_num - s.first_day AS BIGINT) AS tenure_days",
+        "CAST(s.day_num - s.joined_day AS BIGINT) AS tenure_days",
     ]
     body = ",\n  ".join(cols)
     return f"""
@@ -588,24 +689,6 @@ FROM (
 JOIN population p ON p.day_num = s.day_num"""
 
 
-def _send_hour_rates() -> list[str]:
-    # Two-level empirical Bayes with additive (Beta) priors. The cohort's rate for bucket b is
-    # shrunk toward the cohort's rate over all hours with COHORT_RATE_STRENGTH pseudo-sends, so
-    # a bucket a zone was never mailed at gets the zone's overall rate; the recipient's rate is
-    # shrunk toward that with SEND_RATE_STRENGTH pseudo-sends. A recipient with no sends in a
-    # bucket gets the cohort's rate there.
-    c_all = "(CASE WHEN c.c_ss_all > 0 THEN (c.c_so_all) / CAST(c.c_ss_all AS DOUBLE) ELSE 0.0 END)"
-    m, k = _f(COHORT_RATE_STRENGTH), _f(SEND_RATE_STRENGTH)
-    cols = ["CAST(s.n_ss_all AS BIGINT) AS send_hour_sends_90d"]
-    for b in range(SEND_BUCKETS):
-        cohort = f"((c.c_so_{b} + {m} * {c_all}) / (c.c_ss_{b} + {m}))"
-        cols.append(
-            f"(s.n_so_{b} + {k} * {cohort}) / (s.n_ss_{b} + {k})"
-            f" AS send_hour_rate_{b * SEND_BUCKET_HOURS:02d}"
-        )
-    return cols
-
-
 def _send_time(packing: _Packing) -> str:
     k = _f(PROFILE_STRENGTH)
     unpacked = [f"{packing.unpack(c, f's.n{_LONGEST}_')} AS n_{c}" for c in _PROFILE]
@@ -614,32 +697,25 @@ def _send_time(packing: _Packing) -> str:
         for name, cols in _COHORT_TOTALS.items()
         if name != "so"
     ]
-    # Cohort shares get add-one smoothing so an empty cohort falls back to a flat profile.
-    n, c_h, c_d, n_late, c_late = (
-        "s.n_oh_all",
-        "c.c_oh_all",
-        "c.c_od_all",
-        "s.n_ol_all",
-        "c.c_ol_all",
-    )
-    cols = [f"CAST({n} AS BIGINT) AS profile_opens_90d"]
+    # Each share is (own count + the cohort's pseudo-count, see ``_cohort_priors``) over
+    # (own total + the prior's strength).
+    cols = ["CAST(s.n_oh_all AS BIGINT) AS profile_opens_90d"]
     cols += [
-        f"(s.n_oh_{h} + {k} * (c.c_oh_{h} + {_f(1.0)}) / ({c_h} + {_f(24.0)})) / ({n} + {k})"
-        f" AS open_hour_{h:02d}"
+        f"(s.n_oh_{h} + c.k_oh_{h}) / (s.n_oh_all + {k}) AS open_hour_{h:02d}" for h in range(24)
+    ]
+    cols += [f"(s.n_od_{d} + c.k_od_{d}) / (s.n_oh_all + {k}) AS open_dow_{d}" for d in range(7)]
+    cols += ["CAST(s.n_ol_all AS BIGINT) AS late_opens_90d"]
+    cols += [
+        f"(s.n_ol_{h} + c.k_ol_{h}) / (s.n_ol_all + {k}) AS late_open_hour_{h:02d}"
         for h in range(24)
     ]
+    # A recipient with no sends in a bucket gets the cohort's rate there.
+    cols += ["CAST(s.n_ss_all AS BIGINT) AS send_hour_sends_90d"]
     cols += [
-        f"(s.n_od_{d} + {k} * (c.c_od_{d} + {_f(1.0)}) / ({c_d} + {_f(7.0)})) / ({n} + {k})"
-        f" AS open_dow_{d}"
-        for d in range(7)
+        f"(s.n_so_{b} + c.k_so_{b}) / (s.n_ss_{b} + {_f(SEND_RATE_STRENGTH)})"
+        f" AS send_hour_rate_{b * SEND_BUCKET_HOURS:02d}"
+        for b in range(SEND_BUCKETS)
     ]
-    cols += [f"CAST({n_late} AS BIGINT) AS late_opens_90d"]
-    cols += [
-        f"(s.n_ol_{h} + {k} * (c.c_ol_{h} + {_f(1.0)}) / ({c_late} + {_f(24.0)}))"
-        f" / ({n_late} + {k}) AS late_open_hour_{h:02d}"
-        for h in range(24)
-    ]
-    cols += _send_hour_rates()
     body = ",\n  ".join(cols)
     inner = ",\n      ".join(unpacked)
     outer = ",\n    ".join(totals)
@@ -722,8 +798,8 @@ def recipient_statements(
     packing = _Packing(bits=max(1, max_events.bit_length()))
     grid_start = first_day - _LONGEST
     return [
-        Statement("daily", _daily(recipients)),
-        Statement("send_daily", _send_daily(recipients)),
+        Statement("daily", _daily(recipients, packing)),
+        Statement("send_daily", _send_daily(recipients, packing)),
         Statement("prior", _prior(grid_start)),
         Statement("cumulative", _cumulative(grid_start, last_day, packing)),
         Statement("snapshots", _snapshots(first_day, grid_start, packing)),

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from features.engineering.build import build_features, existing_days
@@ -49,8 +51,11 @@ def _machine(row: Row, rows: list[Row]) -> bool:
     return first <= at < first + timedelta(seconds=MACHINE_OPEN_SECONDS)
 
 
-def slow_features(rows: list[Row], recipient: str, snapshot: datetime) -> dict[str, float]:
-    """The obvious recomputation of a few features from the raw rows."""
+def slow_features(
+    rows: list[Row], recipient: str, snapshot: datetime, joined: date | None = None
+) -> dict[str, float]:
+    """The obvious recomputation of a few features from the raw rows (``joined``: the day
+    the recipient directory says the recipient joined)."""
     mine = [r for r in rows if r["recipient_id"] == recipient and r["occurred_at"] < snapshot]  # type: ignore[operator]
     out: dict[str, float] = {}
     for w in (7, 30, 90):
@@ -69,7 +74,10 @@ def slow_features(rows: list[Row], recipient: str, snapshot: datetime) -> dict[s
     out["days_since_last_open"] = (
         (snapshot.date() - max(human_open_days)).days if human_open_days else NEVER_DAYS
     )
-    out["tenure_days"] = (snapshot.date() - min(r["occurred_at"].date() for r in mine)).days  # type: ignore[attr-defined]
+    start = min(r["occurred_at"].date() for r in mine)  # type: ignore[attr-defined]
+    if joined is not None and joined < start:
+        start = joined
+    out["tenure_days"] = (snapshot.date() - start).days
     score = 0.0
     for r in mine:
         age = (snapshot.date() - r["occurred_at"].date()).days  # type: ignore[attr-defined]
@@ -90,9 +98,12 @@ def test_snapshots_match_a_slow_recomputation(
     build_features(settings)
     table = read_table(settings, "engagement")
     sample = table.sample(40, random_state=1)
+    # ``small_log`` puts r000-r029 in the directory, joined on START; the others are unknown.
+    joined = {f"r{i:03d}": START.date() for i in range(30)}
     for _, got in sample.iterrows():
         snapshot = got["event_timestamp"].to_pydatetime()
-        expected = slow_features(rows, got["recipient_id"], snapshot)
+        rid = got["recipient_id"]
+        expected = slow_features(rows, rid, snapshot, joined.get(rid))
         for name, value in expected.items():
             assert got[name] == pytest.approx(value, rel=1e-9, abs=1e-9), (
                 name,
@@ -318,3 +329,32 @@ def test_counts_stay_exact_when_one_field_is_large(settings: Settings) -> None:
 def test_statements_refuse_counts_too_large_to_pack() -> None:
     with pytest.raises(ValueError, match="max_events"):
         recipient_statements(20_000, 20_010, max_events=2**52)
+
+
+def test_tenure_counts_from_the_join_day_when_the_directory_knows_it(
+    settings: Settings,
+) -> None:
+    # "old" joined long before its first event, "new" has no join day: its tenure counts
+    # from its first event, as does that of "late", whose join day comes after its first
+    # event, and of "absent", who is not in the directory at all.
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    joined = [START - timedelta(days=400) + timedelta(hours=15), None, START + timedelta(days=2)]
+    pq.write_table(
+        pa.table(
+            {
+                "recipient_id": ["old", "new", "late"],
+                "timezone": ["UTC", "Europe/Paris", "UTC"],
+                "created_at": pa.array(joined, pa.timestamp("us", tz="UTC")),
+            }
+        ),
+        settings.data_dir / "recipients.parquet",
+    )
+    rows = [event(r, "send", START + timedelta(days=1, hours=9)) for r in ("old", "new", "late")]
+    rows.append(event("absent", "send", START + timedelta(days=1, hours=9)))
+    write_events(settings, rows)
+    build_features(settings, until=date(2026, 3, 5))
+    eng = read_table(settings, "engagement").set_index(["recipient_id", "event_timestamp"])
+    snap = pd.Timestamp(START + timedelta(days=4))
+    assert eng.loc[("old", snap), "tenure_days"] == 404
+    for rid in ("new", "late", "absent"):
+        assert eng.loc[(rid, snap), "tenure_days"] == 3

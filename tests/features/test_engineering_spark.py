@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import shutil
 from collections import Counter
-from datetime import date
+from datetime import date, timedelta
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from features.engineering.build import day_num, register_inputs, run_statements
 from features.engineering.sql import feature_statements
 from inboxlab.settings import Settings
-from tests.features.conftest import random_log, write_events, write_recipients
+from tests.features.conftest import START, random_log, write_events
 
 pytestmark = [
     pytest.mark.spark,
@@ -47,9 +49,20 @@ def test_spark_sql_matches_duckdb(settings: Settings) -> None:
     write_events(settings, rows)
     # The exact bound packs the most counts per lane: every unpacking path runs on Spark.
     max_events = max(Counter(r["recipient_id"] for r in rows).values())
-    write_recipients(
-        settings,
-        {f"r{i:03d}": ["Europe/Paris", "America/Chicago", "Asia/Tokyo"][i % 3] for i in range(12)},
+    # Join days before the log, unknown, or after the first event: every tenure branch.
+    joined = [START - timedelta(days=30 + i) if i % 3 == 0 else None for i in range(12)]
+    joined[1] = START + timedelta(days=5)
+    pq.write_table(
+        pa.table(
+            {
+                "recipient_id": [f"r{i:03d}" for i in range(12)],
+                "timezone": [
+                    ["Europe/Paris", "America/Chicago", "Asia/Tokyo"][i % 3] for i in range(12)
+                ],
+                "created_at": pa.array(joined, pa.timestamp("us", tz="UTC")),
+            }
+        ),
+        settings.data_dir / "recipients.parquet",
     )
     expected = _duckdb_tables(settings, max_events)
 
@@ -68,14 +81,18 @@ def test_spark_sql_matches_duckdb(settings: Settings) -> None:
             frame = expected[f"input:{name}"]
             if name == "calendar":
                 frame = frame.assign(day=pd.to_datetime(frame["day"]).dt.date)
+            if name == "recipients":
+                frame = frame.astype({"created_day": "Int64"})
             schema = {
                 "calendar": "day date, day_num int",
-                "recipients": "recipient_id string, timezone string",
+                "recipients": "recipient_id string, timezone string, created_day int",
                 "tz_offsets": "timezone string, day_num int, offset_minutes int",
             }[name]
-            spark.createDataFrame(frame.to_dict("records") or [], schema).createOrReplaceTempView(
-                name
-            )
+            records = [
+                {k: None if pd.isna(v) else v for k, v in r.items()}
+                for r in frame.astype(object).to_dict("records")
+            ]
+            spark.createDataFrame(records, schema).createOrReplaceTempView(name)
         for statement in feature_statements(day_num(FIRST), day_num(LAST), max_events=max_events):
             spark.sql(statement.sql).cache().createOrReplaceTempView(statement.name)
         for table in ("engagement", "send_time"):
