@@ -11,8 +11,9 @@ engagement features, one row per recipient and day) and a Parquet file of labell
 random recipients and send times, then measures, each in its own child process under
 ``/usr/bin/time -v`` so that each has its own peak RSS:
 
-* ``training_frame``: :func:`features.retrieval.training_frame` (DuckDB ``ASOF`` join with a
-  strict ``<``, TTL, input order, cold-start defaults) returning a pandas frame;
+* ``training_frame``: :func:`features.retrieval.training_frame` (keys pass, as-of match with
+  a strict ``<`` and the TTL, column pass; input order, cold-start defaults) returning a
+  pandas frame;
 * baseline: a bare DuckDB ``ASOF LEFT JOIN`` of the same inputs, also fetched into pandas.
 
 Reading the sends from Parquet is not timed. Prints medians of ``--rounds`` calls, the ratio

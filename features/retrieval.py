@@ -1,8 +1,7 @@
 """Point-in-time training frames: labelled sends joined to the features known before each send.
 
-The join runs in DuckDB (``ASOF LEFT JOIN`` with a strict ``<``) over the same Parquet feature
-tables that the Feast views declare, rather than through Feast's offline retrieval, because
-with feast 0.67:
+The join reads the same Parquet feature tables that the Feast views declare, rather than going
+through Feast's offline retrieval, because with feast 0.67:
 
 * Feast joins on ``event_timestamp <= sent_at``; a snapshot stamped exactly at the send would
   be used, and ``created_timestamp`` only breaks ties, so correctness would hinge on every
@@ -22,17 +21,27 @@ Per-variant features (:data:`~features.engineering.tables.VARIANT_FEATURES`) are
 ``recipient_id`` and the send's ``variant_id`` the same way, with the variant table's TTL
 (:data:`~features.engineering.tables.VARIANT_TTL`): its rows exist only on the days a pair's
 values change, so the newest one before the send holds, however old, up to that TTL.
+
+How it stays fast (:mod:`features.asof` does the matching): a table is read in two passes over
+its day files. The first reads only the keys and ``event_timestamp`` of the files whose
+timestamps can matter (the Parquet statistics skip days outside the sends' TTL window) and
+finds, for each send, the one row it gets; the second reads the wanted feature columns of the
+files that hold such rows and keeps only those rows. Nothing wider than the answer is ever
+held in memory at once, and the files are read in parallel.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
+from pathlib import Path
 
-import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from features.asof import DayFiles, as_of, timestamps_ns
 from features.engineering.tables import (
     DEFAULTS,
     ENGAGEMENT_FEATURES,
@@ -41,8 +50,10 @@ from features.engineering.tables import (
     SEND_TIME_TABLE,
     VARIANT_DEFAULTS,
     VARIANT_FEATURES,
+    VARIANT_KEYS,
     VARIANT_TABLE,
     VARIANT_TTL,
+    FeatureValue,
     table_dir,
 )
 from inboxlab.errors import InvalidInputError, NotFoundError
@@ -57,36 +68,114 @@ _REQUIRED = ("recipient_id", "sent_at")
 
 
 def _as_arrow(sends: pd.DataFrame | pa.Table) -> pa.Table:
-    table = (
-        sends if isinstance(sends, pa.Table) else pa.Table.from_pandas(sends, preserve_index=False)
-    )
-    missing = [c for c in _REQUIRED if c not in table.column_names]
+    names = sends.column_names if isinstance(sends, pa.Table) else list(sends.columns)
+    missing = [c for c in _REQUIRED if c not in names]
     if missing:
         raise InvalidInputError(
             f"sends lack column(s) {missing}; expected recipient_id, sent_at (UTC) and labels",
             field=missing[0],
         )
+    if isinstance(sends, pa.Table):
+        table = sends
+    else:
+        # Only the join columns cross to Arrow; the labels stay in pandas untouched.
+        keys = [c for c in ("recipient_id", "variant_id", "sent_at") if c in sends.columns]
+        table = pa.Table.from_pandas(sends[keys], preserve_index=False)
     sent_at = table.schema.field("sent_at").type
     if not pa.types.is_timestamp(sent_at) or sent_at.tz is None:
         raise InvalidInputError(
             f"sent_at must be a time-zone-aware timestamp, got {sent_at}", field="sent_at"
         )
-    if "_row" in table.column_names:
-        raise InvalidInputError("sends must not have a column named _row", field="_row")
-    return table.append_column("_row", pa.array(range(table.num_rows), pa.int64()))
+    return table
 
 
-def _variant_source(settings: Settings, columns: Sequence[str]) -> str:
-    directory = table_dir(settings, VARIANT_TABLE)
-    if any(directory.glob("date=*/*.parquet")):
-        glob = str(directory / "date=*" / "*.parquet").replace("'", "''")
-        return f"read_parquet('{glob}', hive_partitioning = false)"
-    # No event carried a variant: no rows, every send gets the defaults.
-    nulls = ", ".join(f"NULL::DOUBLE AS {c}" for c in columns)
-    return (
-        "(SELECT NULL::VARCHAR AS recipient_id, NULL::VARCHAR AS variant_id, "
-        f"NULL::TIMESTAMPTZ AS event_timestamp, {nulls} WHERE false)"
+def _day_files(settings: Settings, table: str) -> list[Path]:
+    return sorted(table_dir(settings, table).glob("date=*/*.parquet"))
+
+
+def _join(
+    files: list[Path],
+    table: pa.Table,
+    keys: Sequence[str],
+    sent_ns: np.ndarray,
+    ttl: timedelta,
+    columns: Sequence[str],
+) -> tuple[dict[str, pa.Array], pa.Array]:
+    """The ``columns`` of each send's as-of row, and that row's ``event_timestamp``."""
+    days = DayFiles(files, keys)
+    match = as_of(days, [table.column(k) for k in keys], sent_ns, _ns(ttl))
+    return days.gather(match.rows, columns), days.timestamps(match.times)
+
+
+def _ns(delta: timedelta) -> int:
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+
+
+def _input_columns(sends: pd.DataFrame | pa.Table) -> dict[str, pd.Series]:
+    """The sends as they come back: times in UTC, nanosecond ones naive, as DuckDB gave them."""
+    frame: pd.DataFrame = (
+        sends.to_pandas() if isinstance(sends, pa.Table) else sends.reset_index(drop=True)
     )
+    out = {}
+    for name in frame.columns:
+        column = frame[name]
+        if isinstance(column.dtype, pd.DatetimeTZDtype):
+            column = column.dt.tz_convert("UTC")
+            if column.dtype.unit == "ns":
+                column = column.dt.tz_localize(None)
+        out[name] = column.copy()  # the frame owns its columns, as before
+    return out
+
+
+_NULLABLE_INTS = {
+    pa.int8(): pd.Int8Dtype(),
+    pa.int16(): pd.Int16Dtype(),
+    pa.int32(): pd.Int32Dtype(),
+    pa.int64(): pd.Int64Dtype(),
+}
+
+
+def _filled(values: pa.Array, default: FeatureValue) -> np.ndarray:
+    """``values`` with nulls (and NaNs) replaced by ``default``, integers as int64."""
+    if pa.types.is_integer(values.type) or pa.types.is_floating(values.type):
+        array = values.to_numpy(zero_copy_only=False)  # nulls become NaN
+        if array.dtype.kind == "f":
+            gaps = np.isnan(array)
+            if gaps.any():
+                array = np.where(gaps, default, array)
+    else:
+        array = pc.fill_null(values, default).to_numpy(zero_copy_only=False)
+    if isinstance(default, int) and array.dtype != np.int64:
+        array = array.astype(np.int64)
+    return np.asarray(array)
+
+
+def _writable(array: np.ndarray) -> np.ndarray:
+    # Arrow hands out read-only views; callers may assign into the frame in place.
+    return array if array.flags.writeable else array.copy()
+
+
+def _output(
+    sends: pd.DataFrame | pa.Table,
+    columns: dict[str, pa.Array],
+    defaults: dict[str, FeatureValue] | None,
+) -> pd.DataFrame:
+    """The input columns, then ``columns``; nulls filled from ``defaults`` when given."""
+    out: dict[str, object] = dict(_input_columns(sends))
+    for name, values in columns.items():
+        if defaults is not None and name in defaults:
+            out[name] = _writable(_filled(values, defaults[name]))
+        elif values.null_count and values.type in _NULLABLE_INTS:
+            # Integers with gaps stay integers, as pandas' nullable Int64.
+            out[name] = values.to_pandas(types_mapper=_NULLABLE_INTS.get).array
+        elif values.null_count or not (
+            pa.types.is_integer(values.type) or pa.types.is_floating(values.type)
+        ):
+            out[name] = values.to_pandas().array.copy()
+        else:
+            out[name] = _writable(values.to_numpy())
+    # One frame from whole columns: no block of it is copied or consolidated.
+    return pd.DataFrame(out, copy=False)
 
 
 def training_frame(
@@ -140,56 +229,37 @@ def training_frame(
             f"sends lack column 'variant_id', needed for the per-variant features {variant_cols}",
             field="variant_id",
         )
-    for name in (ENGAGEMENT_TABLE, SEND_TIME_TABLE):
-        if not any(table_dir(settings, name).glob("date=*/*.parquet")):
+    files = {name: _day_files(settings, name) for name in (ENGAGEMENT_TABLE, SEND_TIME_TABLE)}
+    for name, found in files.items():
+        if not found:
             raise NotFoundError(
                 f"feature table {name!r} is empty; run `inboxlab features build` first"
             )
-    con = duckdb.connect()
-    try:
-        con.execute("SET TimeZone = 'UTC'")
-        con.register("sends", table)
-        joins, selects = [], ["s.* EXCLUDE (_row)"]
-        ttl_us = int(ttl.total_seconds() * 1_000_000)
-        first_alias = ""
-        for alias, name, names in (
-            ("e", ENGAGEMENT_TABLE, ENGAGEMENT_FEATURES),
-            ("t", SEND_TIME_TABLE, SEND_TIME_FEATURES),
-        ):
-            cols = [c for c in wanted if c in names]
-            if not cols and first_alias:
-                continue
-            glob = str(table_dir(settings, name) / "date=*" / "*.parquet").replace("'", "''")
-            source = f"read_parquet('{glob}', hive_partitioning = false)"
-            joins.append(
-                f"ASOF LEFT JOIN {source} {alias} ON {alias}.recipient_id = s.recipient_id "
-                f"AND {alias}.event_timestamp < s.sent_at"
-            )
-            # A snapshot older than the TTL counts as no snapshot, as in Feast.
-            fresh = f"{alias}.event_timestamp >= s.sent_at - to_microseconds({ttl_us})"
-            if not first_alias:
-                first_alias = alias
-                selects.append(f"CASE WHEN {fresh} THEN {alias}.event_timestamp END AS snapshot_at")
-            selects += [f"CASE WHEN {fresh} THEN {alias}.{c} END AS {c}" for c in cols]
-        if variant_cols:
-            source = _variant_source(settings, variant_cols)
-            joins.append(
-                f"ASOF LEFT JOIN {source} v ON v.recipient_id = s.recipient_id "
-                "AND v.variant_id = s.variant_id AND v.event_timestamp < s.sent_at"
-            )
-            fresh = (
-                "v.event_timestamp >= s.sent_at - "
-                f"to_microseconds({int(variant_ttl.total_seconds() * 1_000_000)})"
-            )
-            selects += [f"CASE WHEN {fresh} THEN v.{c} END AS {c}" for c in variant_cols]
-        sql = f"SELECT {', '.join(selects)} FROM sends s {' '.join(joins)} ORDER BY s._row"
-        frame = con.execute(sql).df()
-    finally:
-        con.close()
-    if fill_defaults:
-        for c in wanted:
-            default = defaults[c]
-            frame[c] = frame[c].fillna(default)
-            if isinstance(default, int):
-                frame[c] = frame[c].astype("int64")
-    return frame
+    sent_ns = timestamps_ns(table.column("sent_at"))
+    joined: dict[str, pa.Array] = {}
+    for name, names in (
+        (ENGAGEMENT_TABLE, ENGAGEMENT_FEATURES),
+        (SEND_TIME_TABLE, SEND_TIME_FEATURES),
+    ):
+        cols = [c for c in wanted if c in names]
+        # The engagement table always answers snapshot_at, even when none of its features
+        # are wanted.
+        if not cols and joined:
+            continue
+        values, stamps = _join(files[name], table, ("recipient_id",), sent_ns, ttl, cols)
+        if not joined:
+            joined["snapshot_at"] = stamps
+        joined.update(values)
+    if variant_cols:
+        values, _ = _join(
+            _day_files(settings, VARIANT_TABLE),
+            table,
+            VARIANT_KEYS,
+            sent_ns,
+            variant_ttl,
+            variant_cols,
+        )
+        joined.update(values)
+    ordered = {c: joined[c] for c in ("snapshot_at", *wanted)}
+    filled = {c: defaults[c] for c in wanted} if fill_defaults else None
+    return _output(sends, ordered, filled)

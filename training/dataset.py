@@ -136,6 +136,9 @@ def build_training_set(
         raise InvalidInputError(
             f"no send in the log is older than the {spec.label!r} label window", field="window"
         )
+    # A stored feature of the same name as a column of the labelled sends (the time zone)
+    # replaces it: it is what serving reads, and the join must not return the name twice.
+    sends = sends.drop(columns=[c for c in stored if c in sends.columns])
     step(f"joining {len(stored)} features of {spec.feature_service} to {len(sends):,} sends")
     frame = model_frame(spec, training_frame(settings, sends, features=stored))
     numeric, categorical = model_columns(spec)

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from features.engineering.build import build_features
@@ -257,3 +258,12 @@ def test_variant_frame_matches_a_slow_join(built_world: tuple[Settings, list[Row
         assert frame.loc[i, "variant_click_rate_90d"] == pytest.approx(
             best["variant_click_rate_90d"]
         )
+
+
+def test_arrow_sends_give_the_frame_pandas_sends_give(settings: Settings) -> None:
+    _build(settings)
+    frame = sends(("a", START + timedelta(days=3, hours=4)), ("zz", START + timedelta(days=3)))
+    from_pandas = training_frame(settings, frame, features=FEATURES)
+    from_arrow = training_frame(settings, pa.Table.from_pandas(frame), features=FEATURES)
+    pd.testing.assert_frame_equal(from_arrow, from_pandas)
+    assert from_pandas.loc[0, "opens_30d"] == 1
