@@ -1,13 +1,16 @@
-"""Online feature reads: Feast ``get_online_features`` vs the direct SQLite fast path.
+"""Online feature reads: Feast ``get_online_features`` vs the direct fast path.
 
 Run from the project root::
 
     .venv/bin/python benchmarks/bench_features_online.py --recipients 20000
+    .venv/bin/python benchmarks/bench_features_online.py --recipients 20000 --online redis
 
 It writes one day of synthetic snapshots for N recipients into a temporary data directory,
-materializes them with Feast (timed), then measures in the same process: one recipient
-(p50/p99) and 1,000 recipients at once, for Feast, the fast path (warm cache and cold) and a
-raw SQLite read of the same rows (the floor any SQLite-backed path pays).
+materializes them with Feast (timed) into the chosen online store (SQLite, or the Redis at
+``stores.redis_url`` under a throw-away project, removed at the end), then measures in the
+same process: one recipient (p50/p99) and 1,000 recipients at once, for Feast, the fast path
+(``SqliteFeatureClient`` or ``RedisFeatureClient``, warm cache and cold) and a raw read of the
+same rows without decoding (the floor any path over that store pays).
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ import sqlite3
 import statistics
 import tempfile
 import time
+import uuid
 import warnings
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -33,9 +37,12 @@ from features.engineering.tables import (
     feature_type,
     table_dir,
 )
-from features.online import FeastFeatureClient, SqliteFeatureClient
-from features.store import materialize, online_db_path
-from inboxlab.settings import Settings
+from features.online import VIEW_OF_FEATURE, FeastFeatureClient, SqliteFeatureClient, entity_key
+from features.online_redis import RedisFeatureClient, feature_field
+from features.store import feature_store, materialize, online_db_path
+from inboxlab.settings import Settings, StoreSettings
+
+Read = Callable[[list[str]], object]
 
 
 def _write_tables(settings: Settings, n: int, rng: np.random.Generator) -> None:
@@ -71,36 +78,17 @@ def _pct(times: list[float], q: float) -> float:
     return float(np.percentile(times, q)) * 1000
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--recipients", type=int, default=20_000)
-    parser.add_argument("--single", type=int, default=500, help="single-recipient reads")
-    parser.add_argument("--batches", type=int, default=20, help="1,000-recipient reads")
-    args = parser.parse_args()
-    warnings.simplefilter("ignore")
-    rng = np.random.default_rng(0)
-    pick = random.Random(0)
-    settings = Settings(data_dir=Path(tempfile.mkdtemp(prefix="bench-features-")))
-    _write_tables(settings, args.recipients, rng)
-    start = time.perf_counter()
-    materialize(settings)
-    n_features = len(ENGAGEMENT_FEATURES) + len(SEND_TIME_FEATURES)
-    print(
-        f"materialize {args.recipients:,} recipients x {n_features} features (Feast): "
-        f"{time.perf_counter() - start:.1f} s"
-    )
-    ids = [f"r{i:07d}" for i in range(args.recipients)]
-    features = list(ENGAGEMENT_FEATURES[:20])  # 20 features, as in the issue's measurement
-    feast = FeastFeatureClient.from_settings(settings, features)
+def _sqlite_paths(
+    settings: Settings, features: list[str], ids: list[str]
+) -> list[tuple[str, Read]]:
     fast = SqliteFeatureClient(settings, features)
     fast.preload(ids)
-
     conn = sqlite3.connect(online_db_path(settings))
     table = "inboxlab_recipient_engagement"
     marks = ",".join("?" * len(features))
 
     def raw(batch: list[str]) -> list[tuple[bytes, str, bytes]]:
-        keys = [fast._key(r) for r in batch]
+        keys = [entity_key(r) for r in batch]
         rows: list[tuple[bytes, str, bytes]] = []
         for i in range(0, len(keys), 500):
             chunk = keys[i : i + 500]
@@ -112,35 +100,103 @@ def main() -> None:
             ).fetchall()
         return rows
 
-    results: dict[str, tuple[list[float], list[float]]] = {}
     cold = SqliteFeatureClient(settings, features, max_entries=1)
-    paths: list[tuple[str, Callable[[list[str]], object]]] = [
-        ("feast get_online_features", feast.get_many),
+    return [
         ("fast path, warm cache", fast.get_many),
         ("fast path, cold (cache of 1)", cold.get_many),
         ("raw SQLite read (no decoding)", raw),
     ]
+
+
+def _redis_paths(
+    settings: Settings, features: list[str], ids: list[str], project: str
+) -> list[tuple[str, Read]]:
+    import redis
+
+    # Redis has no change counter: the cache lives max_staleness, so the warm client gets
+    # a long one (the reads it serves are then as old as the preload).
+    fast = RedisFeatureClient(settings, features, project=project, max_staleness=timedelta(hours=1))
+    fast.preload(ids)
+    cold = RedisFeatureClient(settings, features, project=project, max_entries=1)
+    conn = redis.Redis.from_url(settings.stores.redis_url)
+    fields = [feature_field(VIEW_OF_FEATURE[f], f) for f in features]
+    suffix = project.encode()
+
+    def raw(batch: list[str]) -> list[object]:
+        pipe = conn.pipeline(transaction=False)
+        for rid in batch:
+            pipe.hmget(entity_key(rid) + suffix, fields)
+        replies: list[object] = pipe.execute()
+        return replies
+
+    return [
+        ("Redis fast path, warm cache", fast.get_many),
+        ("Redis fast path, cold (cache of 1)", cold.get_many),
+        ("raw pipelined HMGET (no decoding)", raw),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--recipients", type=int, default=20_000)
+    parser.add_argument("--single", type=int, default=500, help="single-recipient reads")
+    parser.add_argument("--batches", type=int, default=20, help="1,000-recipient reads")
+    parser.add_argument("--online", choices=["sqlite", "redis"], default="sqlite")
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+    rng = np.random.default_rng(0)
+    pick = random.Random(0)
+    data_dir = Path(tempfile.mkdtemp(prefix="bench-features-"))
+    settings = Settings(data_dir=data_dir, stores=StoreSettings(online=args.online))
+    project = f"bench{uuid.uuid4().hex[:8]}" if args.online == "redis" else "inboxlab"
+    _write_tables(settings, args.recipients, rng)
+    start = time.perf_counter()
+    materialize(settings, project=project)
+    n_features = len(ENGAGEMENT_FEATURES) + len(SEND_TIME_FEATURES)
+    print(
+        f"materialize {args.recipients:,} recipients x {n_features} features into "
+        f"{args.online} (Feast): {time.perf_counter() - start:.1f} s"
+    )
+    try:
+        _measure(settings, project, args, pick)
+    finally:
+        if args.online == "redis":
+            feature_store(settings, project=project).teardown()
+
+
+def _measure(
+    settings: Settings, project: str, args: argparse.Namespace, pick: random.Random
+) -> None:
+    ids = [f"r{i:07d}" for i in range(args.recipients)]
+    features = list(ENGAGEMENT_FEATURES[:20])  # 20 features, as in the issue's measurement
+    feast = FeastFeatureClient.from_settings(settings, features, project=project)
+    paths: list[tuple[str, Read]] = [("feast get_online_features", feast.get_many)]
+    if args.online == "redis":
+        paths += _redis_paths(settings, features, ids, project)
+    else:
+        paths += _sqlite_paths(settings, features, ids)
+    results: dict[str, tuple[list[float], list[float]]] = {}
     for name, fn in paths:
         fn([ids[0]])  # warm-up
 
-        def one(fn: Callable[[list[str]], object] = fn) -> object:
+        def one(fn: Read = fn) -> object:
             return fn([pick.choice(ids)])
 
-        def many(fn: Callable[[list[str]], object] = fn) -> object:
+        def many(fn: Read = fn) -> object:
             return fn(pick.sample(ids, 1000))
 
         results[name] = (_timeit(one, args.single), _timeit(many, args.batches))
 
     feast_single, feast_batch = results["feast get_online_features"]
     print(
-        f"\n{'path':32} {'1 p50 ms':>9} {'1 p99 ms':>9} {'1000 p50 ms':>12} "
+        f"\n{'path':36} {'1 p50 ms':>9} {'1 p99 ms':>9} {'1000 p50 ms':>12} "
         f"{'vs Feast p99/batch':>20}"
     )
     for name, (single, batch) in results.items():
         ratio_single = _pct(feast_single, 99) / _pct(single, 99)
         ratio_batch = statistics.median(feast_batch) / statistics.median(batch)
         print(
-            f"{name:32} {_pct(single, 50):9.3f} {_pct(single, 99):9.3f} "
+            f"{name:36} {_pct(single, 50):9.3f} {_pct(single, 99):9.3f} "
             f"{_pct(batch, 50):12.2f} {ratio_single:9.1f}x /{ratio_batch:7.1f}x"
         )
 

@@ -1,6 +1,7 @@
 """Erasure of one person from everything the feature side keeps about them.
 
-The event log, the feature tables, the recipient directory and the SQLite online store. The
+The event log, the feature tables, the recipient directory and the online store (SQLite or
+Redis, whichever ``stores.online`` names). The
 decision store (decisions, outcomes, bandit counts) is erased by ``serving``; the command
 ``inboxlab forget`` does both and writes the audit record.
 """
@@ -14,7 +15,8 @@ from features.engineering.tables import FEATURE_TABLES, table_dir
 from features.events import EventLog
 from features.events.log import rewrite_without
 from features.online import entity_key, variant_key_prefix
-from features.store import online_db_path
+from features.store import DEFAULT_PROJECT, online_db_path
+from inboxlab.errors import StoreError
 from inboxlab.settings import Settings
 
 __all__ = ["FeatureErasure", "erase_recipient"]
@@ -30,7 +32,9 @@ class FeatureErasure:
     online_rows: int
 
 
-def erase_recipient(settings: Settings, recipient_id: str) -> FeatureErasure:
+def erase_recipient(
+    settings: Settings, recipient_id: str, *, project: str = DEFAULT_PROJECT
+) -> FeatureErasure:
     """Remove ``recipient_id`` from the event log, feature tables, directory and online store."""
     events = EventLog(settings.events_dir).erase(recipient_id)
     feature_rows = 0
@@ -41,19 +45,67 @@ def erase_recipient(settings: Settings, recipient_id: str) -> FeatureErasure:
     directory_rows = (
         rewrite_without([directory], "recipient_id", recipient_id) if directory.exists() else 0
     )
-    online_rows = 0
-    path = online_db_path(settings)
-    if settings.stores.online == "sqlite" and path.exists():
-        with sqlite3.connect(path) as conn:
-            tables = [
-                name
-                for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
-            ]
-            for name in tables:
-                prefix = variant_key_prefix(recipient_id)  # per-variant rows of the person
-                cursor = conn.execute(
-                    f'DELETE FROM "{name}" WHERE entity_key = ? OR substr(entity_key, 1, ?) = ?',
-                    (entity_key(recipient_id), len(prefix), prefix),
-                )
-                online_rows += max(cursor.rowcount, 0)
+    if settings.stores.online == "redis":
+        online_rows = _erase_redis(settings, recipient_id, project)
+    else:
+        online_rows = _erase_sqlite(settings, recipient_id)
     return FeatureErasure(events, feature_rows, directory_rows, online_rows)
+
+
+def _erase_sqlite(settings: Settings, recipient_id: str) -> int:
+    path = online_db_path(settings)
+    if not path.exists():
+        return 0
+    removed = 0
+    with sqlite3.connect(path) as conn:
+        tables = [
+            name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        ]
+        for name in tables:
+            prefix = variant_key_prefix(recipient_id)  # per-variant rows of the person
+            cursor = conn.execute(
+                f'DELETE FROM "{name}" WHERE entity_key = ? OR substr(entity_key, 1, ?) = ?',
+                (entity_key(recipient_id), len(prefix), prefix),
+            )
+            removed += max(cursor.rowcount, 0)
+    return removed
+
+
+def _erase_redis(settings: Settings, recipient_id: str, project: str) -> int:
+    """Delete the person's hashes: Feast keys one per entity, the entity key then the project.
+
+    The per-variant keys are found with ``SCAN`` on their shared start, glob characters
+    escaped, so no variant list is needed; each match is checked to be a whole variant key of
+    this project (the pattern alone would also match a project whose name ends in this one).
+    """
+    import redis
+
+    suffix = project.encode()
+    prefix = variant_key_prefix(recipient_id)
+    conn = redis.Redis.from_url(settings.stores.redis_url)
+    try:
+        pattern = _glob_escape(prefix) + b"*" + _glob_escape(suffix)
+        keys = [entity_key(recipient_id) + suffix]
+        for key in conn.scan_iter(match=pattern, count=1000):
+            size = int.from_bytes(key[len(prefix) : len(prefix) + 4], "little")
+            if len(key) == len(prefix) + 4 + size + len(suffix):
+                keys.append(key)
+        return int(conn.delete(*keys))
+    except redis.RedisError as exc:
+        raise StoreError(f"Redis online store at {settings.stores.redis_url}: {exc}") from exc
+    finally:
+        conn.close()
+
+
+def _glob_escape(raw: bytes) -> bytes:
+    r"""``raw`` as a Redis glob pattern that matches only itself.
+
+    >>> _glob_escape(b"a*b[c]?\\")
+    b'a\\*b\\[c\\]\\?\\\\'
+    """
+    out = bytearray()
+    for byte in raw:
+        if byte in b"*?[]\\":
+            out += b"\\"
+        out.append(byte)
+    return bytes(out)

@@ -9,15 +9,18 @@ tables, SQLite online store ``{data_dir}/feast/online.db`` (or Redis at ``stores
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from inboxlab.errors import NotFoundError, StoreError
 from inboxlab.settings import Settings
+
+if TYPE_CHECKING:
+    from features.online import FeatureClient
 
 __all__ = [
     "DEFAULT_PROJECT",
@@ -25,6 +28,7 @@ __all__ = [
     "apply_repo",
     "feature_store",
     "materialize",
+    "online_client",
     "online_db_path",
     "repo_config",
     "repo_objects",
@@ -106,6 +110,29 @@ def feature_store(settings: Settings, *, project: str = DEFAULT_PROJECT) -> Any:
     from feast import FeatureStore
 
     return FeatureStore(config=repo_config(settings, project=project))
+
+
+def online_client(
+    settings: Settings, features: Sequence[str] | None = None, *, project: str = DEFAULT_PROJECT
+) -> FeatureClient:
+    """The fast online feature client of the configured online store.
+
+    ``stores.online`` chooses :class:`~features.online.SqliteFeatureClient` (``sqlite``) or
+    :class:`~features.online_redis.RedisFeatureClient` (``redis``); both read exactly what
+    Feast materialized.
+
+    Raises
+    ------
+    StoreError
+        When the SQLite online store file does not exist.
+    """
+    if settings.stores.online == "redis":
+        from features.online_redis import RedisFeatureClient
+
+        return RedisFeatureClient(settings, features, project=project)
+    from features.online import SqliteFeatureClient
+
+    return SqliteFeatureClient(settings, features, project=project)
 
 
 def repo_objects(settings: Settings) -> list[Any]:

@@ -193,12 +193,10 @@ async def _store_error(_request: Request, exc: Exception) -> JSONResponse:
 
 def _open_features(settings: Settings) -> FeatureClient | None:
     """The online feature client of the configured store, or ``None`` (logged) if absent."""
-    from features.online import FeastFeatureClient, SqliteFeatureClient
+    from features.store import online_client
 
     try:
-        if settings.stores.online == "sqlite":
-            return SqliteFeatureClient(settings)
-        return FeastFeatureClient.from_settings(settings)
+        return online_client(settings)  # the fast path of the SQLite or Redis store
     except Exception as exc:  # serve with cold-start defaults rather than not at all
         logger.error("online features unavailable (%s); decisions use defaults", exc)
         return None

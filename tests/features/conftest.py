@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import shutil
+import uuid
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,7 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from features.events.schema import EVENT_SCHEMA
-from inboxlab.settings import Settings
+from inboxlab.settings import Settings, StoreSettings
+from tests.conftest import REDIS_URL, need, port_open
 
 Row = dict[str, object]
 START = datetime(2026, 3, 1, tzinfo=UTC)
@@ -145,8 +149,6 @@ FEAST_WARNINGS = [
 @pytest.fixture(scope="session")
 def built_world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, list[Row]]:
     """A small log with its feature tables built and materialized into SQLite (shared)."""
-    import warnings
-
     from features.engineering.build import build_features
     from features.store import materialize
 
@@ -160,3 +162,29 @@ def built_world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, lis
         warnings.filterwarnings("ignore", "Downcasting object dtype arrays", FutureWarning)
         materialize(settings)
     return settings, rows
+
+
+@pytest.fixture(scope="module")
+def redis_world(
+    built_world: tuple[Settings, list[Row]], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Settings, str]]:
+    """A copy of the shared world materialized into the local Redis under its own project.
+
+    A copy: Feast's teardown deletes the registry, which the shared world's other tests use.
+    """
+    from features.store import feature_store, materialize
+
+    need("redis", port_open("127.0.0.1", 6379), "nothing answers at 127.0.0.1:6379")
+    settings, _ = built_world
+    copy = tmp_path_factory.mktemp("redis-world") / "data"
+    shutil.copytree(settings.data_dir, copy, ignore=shutil.ignore_patterns("feast"))
+    redis = Settings(data_dir=copy, stores=StoreSettings(online="redis", redis_url=REDIS_URL))
+    project = f"t{uuid.uuid4().hex[:12]}"  # keys of parallel runs never collide
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "On demand feature view", RuntimeWarning)
+        warnings.filterwarnings("ignore", "Downcasting object dtype arrays", FutureWarning)
+        materialize(redis, project=project)
+    try:
+        yield redis, project
+    finally:
+        feature_store(redis, project=project).teardown()

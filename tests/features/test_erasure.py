@@ -68,3 +68,38 @@ def test_forget_removes_the_person_everywhere_and_only_them(
     again = erase_recipient(settings, target)  # idempotent
     assert (again.events, again.feature_rows, again.online_rows) == (0, 0, 0)
     get_settings.cache_clear()
+
+
+@pytest.mark.redis
+def test_erasure_removes_the_persons_keys_from_the_redis_online_store(
+    redis_world: tuple[Settings, str],
+) -> None:
+    import redis as redis_lib
+
+    settings, project = redis_world
+    suffix = project.encode()
+    conn = redis_lib.Redis.from_url(settings.stores.redis_url)
+    target, other = "r005", "r006"
+
+    def variant_keys(rid: str) -> list[bytes]:
+        keys = [variant_entity_key(rid, vid) + suffix for vid in ("v0", "v1", "v2")]
+        return [key for key in keys if conn.exists(key)]
+
+    # a key of a project whose name merely ends with this one's must survive
+    decoy = variant_entity_key(target, "v0") + b"x" + suffix
+    conn.hset(decoy, b"f", b"1")
+    try:
+        assert conn.exists(entity_key(target) + suffix)
+        mine, theirs = variant_keys(target), variant_keys(other)
+        assert mine and theirs
+        result = erase_recipient(settings, target, project=project)
+        assert result.online_rows == 1 + len(mine)
+        assert not conn.exists(entity_key(target) + suffix)
+        assert variant_keys(target) == []
+        assert conn.exists(entity_key(other) + suffix)
+        assert variant_keys(other) == theirs
+        assert conn.exists(decoy)
+        assert erase_recipient(settings, target, project=project).online_rows == 0
+    finally:
+        conn.delete(decoy)
+        conn.close()

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import uuid
-
 import pytest
 
 from features.engineering.build import build_features
@@ -70,36 +67,20 @@ def test_materialize_before_build_is_a_clear_error(settings: Settings) -> None:
         materialize(settings)
 
 
-def _redis_up() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=0.2):
-            return True
-    except OSError:
-        return False
-
-
 @pytest.mark.redis
-@pytest.mark.skipif(not _redis_up(), reason="no Redis at 127.0.0.1:6379")
-def test_redis_online_store_serves_the_same_features(built_world: World, tmp_path: object) -> None:
+def test_redis_online_store_serves_the_same_features(
+    built_world: World, redis_world: tuple[Settings, str]
+) -> None:
     settings, _ = built_world
-    redis = Settings(data_dir=settings.data_dir, stores=StoreSettings(online="redis"))
-    project = f"t{uuid.uuid4().hex[:12]}"  # keys of parallel runs never collide
-    from features.store import feature_store
-
-    try:
-        materialize(redis, project=project)
-        ids = ["r001", "r002", "nobody"]
-        via_redis = FeastFeatureClient.from_settings(redis, project=project).get_many(ids)
-        via_sqlite = FeastFeatureClient.from_settings(settings).get_many(ids)
-        assert via_redis == via_sqlite
-        pairs = {"r001": ["v0", "v1", "v2"], "nobody": ["v0"]}
-        redis_client = FeastFeatureClient.from_settings(redis, project=project)
-        sqlite_client = FeastFeatureClient.from_settings(settings)
-        assert redis_client.variant_features_many(pairs) == sqlite_client.variant_features_many(
-            pairs
-        )
-    finally:
-        feature_store(redis, project=project).teardown()
+    redis, project = redis_world
+    ids = ["r001", "r002", "nobody"]
+    via_redis = FeastFeatureClient.from_settings(redis, project=project).get_many(ids)
+    via_sqlite = FeastFeatureClient.from_settings(settings).get_many(ids)
+    assert via_redis == via_sqlite
+    pairs = {"r001": ["v0", "v1", "v2"], "nobody": ["v0"]}
+    redis_client = FeastFeatureClient.from_settings(redis, project=project)
+    sqlite_client = FeastFeatureClient.from_settings(settings)
+    assert redis_client.variant_features_many(pairs) == sqlite_client.variant_features_many(pairs)
 
 
 def test_small_world_builds_and_materializes_from_scratch(settings: Settings) -> None:

@@ -197,3 +197,16 @@ def test_openapi_lists_the_endpoints(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/healthz", "/readyz", "/metrics", "/v1/outcomes"} <= set(paths)
     assert "/v1/recipients/{recipient_id}" in paths
+
+
+def test_the_app_reads_features_through_the_fast_client_of_the_configured_store(
+    settings: Settings,
+) -> None:
+    from features.online_redis import RedisFeatureClient
+    from inboxlab.settings import StoreSettings
+    from serving.app import _open_features
+
+    redis = settings.model_copy(update={"stores": StoreSettings(online="redis")})
+    assert isinstance(_open_features(redis), RedisFeatureClient)
+    # no SQLite online store materialized yet: served with defaults, not refused
+    assert _open_features(settings) is None

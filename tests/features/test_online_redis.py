@@ -1,0 +1,187 @@
+"""Redis fast path: exactly what Feast's get_online_features returns from the same Redis."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+
+from features.engineering.tables import DEFAULTS, VARIANT_DEFAULTS
+from features.online import FeastFeatureClient, FeatureClient, SqliteFeatureClient, entity_key
+from features.online_redis import RedisFeatureClient, feature_field
+from features.store import online_client
+from inboxlab.errors import StoreError
+from inboxlab.settings import Settings, StoreSettings
+from tests.features.conftest import FEAST_WARNINGS, Row
+
+pytestmark = FEAST_WARNINGS
+
+World = tuple[Settings, list[Row]]
+IDS = [f"r{i:03d}" for i in range(40)] + ["unknown-1", "r005", "unknown-2"]
+VARIANTS = ["v0", "v1", "v2", "v-unknown"]
+
+
+def test_field_names_match_feast() -> None:
+    from feast.infra.online_stores.helpers import _mmh3
+
+    for view, name in (
+        ("recipient_engagement", "opens_7d"),
+        ("recipient_send_time", "timezone"),
+        ("recipient_variant", "variant_click_rate_90d"),
+        ("vïew", "ünicode"),
+    ):
+        assert feature_field(view, name) == _mmh3(f"{view}:{name}")
+
+
+def test_unreachable_redis_is_a_store_error(settings: Settings) -> None:
+    unused = Settings(
+        data_dir=settings.data_dir,
+        stores=StoreSettings(online="redis", redis_url="redis://127.0.0.1:9/0"),
+    )
+    client = RedisFeatureClient(unused)
+    with pytest.raises(StoreError, match="Redis online store"):
+        client.get_many(["r001", "r002"])
+    with pytest.raises(StoreError, match="Redis online store"):
+        client.variant_features("r001", ["v0"])
+
+
+def test_factory_follows_the_online_store_setting(built_world: World) -> None:
+    settings, _ = built_world
+    sqlite = online_client(settings)
+    assert isinstance(sqlite, SqliteFeatureClient)
+    redis = online_client(
+        Settings(data_dir=settings.data_dir, stores=StoreSettings(online="redis")),
+        ["opens_7d"],
+    )
+    assert isinstance(redis, RedisFeatureClient)
+    assert isinstance(redis, FeatureClient)
+    assert redis.features == ("opens_7d",)
+
+
+@pytest.mark.redis
+def test_redis_fast_path_returns_exactly_what_feast_returns(
+    redis_world: tuple[Settings, str],
+) -> None:
+    settings, project = redis_world
+    feast_client = FeastFeatureClient.from_settings(settings, project=project)
+    fast = RedisFeatureClient(settings, project=project)
+    expected = feast_client.get_many(IDS)
+    got = fast.get_many(IDS)
+    assert got == expected
+    assert got["unknown-1"] == {name: DEFAULTS[name] for name in fast.features}
+    assert sum(int(row["sends_90d"]) > 0 for row in got.values()) > 20  # real rows, not defaults
+    assert {type(v) for v in got["r001"].values()} <= {int, float, str}
+    assert fast.get("r003") == feast_client.get("r003")
+    assert fast.get_many([]) == {}
+    requests = {rid: VARIANTS for rid in IDS}
+    expected_variants = feast_client.variant_features_many(requests)
+    assert fast.variant_features_many(requests) == expected_variants
+    assert fast.variant_features("r004", ["v2", "v0"]) == feast_client.variant_features(
+        "r004", ["v2", "v0"]
+    )
+    assert fast.variant_features("r001", []) == {}
+    seen = [row for rows in expected_variants.values() for row in rows.values()]
+    assert sum(int(row["variant_sends_90d"]) > 0 for row in seen) > 40
+    assert fast.variant_features_many({"never-seen": ["v0"]}) == {
+        "never-seen": {"v0": VARIANT_DEFAULTS}
+    }
+    subset = RedisFeatureClient(settings, ["timezone", "opens_30d"], project=project)
+    sub_feast = FeastFeatureClient.from_settings(
+        settings, ["timezone", "opens_30d"], project=project
+    )
+    assert subset.get_many(IDS) == sub_feast.get_many(IDS)
+
+
+@pytest.mark.redis
+def test_expired_keys_and_absent_values_read_as_feast_reads_them(
+    redis_world: tuple[Settings, str],
+) -> None:
+    import redis as redis_lib
+
+    settings, project = redis_world
+    conn = redis_lib.Redis.from_url(settings.stores.redis_url)
+    suffix = project.encode()
+    expiring = entity_key("r010") + suffix
+    partial = entity_key("r011") + suffix
+    assert conn.exists(expiring) and conn.exists(partial)
+    saved = conn.dump(expiring)
+    kept = conn.hgetall(partial)
+    assert isinstance(saved, bytes)
+    try:
+        conn.pexpire(expiring, 1)  # as a key_ttl_seconds expiry would
+        conn.hdel(
+            partial,
+            feature_field("recipient_engagement", "opens_7d"),
+            feature_field("recipient_send_time", "timezone"),
+        )
+        time.sleep(0.01)
+        ids = ["r010", "r011", "r012"]
+        expected = FeastFeatureClient.from_settings(settings, project=project).get_many(ids)
+        got = RedisFeatureClient(settings, project=project).get_many(ids)
+        assert got == expected
+        assert got["r010"] == {name: DEFAULTS[name] for name in got["r010"]}
+        assert got["r011"]["opens_7d"] == 0
+        assert got["r011"]["timezone"] == "UTC"
+    finally:
+        conn.restore(expiring, 0, saved, replace=True)
+        conn.hset(partial, mapping=dict(kept.items()))
+        conn.close()
+
+
+@pytest.mark.redis
+def test_cached_rows_are_served_until_max_staleness(redis_world: tuple[Settings, str]) -> None:
+    import redis as redis_lib
+    from feast.protos.feast.types.Value_pb2 import Value
+
+    settings, project = redis_world
+    conn = redis_lib.Redis.from_url(settings.stores.redis_url)
+    key = entity_key("r020") + project.encode()
+    field = feature_field("recipient_engagement", "opens_7d")
+    before = conn.hget(key, field)
+    client = RedisFeatureClient(settings, project=project, max_staleness=timedelta(seconds=0.3))
+    first = int(client.get("r020")["opens_7d"])
+    try:
+        conn.hset(key, field, Value(int64_val=first + 1000).SerializeToString())
+        assert client.get("r020")["opens_7d"] == first  # within max_staleness: cached
+        time.sleep(0.35)
+        assert client.get("r020")["opens_7d"] == first + 1000
+    finally:
+        conn.hset(key, field, before)
+        conn.close()
+
+
+def test_cache_is_bounded_in_entries(monkeypatch: pytest.MonkeyPatch) -> None:
+    class FakeRedis:
+        calls = 0
+
+        def hmget(self, key: bytes, fields: list[bytes]) -> list[bytes | None]:
+            FakeRedis.calls += 1
+            return [None] * len(fields)
+
+        def pipeline(self, transaction: bool) -> FakePipe:
+            return FakePipe(self)
+
+        def close(self) -> None:
+            pass
+
+    class FakePipe:
+        def __init__(self, redis: FakeRedis) -> None:
+            self._redis = redis
+            self._queued: list[tuple[bytes, list[bytes]]] = []
+
+        def hmget(self, key: bytes, fields: list[bytes]) -> None:
+            self._queued.append((key, fields))
+
+        def execute(self) -> list[list[bytes | None]]:
+            return [self._redis.hmget(k, f) for k, f in self._queued]
+
+    client = RedisFeatureClient(
+        Settings(), ["opens_7d"], max_entries=2, redis=FakeRedis(), max_staleness=timedelta(hours=1)
+    )
+    assert client.get_many(["a", "b", "c"]) == {r: {"opens_7d": 0} for r in "abc"}
+    assert FakeRedis.calls == 3
+    client.get_many(["b", "c"])  # the two newest are kept
+    assert FakeRedis.calls == 3
+    client.get("a")  # the oldest was dropped
+    assert FakeRedis.calls == 4
