@@ -10,6 +10,9 @@ task (see :mod:`training.cdnow`) when ``lifetimes`` is installed::
     .venv/bin/python benchmarks/bench_training_quality.py --only engagement   # skip the others
 
 Everything is written under a temporary directory; ``--json FILE`` also saves the figures.
+``--world DIR`` keeps the simulated world (event log, features, ground truth) in ``DIR`` and
+reuses it on the next run with the same size and seed, so that model changes can be compared
+on one world without simulating and building features again.
 Exits non-zero when the engagement AUC ratio, calibration or send-time lift miss their targets.
 """
 
@@ -27,13 +30,15 @@ from pathlib import Path
 from typing import Any
 
 from features.events import EventLog
-from features.simulator import SimulationConfig
+from features.simulator import GroundTruth, SimulationConfig
 from inboxlab.settings import MlflowSettings, Settings
 from training.cdnow import evaluate_cdnow, import_cdnow
 from training.evaluation import (
+    QualityReport,
     evaluate_against_truth,
     evaluate_engagement_against_truth,
     evaluate_send_time_against_truth,
+    prepare_world,
 )
 
 TARGET_AUC_RATIO = 0.95
@@ -49,12 +54,42 @@ EVALUATORS: dict[str | None, Callable[..., Any]] = {
 }
 
 
+def _world(
+    settings: Settings, config: SimulationConfig, cache: Path | None, progress: Any
+) -> GroundTruth | None:
+    """The prepared world of ``cache`` if it holds this config, else one prepared there.
+
+    ``None`` without a cache: the evaluator prepares the world itself.
+    """
+    if cache is None:
+        return None
+    truth_dir = cache / "truth"
+    if (truth_dir / "params.json").is_file():
+        truth = GroundTruth.load(truth_dir)
+        if truth.config != config:
+            raise SystemExit(f"{cache} holds another world ({truth.config}); use another --world")
+        progress(f"reusing the simulated world and features in {cache}")
+        return truth
+    truth = prepare_world(settings, config, progress)
+    truth.save(truth_dir)
+    return truth
+
+
 def _simulated(
-    evaluate: Callable[..., Any], recipients: int, days: int, seed: int, work: Path
+    evaluate: Callable[..., Any],
+    recipients: int,
+    days: int,
+    seed: int,
+    work: Path,
+    cache: Path | None = None,
 ) -> dict[str, Any]:
-    """Run one evaluator on a fresh simulated world; its report's fields as plain values."""
+    """Run one evaluator on a simulated world (fresh, or the one in ``cache``).
+
+    Returns the report's fields as plain values.
+    """
+    data_dir = (cache or work) / "data"
     settings = Settings(
-        data_dir=work / "data",
+        data_dir=data_dir,
         mlflow=MlflowSettings(
             tracking_uri=f"sqlite:///{work / 'mlflow.db'}", artifact_location=str(work / "a")
         ),
@@ -65,7 +100,11 @@ def _simulated(
     def progress(message: str) -> None:
         print(f"[{time.perf_counter() - start:7.1f} s] {message}", flush=True)
 
-    report = evaluate(settings, config, seed=seed, progress=progress)
+    truth = _world(settings, config, cache, progress)
+    if truth is None:
+        report = evaluate(settings, config, seed=seed, progress=progress)
+    else:
+        report = _evaluate_prepared(evaluate, settings, config, seed, progress, truth)
     out: dict[str, Any] = {"recipients": recipients, "days": days, "seed": seed}
     for f in fields(report):
         if f.name != "config":
@@ -74,6 +113,35 @@ def _simulated(
                 asdict(value) if is_dataclass(value) and not isinstance(value, type) else value
             )
     return out
+
+
+def _evaluate_prepared(
+    evaluate: Callable[..., Any],
+    settings: Settings,
+    config: SimulationConfig,
+    seed: int,
+    progress: Any,
+    truth: GroundTruth,
+) -> Any:
+    """``evaluate`` on an already prepared world (the whole pipeline runs both halves)."""
+    if evaluate is not evaluate_against_truth:
+        return evaluate(settings, config, seed=seed, progress=progress, truth=truth)
+    eng = evaluate_engagement_against_truth(
+        settings, config, seed=seed, progress=progress, truth=truth
+    )
+    st = evaluate_send_time_against_truth(
+        settings, config, seed=seed, progress=progress, truth=truth
+    )
+    return QualityReport(
+        config=config,
+        engagement=eng.engagement,
+        send_time=st.send_time,
+        engagement_holdout_auc=eng.engagement_holdout_auc,
+        send_time_holdout_auc=st.send_time_holdout_auc,
+        rows_engagement=eng.rows_engagement,
+        rows_send_time=st.rows_send_time,
+        seconds={**eng.seconds, **st.seconds},
+    )
 
 
 def _targets_met(simulated: dict[str, Any]) -> bool:
@@ -107,10 +175,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only", choices=["send-time", "engagement"], default=None, help="judge only this model"
     )
+    parser.add_argument(
+        "--world",
+        type=Path,
+        default=None,
+        help="keep the simulated world and features in this directory and reuse them",
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="inboxlab-quality-") as tmp:
         work = Path(tmp)
-        simulated = _simulated(EVALUATORS[args.only], args.recipients, args.days, args.seed, work)
+        simulated = _simulated(
+            EVALUATORS[args.only], args.recipients, args.days, args.seed, work, args.world
+        )
         figures: dict[str, Any] = {"simulated": simulated}
         if args.only is None:
             figures["cdnow"] = _cdnow(work)

@@ -38,10 +38,12 @@ from features.events.recipients import write_recipients
 from features.retrieval import training_frame
 from features.simulator import EmailEnvironment, GroundTruth, SimulationConfig, simulate
 from inboxlab.settings import Settings
+from training.ceiling import EngagementCeiling, engagement_ceiling
 from training.dataset import build_training_set, model_frame, service_features
 from training.estimator import positive_proba
 from training.fit import FitResult, fit_and_evaluate
-from training.metrics import expected_calibration_error
+from training.labels import complete, labelled_sends
+from training.metrics import expected_auc, expected_calibration_error
 from training.specs import ModelKind, spec_for
 
 __all__ = [
@@ -77,6 +79,8 @@ class EngagementQuality:
     auc_truth: float
     ece: float  # against the sampled clicks
     ece_vs_truth: float  # against the true probabilities
+    #: What reference predictors reach on the same sends (see :mod:`training.ceiling`).
+    ceiling: EngagementCeiling | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,25 +109,6 @@ class QualityReport:
     rows_engagement: int
     rows_send_time: int
     seconds: dict[str, float]
-
-
-def expected_auc(p_true: np.ndarray, score: np.ndarray) -> float:
-    """The AUC that ``score`` has in expectation when outcomes are drawn with ``p_true``.
-
-    Each row counts as a positive with weight ``p`` and as a negative with weight ``1 - p``:
-    the weighted AUC is the expected number of correctly ordered (positive, negative) pairs
-    over the expected number of pairs.
-
-    Examples
-    --------
-    >>> p = np.array([0.1, 0.2, 0.7])
-    >>> round(expected_auc(p, p), 3) > round(expected_auc(p, -p), 3)
-    True
-    """
-    n = len(p_true)
-    y = np.r_[np.ones(n), np.zeros(n)]
-    weight = np.r_[p_true, 1.0 - p_true]
-    return float(roc_auc_score(y, np.r_[score, score], sample_weight=weight))
 
 
 def prepare_world(
@@ -195,12 +180,20 @@ def _mailable(truth: GroundTruth, recipient_ids: Sequence[str]) -> list[str]:
 
 
 def engagement_quality(
-    settings: Settings, truth: GroundTruth, result: FitResult, *, day: date, seed: int = 0
+    settings: Settings,
+    truth: GroundTruth,
+    result: FitResult,
+    *,
+    day: date,
+    seed: int = 0,
+    history: pd.DataFrame | None = None,
 ) -> EngagementQuality:
     """Send every mailable recipient one email on ``day`` at a random time and variant.
 
     The true click probability of each email is read from the environment before it is sent
-    (what the world knew at send time), then the clicks are sampled by sending it.
+    (what the world knew at send time), then the clicks are sampled by sending it. With the
+    labelled sends the model learnt from (``history``), the report also gives what the
+    Bayes reference predictors of :func:`training.ceiling.engagement_ceiling` reach.
     """
     rng = np.random.default_rng(seed)
     ids = _mailable(truth, truth.population.recipient_ids)
@@ -226,6 +219,9 @@ def engagement_quality(
         auc_truth=auc_truth,
         ece=expected_calibration_error(y, p_model),
         ece_vs_truth=expected_calibration_error(p_true, p_model),
+        ceiling=None
+        if history is None
+        else engagement_ceiling(truth, history, sends, p_true, p_model),
     )
 
 
@@ -398,7 +394,16 @@ def evaluate_engagement_against_truth(
     )
     clock.lap("engagement training set + fit")
     step(f"sending the holdout day {config.end} into the simulated world")
-    engagement = engagement_quality(settings, truth, fit, day=config.end, seed=seed)
+    # The reference predictors learn from every send whose open label is complete: the
+    # features of the holdout day include the opens of the last days' sends too.
+    history = complete(
+        labelled_sends(EventLog(settings.events_dir), settings.recipients_path),
+        "opened",
+        data.log_end,
+    )
+    engagement = engagement_quality(
+        settings, truth, fit, day=config.end, seed=seed, history=history
+    )
     clock.lap("engagement vs truth")
     return EngagementReport(
         config=config,

@@ -1,8 +1,14 @@
 """Labelled sends: one row per (recipient, campaign) send with what followed it.
 
-Labels follow the same rules as the features (``features.engineering.sql``): an open flagged
+Labels follow the rules of the features (``features.engineering.sql``): an open flagged
 ``is_machine_open`` is a machine open, an unflagged open within ``MACHINE_OPEN_SECONDS`` of the
-delivery is taken as one too, and machine opens never count as engagement. A send whose label
+delivery is taken as one too, and machine opens never count as engagement. One rule is
+stricter, because a label is judged with the whole log at hand: for a recipient whose client
+is known to prefetch (some open of theirs was flagged as a machine open), an unflagged open
+within ``PREFETCH_SECONDS`` of the delivery is taken as a machine open too. Most platforms
+flag only a share of prefetches, and a prefetch minutes after delivery would otherwise label
+the send opened whatever the person did, which hides their engagement and send-time
+preference behind noise the size of the signal. A send whose label
 window has not ended by the end of the log is censored and left out by :func:`complete`.
 """
 
@@ -16,7 +22,12 @@ import pandas as pd
 from features.engineering.sql import MACHINE_OPEN_SECONDS
 from features.events import EventLog
 
-__all__ = ["HORIZONS", "LABELS", "complete", "labelled_sends"]
+__all__ = ["HORIZONS", "LABELS", "PREFETCH_SECONDS", "complete", "labelled_sends"]
+
+#: How long after delivery an unflagged open of a known prefetching client is taken as the
+#: prefetch: privacy proxies fetch on arrival, within minutes; a person who opens that soon
+#: is lost from the label, a small share next to the prefetches caught.
+PREFETCH_SECONDS = 600
 
 #: How long after the send each label may still turn positive.
 HORIZONS: dict[str, timedelta] = {
@@ -37,13 +48,19 @@ delivered AS (
     SELECT recipient_id, campaign_id, min(occurred_at) AS first_deliver
     FROM events WHERE kind = 'deliver' GROUP BY recipient_id, campaign_id
 ),
+prefetchers AS (
+    SELECT DISTINCT recipient_id, true AS prefetches
+    FROM events WHERE kind = 'open' AND is_machine_open
+),
 human_opens AS (
     SELECT e.recipient_id, e.campaign_id, min(e.occurred_at) AS first_open
     FROM events e LEFT JOIN delivered d USING (recipient_id, campaign_id)
+    LEFT JOIN prefetchers p USING (recipient_id)
     WHERE e.kind = 'open' AND NOT COALESCE(
         e.is_machine_open,
-        d.first_deliver IS NOT NULL
-            AND e.occurred_at < d.first_deliver + INTERVAL {MACHINE_OPEN_SECONDS} SECOND
+        d.first_deliver IS NOT NULL AND e.occurred_at < d.first_deliver + CASE
+            WHEN p.prefetches THEN INTERVAL {PREFETCH_SECONDS} SECOND
+            ELSE INTERVAL {MACHINE_OPEN_SECONDS} SECOND END
     )
     GROUP BY e.recipient_id, e.campaign_id
 ),

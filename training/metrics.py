@@ -6,7 +6,13 @@ import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
-__all__ = ["METRIC_NAMES", "evaluate", "expected_calibration_error", "top_decile_lift"]
+__all__ = [
+    "METRIC_NAMES",
+    "evaluate",
+    "expected_auc",
+    "expected_calibration_error",
+    "top_decile_lift",
+]
 
 METRIC_NAMES = ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "lift_top_decile")
 
@@ -35,6 +41,25 @@ def expected_calibration_error(y_true: ArrayLike, p: ArrayLike, bins: int = 10) 
         if chunk.size:
             total += chunk.size * abs(y[chunk].mean() - q[chunk].mean())
     return float(total / y.size)
+
+
+def expected_auc(p_true: np.ndarray, score: np.ndarray) -> float:
+    """The AUC that ``score`` has in expectation when outcomes are drawn with ``p_true``.
+
+    Each row counts as a positive with weight ``p`` and as a negative with weight ``1 - p``:
+    the weighted AUC is the expected number of correctly ordered (positive, negative) pairs
+    over the expected number of pairs.
+
+    Examples
+    --------
+    >>> p = np.array([0.1, 0.2, 0.7])
+    >>> round(expected_auc(p, p), 3) > round(expected_auc(p, -p), 3)
+    True
+    """
+    n = len(p_true)
+    y = np.r_[np.ones(n), np.zeros(n)]
+    weight = np.r_[p_true, 1.0 - p_true]
+    return float(roc_auc_score(y, np.r_[score, score], sample_weight=weight))
 
 
 def top_decile_lift(y_true: ArrayLike, p: ArrayLike) -> float:
