@@ -4,7 +4,7 @@ two baselines (a bare FastAPI echo, ``mlflow models serve`` of the send-time mod
 Usage (from the repository root; the demo comes from ``inboxlab demo``)::
 
     python benchmarks/bench_decisions.py --demo /tmp/demo1 [--rate-seconds 30]
-        [--wrk-seconds 15] [--batch 100000] [--batch-calls 1]
+        [--wrk-seconds 15] [--batch 100000] [--batch-calls 1] [--only inboxlab,bare,cpu]
 
 The demo directory (``data/``, ``mlflow.db``, ``artifacts/``) is copied to a scratch directory
 first and left untouched. Every server listens on 127.0.0.1 and is stopped at the end, also on
@@ -240,6 +240,68 @@ def batch(server: Server, key: str, recipients: int, calls: int) -> dict[str, An
     }
 
 
+def decide_cpu(env: dict[str, str], decisions: int, rounds: int) -> dict[str, Any]:
+    """CPU per ``DecisionEngine.decide`` in one process, without HTTP (see :func:`_cpu_child`)."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--cpu-child", str(decisions), str(rounds)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=900,
+    ).stdout
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+def _cpu_child(decisions: int, rounds: int) -> None:
+    """Print the process CPU per decision of ``rounds`` rounds of ``decisions`` each (JSON).
+
+    The engine is the one ``inboxlab serve`` runs (the app's lifespan builds it: group-commit
+    writer, SQLite online store, the three champions). Process time counts the writer thread
+    too; each round ends with a flush, so its decisions are committed inside the round. A first
+    pass over the same recipients warms the feature cache, as a long-running server's is.
+    """
+    import asyncio
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    from inboxlab.errors import ConflictError
+    from inboxlab.experiment import ExperimentDefinition
+    from inboxlab.settings import get_settings
+    from serving.app import create_app
+    from serving.schemas import DecisionRequest
+
+    async def run() -> dict[str, Any]:
+        app = create_app(get_settings())
+        async with app.router.lifespan_context(app) as state:
+            engine = state["resources"].engine  # type: ignore[index]
+            arms = [{"id": v, "control": v == "a"} for v in VARIANTS]
+            definition = {"id": EXPERIMENT, "type": "bandit", "arms": arms}
+            with suppress(ConflictError):
+                engine.experiments.create(ExperimentDefinition.model_validate(definition))
+            requests = [DecisionRequest.model_validate(_decision_body(i)) for i in range(decisions)]
+            for request in requests:  # warm-up: feature cache, allocation, code paths
+                engine.decide(request)
+            engine.writer.flush()
+            per_decision = []
+            for _ in range(rounds):
+                started = time.process_time()
+                for request in requests:
+                    engine.decide(request)
+                engine.writer.flush()
+                per_decision.append((time.process_time() - started) / decisions * 1e3)
+        return {
+            "decisions": decisions,
+            "rounds_cpu_ms": per_decision,
+            "cpu_ms": statistics.median(per_decision),
+            "load": os.getloadavg(),
+        }
+
+    print(json.dumps(asyncio.run(run())))
+
+
 def prepare(demo: Path, scratch: Path) -> tuple[dict[str, str], str]:
     """A copy of the demo and the environment pointing at it; returns (env, key)."""
     shutil.copytree(demo / "data", scratch / "data")
@@ -300,6 +362,9 @@ def create_experiment(port: int, key: str) -> None:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--cpu-child"]:
+        _cpu_child(int(sys.argv[2]), int(sys.argv[3]))
+        return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--demo", type=Path, default=Path("/tmp/demo1"))
     parser.add_argument("--scratch", type=Path, default=None)
@@ -309,7 +374,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--batch", type=int, default=100_000)
     parser.add_argument("--batch-calls", type=int, default=1)
-    parser.add_argument("--only", default="inboxlab,bentoml,bare,mlflow,batch")
+    parser.add_argument("--cpu-decisions", type=int, default=500)
+    parser.add_argument("--cpu-rounds", type=int, default=5)
+    parser.add_argument("--only", default="inboxlab,bentoml,bare,mlflow,batch,cpu")
     parser.add_argument(
         "--workers",
         type=int,
@@ -324,6 +391,10 @@ def main() -> None:
     results: dict[str, Any] = {"machine": _machine(), "args": vars(args) | {"scratch": scratch}}
     logs = scratch
     print(f"scratch: {scratch}", file=sys.stderr)
+
+    if "cpu" in only:
+        results["decide_cpu"] = decide_cpu(env, args.cpu_decisions, args.cpu_rounds)
+        print(f"  in process: {results['decide_cpu']}", file=sys.stderr)
 
     workers = ["--workers", str(args.workers)]
     inboxlab = [str(BIN / "inboxlab"), "serve", "--host", HOST, "--port", "{port}", *workers]
@@ -398,6 +469,13 @@ def _machine() -> dict[str, Any]:
 
 def _markdown(r: dict[str, Any]) -> str:
     rows = ["| measurement | figure |", "|---|---|"]
+    if "decide_cpu" in r:
+        c = r["decide_cpu"]
+        rounds = ", ".join(f"{v:.2f}" for v in c["rounds_cpu_ms"])
+        rows.append(
+            f"| in process, CPU ms per decision (median of rounds of {c['decisions']}) | "
+            f"{c['cpu_ms']:.2f} ({rounds}) |"
+        )
     for name in ("inboxlab", "bentoml"):
         if f"{name}_rate" in r:
             rate = r[f"{name}_rate"]

@@ -117,6 +117,11 @@ class DecisionEngine:
         self.policy = VariantPolicy(
             store, refresh_seconds=d.allocation_refresh_seconds, salt=d.holdout_salt
         )
+        # Send and engagement history only matter to a frequency cap or the fatigue rule:
+        # without one, the recipient state is the consent flags alone (a far smaller read).
+        self._history = any(
+            rule is not None for rule in (d.max_sends_1d, d.max_sends_7d, d.fatigue_threshold)
+        )
         self._definitions: dict[str, ExperimentDefinition] = {}
 
     # -- public ------------------------------------------------------------------------------
@@ -185,9 +190,12 @@ class DecisionEngine:
         for r in requests:
             by_now.setdefault(r.now or default_now, []).append(r.recipient_id)
         states: dict[tuple[str, datetime], RecipientState] = {}
+        history = self._history
         for now, group in by_now.items():
-            pending = self.writer.pending_sends(group) if self.writer is not None else None
-            found = self.store.recipient_states(group, now=now, pending=pending)
+            pending = None
+            if history and self.writer is not None:
+                pending = self.writer.pending_sends(group)
+            found = self.store.recipient_states(group, now=now, pending=pending, history=history)
             for rid, one in found.items():
                 states[rid, now] = one
         return states
@@ -353,7 +361,11 @@ class DecisionEngine:
     ) -> dict[str, Any]:
         """The engagement model's columns: the recipient's, the chosen variant's history, and
         the hour affinities at the send hour, built by the function training uses."""
-        wanted = {d.request.recipient_id: [d.variant_id] for d in live if d.variant_id}
+        # One recipient may appear several times in a batch, with different variants.
+        wanted: dict[str, list[str]] = {}
+        for d in live:
+            if d.variant_id:
+                wanted.setdefault(d.request.recipient_id, []).append(d.variant_id)
         pairs: dict[str, dict[str, FeatureRow]] = {}
         if wanted and self.features is not None:
             try:
@@ -375,7 +387,7 @@ class DecisionEngine:
 
     def _record(
         self, draft: _Draft, versions: dict[str, str]
-    ) -> tuple[DecisionRecord, dict[str, Any], DecisionResponse]:
+    ) -> tuple[DecisionRecord, Mapping[str, Any], DecisionResponse]:
         scores = Scores(**{k: v for k, v in draft.scores.items() if v is not None})
         record = DecisionRecord(
             decision_id=draft.decision_id,
@@ -407,7 +419,9 @@ class DecisionEngine:
             scores=scores,
             model_versions=versions,
         )
-        return record, _jsonable(draft.features), response
+        # The row itself, not a copy: feature rows are read-only, and the store's JSON
+        # encoding turns NumPy scalars into plain values.
+        return record, draft.features, response
 
 
 def _columns(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -416,10 +430,11 @@ def _columns(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         return {}
     first = rows[0]
     text = [n for n, v in first.items() if isinstance(v, str)]
-    numbers = [n for n in first if n not in text]
-    # One conversion for every numeric column; each column is a view into it.
+    numbers = [n for n, v in first.items() if not isinstance(v, str)]
+    # One conversion for every numeric column; each column is a view into it (the rows of
+    # the transpose, produced by iteration in C rather than one slice call per name).
     block = np.array([[r.get(n) for n in numbers] for r in rows], dtype=float)
-    out: dict[str, Any] = {n: block[:, j] for j, n in enumerate(numbers)}
+    out: dict[str, Any] = dict(zip(numbers, block.T, strict=True))
     for name in text:
         out[name] = [r.get(name) for r in rows]
     return out
@@ -482,7 +497,3 @@ def _profile_scores(features: Mapping[str, Any], cand: Candidates) -> FloatArray
     days = np.array([float(features.get(d, 1 / 7) or 0) for d in OPEN_DAYS])
     scores = hours[cand.local_hour] * days[cand.local_weekday]
     return None if np.allclose(scores, scores[0]) else scores
-
-
-def _jsonable(features: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in features.items()}

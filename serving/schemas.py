@@ -71,7 +71,8 @@ class DecisionRequest(BaseModel):
     experiment_id: Identifier | None = None
     variants: list[Identifier] | None = Field(default=None, min_length=1, max_length=50)
     send_window: SendWindow | None = None
-    context: RequestContext = RequestContext()
+    # A factory, not a shared instance: pydantic deep-copies a model default on every request.
+    context: RequestContext = Field(default_factory=RequestContext)
     now: UtcDatetime | None = None
 
     @field_validator("variants")

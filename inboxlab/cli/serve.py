@@ -41,6 +41,11 @@ def serve_command(
     host: str = typer.Option(None, "--host", help="Default: INBOXLAB_API__HOST (127.0.0.1)."),
     port: int = typer.Option(None, "--port", help="Default: INBOXLAB_API__PORT (8000)."),
     workers: int = typer.Option(1, "--workers", min=1, help="Worker processes."),
+    access_log: bool = typer.Option(
+        False,
+        "--access-log/--no-access-log",
+        help="Log every request (costs CPU per request; /metrics counts them either way).",
+    ),
 ) -> None:
     """Serve the decision API (OpenAPI docs at /docs)."""
     import uvicorn
@@ -53,6 +58,7 @@ def serve_command(
         port=port or settings.api.port,
         workers=workers,
         log_level="info",
+        access_log=access_log,
         # A worker imports the models and the stores before it answers the supervisor's
         # first health check; on a busy machine that takes longer than uvicorn's 5 s.
         timeout_worker_healthcheck=120,

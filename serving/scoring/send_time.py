@@ -55,24 +55,55 @@ class Candidates:
     allowed: NDArray[np.bool_]
 
 
+def _next_whole_hour(t: datetime) -> datetime:
+    """``t`` rounded up to a whole hour (itself when already whole)."""
+    whole = t.replace(minute=0, second=0, microsecond=0)
+    return whole if whole == t else whole + timedelta(hours=1)
+
+
 def candidate_hours(
     start: datetime, end: datetime, timezone: str | None, quiet_start: int, quiet_end: int
 ) -> Candidates:
-    """Every whole UTC hour ``t`` with ``start <= t < end`` (the first rounded up)."""
-    first = start.replace(minute=0, second=0, microsecond=0)
-    if first < start:
-        first += timedelta(hours=1)
+    """Every whole UTC hour ``t`` with ``start <= t < end`` (the first rounded up).
+
+    For a whole hour ``t``, ``t < end`` exactly when ``t`` is before ``end`` rounded up, so
+    the hours depend on ``start`` and ``end`` only through their rounded values: the requests
+    of one hour share one (cached, read-only) result.
+
+    >>> from datetime import UTC
+    >>> c = candidate_hours(datetime(2026, 3, 1, 6, 30, tzinfo=UTC),
+    ...                     datetime(2026, 3, 1, 10, 0, 1, tzinfo=UTC), "Europe/Berlin", 21, 8)
+    >>> [t.hour for t in c.utc], c.local_hour.tolist(), c.allowed.tolist()
+    ([7, 8, 9, 10], [8, 9, 10, 11], [True, True, True, True])
+    """
+    first, stop = _next_whole_hour(start), _next_whole_hour(end)
+    # The zone objects are part of the key: equal instants in other zones hash alike but
+    # would hand back hours expressed in the first caller's zone.
+    return _candidates(first, stop, first.tzinfo, timezone, quiet_start, quiet_end)
+
+
+@lru_cache(maxsize=4096)
+def _candidates(
+    first: datetime,
+    stop: datetime,
+    _zone_of_first: object,
+    timezone: str | None,
+    quiet_start: int,
+    quiet_end: int,
+) -> Candidates:
     hours: list[datetime] = []
     t = first
-    while t < end:
+    while t < stop:
         hours.append(t)
         t += timedelta(hours=1)
     tz = zone(timezone)
     local = [h.astimezone(tz) for h in hours]
     local_hour = np.array([x.hour for x in local], dtype=np.int64)
     local_weekday = np.array([x.weekday() for x in local], dtype=np.int64)
-    allowed = np.array([not is_quiet(int(h), quiet_start, quiet_end) for h in local_hour])
-    return Candidates(tuple(hours), local_hour, local_weekday, allowed.astype(bool))
+    allowed = np.array([not is_quiet(int(h), quiet_start, quiet_end) for h in local_hour], bool)
+    for shared in (local_hour, local_weekday, allowed):
+        shared.flags.writeable = False  # one result serves many requests
+    return Candidates(tuple(hours), local_hour, local_weekday, allowed)
 
 
 @dataclass(frozen=True, slots=True)

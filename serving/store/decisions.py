@@ -19,7 +19,6 @@ They are updated incrementally and can always be rebuilt from the decision and o
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
@@ -29,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from functools import cache, lru_cache
 from typing import Any
 
+from pydantic_core import to_json
 from sqlalchemy import (
     JSON,
     BindParameter,
@@ -52,7 +52,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from inboxlab.errors import ConflictError
 from inboxlab.records import Action, DecisionRecord, EventKind, EventRecord
 from serving.eligibility import RecipientState
-from serving.store.engine import create_store_engine
+from serving.store.engine import create_store_engine, json_scalar
 from serving.store.schema import arm_stats, audit_log, decisions, metadata, outcomes
 from serving.store.stats import (
     DEFAULT_REWARD,
@@ -85,7 +85,8 @@ _CONSENT_KINDS = ["unsubscribe", "complaint", "bounce", "deliver"]
 # One statement for the whole recipient state, tagged by part: "c" latest consent event per
 # kind, "s" recent sends decided here, "o" recent sends made elsewhere and engagements. Every
 # part reads by the recipient_id index.
-_RECIPIENT_STATE = union_all(
+#: The consent part of :data:`_RECIPIENT_STATE`: the latest outcome of each consent kind.
+_CONSENT_STATE = (
     select(
         literal("c").label("part"),
         outcomes.c.recipient_id,
@@ -94,7 +95,10 @@ _RECIPIENT_STATE = union_all(
         cast(null(), String).label("decision_id"),
     )
     .where(outcomes.c.recipient_id.in_(_IDS), outcomes.c.kind.in_(_CONSENT_KINDS))
-    .group_by(outcomes.c.recipient_id, outcomes.c.kind),
+    .group_by(outcomes.c.recipient_id, outcomes.c.kind)
+)
+_RECIPIENT_STATE = union_all(
+    _CONSENT_STATE,
     select(
         literal("s"),
         decisions.c.recipient_id,
@@ -142,7 +146,9 @@ _SQLITE_ADD_TRIALS = (
 def _sqlite_value(value: Any, is_json: bool) -> Any:
     """A column value as SQLAlchemy's SQLite types store it."""
     if is_json:
-        return json.dumps(value)
+        # pydantic-core's encoder: the same JSON values as json.dumps (NaN kept as NaN),
+        # written compactly and several times faster for a decision's hundred features.
+        return to_json(value, inf_nan_mode="constants", fallback=json_scalar).decode()
     if isinstance(value, datetime):
         at = value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
         return at.strftime(_SQLITE_TIME)
@@ -150,14 +156,23 @@ def _sqlite_value(value: Any, is_json: bool) -> Any:
 
 
 @lru_cache(maxsize=16)
+def _sqlite_consent_sql(n: int) -> str:
+    """:data:`_CONSENT_STATE` for ``n`` recipients, as SQLite text with ``?`` placeholders."""
+    ids = ",".join("?" * n)
+    consent = ",".join(f"'{k}'" for k in _CONSENT_KINDS)
+    return (
+        f"SELECT 'c', recipient_id, kind, max(occurred_at), NULL FROM outcomes "
+        f"WHERE recipient_id IN ({ids}) AND kind IN ({consent}) GROUP BY recipient_id, kind"
+    )
+
+
+@lru_cache(maxsize=16)
 def _sqlite_recipient_sql(n: int) -> str:
     """:data:`_RECIPIENT_STATE` for ``n`` recipients, as SQLite text with ``?`` placeholders."""
     ids = ",".join("?" * n)
-    consent = ",".join(f"'{k}'" for k in _CONSENT_KINDS)
     engagement = ",".join(f"'{k}'" for k in _ENGAGEMENT)
     return (
-        f"SELECT 'c', recipient_id, kind, max(occurred_at), NULL FROM outcomes "
-        f"WHERE recipient_id IN ({ids}) AND kind IN ({consent}) GROUP BY recipient_id, kind "
+        f"{_sqlite_consent_sql(n)} "
         f"UNION ALL SELECT 's', recipient_id, NULL, coalesce(send_at, decided_at), decision_id "
         f"FROM decisions WHERE recipient_id IN ({ids}) AND action = '{Action.SEND.value}' "
         f"AND decided_at >= ? "
@@ -327,7 +342,7 @@ class DecisionStore:
     def _insert_sqlite(self, rows: list[dict[str, Any]], trials: Counter[StatKey]) -> None:
         """:meth:`record_decisions` on the DB-API connection, stored as SQLAlchemy stores it.
 
-        Timestamps as SQLAlchemy's SQLite text, JSON columns through ``json.dumps``: the rows
+        Timestamps as SQLAlchemy's SQLite text, JSON columns as JSON text: the rows
         read back through the Core layer exactly as if it had written them, for a fraction
         of its per-row cost.
         """
@@ -500,12 +515,15 @@ class DecisionStore:
         now: datetime,
         lookback: timedelta = timedelta(days=30),
         pending: Mapping[str, Mapping[str, datetime]] | None = None,
+        history: bool = True,
     ) -> dict[str, RecipientState]:
         """:meth:`recipient_state` of many recipients in one query, whatever their number.
 
         ``pending`` maps recipients to ``{decision_id: send time}`` of sends decided but not
         yet committed (see :class:`~serving.store.writer.DecisionWriter`); they count as
-        sends, once each even if committed meanwhile.
+        sends, once each even if committed meanwhile. ``history=False`` reads the consent
+        flags only and leaves the send and engagement times empty: for callers without a
+        frequency cap or fatigue rule, which never look at them.
         """
         ids = list(dict.fromkeys(recipient_ids))
         since = now - lookback
@@ -513,7 +531,7 @@ class DecisionStore:
         sends: dict[str, dict[str | None, datetime]] = {rid: {} for rid in ids}
         engaged: dict[str, list[datetime]] = {rid: [] for rid in ids}
         other: dict[str, list[datetime]] = {rid: [] for rid in ids}
-        for part, rid, kind, at, decision_id in self._recipient_rows(ids, since):
+        for part, rid, kind, at, decision_id in self._recipient_rows(ids, since, history):
             if part == "c" and kind is not None:
                 latest[rid][kind] = at
             elif part == "s":
@@ -541,14 +559,16 @@ class DecisionStore:
         return out
 
     def _recipient_rows(
-        self, ids: list[str], since: datetime
+        self, ids: list[str], since: datetime, history: bool = True
     ) -> list[tuple[str, str, str | None, datetime, str | None]]:
-        """Rows of :data:`_RECIPIENT_STATE` (part, recipient, kind, UTC time, decision id)."""
+        """Rows of :data:`_RECIPIENT_STATE` (part, recipient, kind, UTC time, decision id);
+        of its consent part only without ``history``."""
         if not ids:
             return []
         if self.engine.dialect.name != "sqlite":
+            statement = _RECIPIENT_STATE if history else _CONSENT_STATE
             with self.engine.connect() as conn:
-                rows = conn.execute(_RECIPIENT_STATE, {"ids": ids, "since": since}).all()
+                rows = conn.execute(statement, {"ids": ids, "since": since}).all()
             return [(p, rid, kind, utc(at), d) for p, rid, kind, at, d in rows]
         # SQLite on the render path: the same statement on the DB-API connection, with
         # SQLAlchemy's text encoding of timestamps. Compiling and executing through the Core
@@ -561,9 +581,14 @@ class DecisionStore:
             for start in range(0, len(ids), _SQLITE_CHUNK):
                 chunk = ids[start : start + _SQLITE_CHUNK]
                 cursor = raw.cursor()
-                cursor.execute(
-                    _sqlite_recipient_sql(len(chunk)), [*chunk, *chunk, bound, *chunk, bound]
-                )
+                if history:
+                    sql, args = (
+                        _sqlite_recipient_sql(len(chunk)),
+                        [*chunk, *chunk, bound, *chunk, bound],
+                    )
+                else:
+                    sql, args = _sqlite_consent_sql(len(chunk)), chunk
+                cursor.execute(sql, args)
                 out.extend(
                     (p, rid, kind, datetime.fromisoformat(t).replace(tzinfo=UTC), d)
                     for p, rid, kind, t, d in cursor.fetchall()

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
-__all__ = ["create_store_engine", "is_sqlite"]
+__all__ = ["create_store_engine", "is_sqlite", "json_scalar", "json_text"]
 
 #: How long a SQLite writer waits for another writer's lock before failing, in milliseconds.
 SQLITE_BUSY_TIMEOUT_MS = 5_000
@@ -17,6 +19,23 @@ SQLITE_BUSY_TIMEOUT_MS = 5_000
 def is_sqlite(url: str) -> bool:
     """Whether ``url`` names a SQLite database."""
     return make_url(url).get_backend_name() == "sqlite"
+
+
+def json_scalar(value: Any) -> Any:
+    """A NumPy scalar as its Python value, for JSON encoders' fallback (feature rows may
+    hold them); anything else unknown is an error, as in ``json.dumps``.
+
+    >>> json_text({"sends": np.int64(3), "rate": np.float32(0.5)})
+    '{"sends": 3, "rate": 0.5}'
+    """
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def json_text(value: Any) -> str:
+    """The JSON text of a JSON column's value (``json.dumps``, NumPy scalars allowed)."""
+    return json.dumps(value, default=json_scalar)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -41,11 +60,11 @@ def create_store_engine(url: str, *, schema: str | None = None) -> Engine:
         database = make_url(url).database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url)
+        engine = create_engine(url, json_serializer=json_text)
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
         # pre_ping: a PostgreSQL restart must not turn the next request into a 5xx.
-        engine = create_engine(url, pool_pre_ping=True)
+        engine = create_engine(url, pool_pre_ping=True, json_serializer=json_text)
     if schema is not None:
         return engine.execution_options(schema_translate_map={None: schema})
     return engine

@@ -4,8 +4,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pytest
 
-from serving.scoring.compiled import CompiledModel
+from serving.scoring.compiled import FAST_ROWS, CompiledModel
+from serving.scoring.native import RowScorer
 from training.estimator import calibrate, make_lightgbm
 
 
@@ -57,3 +59,38 @@ def test_rows_of_records_equal_the_column_matrix() -> None:
         compiled.rows(records[:1]), compiled.matrix({k: v[0] for k, v in columns.items()}, 1)
     )
     assert compiled.rows([]).shape == (0, len(compiled.features))
+
+
+def test_few_rows_score_through_the_fast_path_like_the_pipeline() -> None:
+    # A decision's rows (up to FAST_ROWS) take LightGBM's single-row path, larger matrices
+    # Booster.predict: both must give predict_proba of the registered pipeline.
+    for categorical in ([], ["variant_id"]):
+        model, x = _fit(categorical, "isotonic")
+        x = x.head(FAST_ROWS + 1).copy()
+        x.loc[x.index[1], "a"] = np.nan
+        if categorical:
+            x.loc[x.index[2], "variant_id"] = "never-seen"
+        compiled = CompiledModel(model)
+        expected = model.predict_proba(x)[:, 1]  # type: ignore[attr-defined]
+        for n in (1, 3, FAST_ROWS, FAST_ROWS + 1):
+            columns = {c: x[c].to_numpy()[:n] for c in x.columns}
+            np.testing.assert_allclose(compiled.predict(columns, n), expected[:n], atol=1e-9)
+
+
+def test_row_scorer_equals_booster_predict_bit_for_bit() -> None:
+    model, x = _fit(["variant_id"], "sigmoid")
+    compiled = CompiledModel(model)
+    matrix = compiled.matrix({c: x[c].to_numpy() for c in x.columns}, len(x))
+    matrix[::7, -1] = np.nan
+    scorer = RowScorer(compiled.booster)
+    expected = compiled.booster.predict(matrix, raw_score=True)
+    np.testing.assert_array_equal(scorer.raw(matrix), expected)
+    np.testing.assert_array_equal(scorer.raw(matrix[::3]), expected[::3])  # strided rows
+    assert scorer.raw(matrix[:0]).shape == (0,)
+
+
+def test_row_scorer_refuses_a_matrix_of_the_wrong_width() -> None:
+    model, _ = _fit([], "sigmoid")
+    scorer = RowScorer(CompiledModel(model).booster)
+    with pytest.raises(ValueError, match="expected a matrix of 2 columns"):
+        scorer.raw(np.zeros((2, 3)))

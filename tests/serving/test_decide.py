@@ -307,3 +307,58 @@ def test_engagement_model_sees_the_chosen_variants_history(
     assert seen["variant_click_lift"].tolist() == pytest.approx([3.0])
     # the hour affinities at the chosen send hour, as in training
     assert {"hour_affinity", "late_hour_affinity", "send_hour_rate"} <= set(seen)
+
+
+def test_a_recipient_twice_in_one_batch_gets_each_variants_own_history(
+    settings: Settings, store: DecisionStore, models: ModelSet
+) -> None:
+    loaded = models.models[ModelKind.ENGAGEMENT]
+    recording = RecordingModel(loaded.model)
+    spy = ModelSet(settings)
+    spy.models = {**models.models, ModelKind.ENGAGEMENT: replace(loaded, model=recording)}
+    features = InMemoryFeatureClient(
+        {"r-tokyo": {"timezone": "Asia/Tokyo", "click_rate_90d": 0.1}},
+        variants={
+            ("r-tokyo", "v1"): {"variant_click_rate_90d": 0.3, "variant_deliveries_90d": 5},
+            ("r-tokyo", "v2"): {"variant_click_rate_90d": 0.05, "variant_deliveries_90d": 9},
+        },
+    )
+    engine = make_engine(settings, store, spy, features=features)
+    engine.decide_many([request(variants=["v1"]), request(variants=["v2"])])
+    seen = recording.columns[-1]
+    assert seen["variant_id"] == ["v1", "v2"]
+    assert seen["variant_click_rate_90d"] == [0.3, 0.05]
+    assert seen["variant_deliveries_90d"] == [5, 9]
+
+
+@pytest.mark.parametrize("queued", [False, True], ids=["committed", "group-commit"])
+def test_frequency_cap_counts_earlier_decisions_of_the_render_path(
+    settings: Settings, store: DecisionStore, models: ModelSet, queued: bool
+) -> None:
+    # With a cap the engine reads the send history (committed, or still queued in the
+    # writer); without any frequency rule it reads consent alone and never suppresses.
+    from serving.store.writer import DecisionWriter
+
+    capped = make_engine(settings, store, models, max_sends_1d=1)
+    if queued:
+        capped.writer = DecisionWriter(store)
+    first = capped.decide(request())
+    assert first.action is Action.SEND and first.send_at is not None
+    later = (first.send_at + timedelta(minutes=1)).isoformat()  # the first email has gone
+    second = capped.decide(request(now=later))
+    assert second.action is Action.SUPPRESS and second.reasons == ["frequency_cap:1d"]
+    uncapped = make_engine(settings, store, models)
+    assert uncapped.decide(request(now=later)).action is Action.SEND
+    capped.close()
+
+
+def test_consent_is_read_without_a_frequency_rule(
+    settings: Settings, store: DecisionStore, models: ModelSet
+) -> None:
+    from inboxlab.records import EventKind, EventRecord
+
+    store.record_outcomes(
+        [EventRecord(recipient_id="r-tokyo", kind=EventKind.COMPLAINT, occurred_at=NOW)]
+    )
+    out = make_engine(settings, store, models).decide(request())
+    assert out.action is Action.SUPPRESS and out.reasons == ["complained"]

@@ -10,7 +10,10 @@ MODULES = [
     "serving.bandit",
     "serving.eligibility",
     "serving.keys",
+    "serving.scoring.native",
+    "serving.scoring.send_time",
     "serving.store.decisions",
+    "serving.store.engine",
 ]
 
 

@@ -6,7 +6,9 @@ import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 from sqlalchemy import text
 
@@ -252,3 +254,63 @@ def test_decisions_stored_in_bulk_count_like_one_by_one(store: DecisionStore) ->
     assert store.decision_features("b-3") == {"x": 3}
     with pytest.raises(ConflictError):
         store.record_decisions(records[:1])
+
+
+def test_consent_only_states_equal_the_full_states_without_history(store: DecisionStore) -> None:
+    # history=False (no frequency rule configured) must give the same consent flags as the
+    # full read, recipient by recipient, and no send or engagement times.
+    store.record_decision(decision("d-1"))
+    store.record_outcomes(
+        [
+            event(EventKind.CLICK),
+            event(EventKind.UNSUBSCRIBE, decision_id=None, event_id="u-1"),
+            event(EventKind.COMPLAINT, decision_id=None, recipient_id="r-2", event_id="c-2"),
+            event(EventKind.BOUNCE, decision_id=None, recipient_id="r-3", event_id="b-3"),
+            event(EventKind.BOUNCE, decision_id=None, recipient_id="r-4", event_id="b-4"),
+            event(EventKind.DELIVER, decision_id=None, recipient_id="r-4", event_id="v-4",
+                  after=timedelta(hours=2)),
+        ]
+    )  # fmt: skip
+    ids = ["r-1", "r-2", "r-3", "r-4", "r-never-seen"]
+    now = T0 + timedelta(hours=3)
+    full = store.recipient_states(ids, now=now)
+    consent = store.recipient_states(ids, now=now, history=False)
+    assert full["r-1"].send_times and full["r-1"].engagement_times  # the full read has history
+    for rid in ids:
+        flags = (full[rid].unsubscribed, full[rid].complained, full[rid].hard_bounced)
+        got = consent[rid]
+        assert (got.unsubscribed, got.complained, got.hard_bounced) == flags, rid
+        assert got.send_times == () and got.engagement_times == (), rid
+    assert [rid for rid in ids if consent[rid].hard_bounced] == ["r-3"]
+
+
+def test_stored_features_read_back_as_written(store: DecisionStore) -> None:
+    features: dict[str, Any] = {
+        "open_rate_90d": 0.1 + 0.2,  # not exactly representable: must round-trip exactly
+        "timezone": "America/São_Paulo",
+        "sends_90d": 3,
+        "is_unsubscribed": False,
+        "missing": None,
+    }
+    if store.engine.dialect.name == "sqlite":  # PostgreSQL's json type has no NaN
+        features["days_since_open"] = float("nan")
+    store.record_decisions([(decision("d-f"), features)])
+    got = store.decision_features("d-f")
+    assert got is not None and got.keys() == features.keys()
+    if "days_since_open" in features:
+        assert np.isnan(got.pop("days_since_open"))
+    assert got == {k: v for k, v in features.items() if k != "days_since_open"}
+    assert type(got["sends_90d"]) is int and type(got["is_unsubscribed"]) is bool
+
+
+def test_numpy_scalars_in_features_are_stored_as_plain_values(store: DecisionStore) -> None:
+    # Feature rows may carry NumPy scalars; both write paths store their Python values.
+    features = {"sends_90d": np.int64(4), "rate": np.float32(0.25), "flag": np.bool_(True)}
+    store.record_decision(decision("d-one"), features=features)
+    store.record_decisions([(decision("d-many"), features)])
+    for decision_id in ("d-one", "d-many"):
+        got = store.decision_features(decision_id)
+        assert got == {"sends_90d": 4, "rate": 0.25, "flag": True}
+        assert got is not None and type(got["sends_90d"]) is int and type(got["flag"]) is bool
+    with pytest.raises(Exception, match=r"object is not JSON serializable"):
+        store.record_decisions([(decision("d-bad"), {"x": object()})])
