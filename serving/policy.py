@@ -20,7 +20,13 @@ import numpy as np
 from inboxlab.experiment import ExperimentDefinition
 from inboxlab.records import EventKind
 from serving.assignment import FixedSplit
-from serving.bandit import ArmCounts, BanditConfig, ThompsonSampler, discounted_counts
+from serving.bandit import (
+    Allocation,
+    ArmCounts,
+    BanditConfig,
+    ThompsonSampler,
+    discounted_counts,
+)
 from serving.store import DecisionStore, RewardRule
 
 __all__ = ["Choice", "VariantPolicy", "engagement_tier", "reward_rule"]
@@ -93,19 +99,24 @@ class VariantPolicy:
             split = FixedSplit(definition.weights)
             variant, weight = split.assign(self._salt, definition.id, recipient_id)
             return Choice(variant, weight, "ab", None)
+        allocation = self.allocation(definition, tier=tier, today=today)
+        variant, propensity = allocation.draw(rng)
+        # The tier is recorded for per-segment reports even when not contextual.
+        return Choice(variant, propensity, "bandit", tier)
+
+    def allocation(self, definition: ExperimentDefinition, *, tier: str, today: date) -> Allocation:
+        """The arm probabilities a bandit request of ``tier`` draws from (cached; see above).
+
+        Many requests of one tier and day share it: a batch draws all of theirs at once.
+        """
         sampler = self._sampler(definition)
         by_segment, version = self._segment_counts(definition, today)
         if definition.bandit.contextual:
             own = by_segment.get(tier, {})
             others = _pool(s for name, s in by_segment.items() if name != tier)
-            allocation = sampler.allocation(own, segment=tier, others=others, version=version)
-            segment: str | None = tier
-        else:
-            pooled = _pool(by_segment.values())
-            allocation = sampler.allocation(pooled, segment=None, version=version)
-            segment = tier  # recorded for per-segment reports even when not contextual
-        variant, propensity = allocation.draw(rng)
-        return Choice(variant, propensity, "bandit", segment)
+            return sampler.allocation(own, segment=tier, others=others, version=version)
+        pooled = _pool(by_segment.values())
+        return sampler.allocation(pooled, segment=None, version=version)
 
     def _sampler(self, definition: ExperimentDefinition) -> ThompsonSampler:
         sampler = self._samplers.get(definition.id)

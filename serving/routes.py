@@ -3,24 +3,24 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Request, status
+from fastapi import APIRouter, Depends, Request, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from inboxlab.errors import NotFoundError
 from inboxlab.experiment import ExperimentDefinition
 from serving.auth import AdminKey, AnyKey, DecideKey
+from serving.batch import BATCH_CHUNK, BatchDecider, BatchRequest, parse_batch
 from serving.decide import DecisionEngine
-from serving.schemas import MAX_BATCH, DecisionRequest, DecisionResponse
+from serving.schemas import DecisionRequest, DecisionResponse
 from serving.store.units import experiment_units
 
 __all__ = ["BATCH_CHUNK", "ReportRenderer", "router"]
-
-#: Decisions scored together in one pass of each model while streaming a batch.
-BATCH_CHUNK = 2_000
 
 #: ``(definition, units table, "html" | "json") -> str | dict``: supplied by the composition
 #: root, because ``serving`` does not depend on ``experiments``.
@@ -36,12 +36,6 @@ async def _engine(request: Request) -> DecisionEngine:
 Engine = Annotated[DecisionEngine, Depends(_engine)]
 
 router = APIRouter()
-
-
-class BatchRequest(BaseModel):
-    """``POST /v1/decisions/batch``: a whole audience."""
-
-    decisions: list[DecisionRequest] = Field(min_length=1, max_length=MAX_BATCH)
 
 
 class ExperimentCreated(BaseModel):
@@ -62,24 +56,55 @@ async def post_decision(request: DecisionRequest, engine: Engine, _key: DecideKe
     return Response(decision.model_dump_json(), media_type="application/json")
 
 
+def _inline(schema: dict[str, Any]) -> dict[str, Any]:
+    """A JSON schema with its ``$defs`` references replaced by the definitions."""
+    defs = schema.pop("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return walk(defs[ref.removeprefix("#/$defs/")])
+            return {k: walk(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    resolved: dict[str, Any] = walk(schema)
+    return resolved
+
+
 @router.post(
     "/v1/decisions/batch",
     tags=["decisions"],
     response_class=StreamingResponse,
     responses={200: {"content": {"application/x-ndjson": {}}}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": _inline(BatchRequest.model_json_schema())}},
+        }
+    },
 )
-def post_decisions_batch(
-    body: Annotated[BatchRequest, Body()], engine: Engine, _key: DecideKey
+async def post_decisions_batch(
+    request: Request, engine: Engine, _key: DecideKey
 ) -> StreamingResponse:
-    """Decisions for a whole audience, streamed as NDJSON (one decision per line, in order)."""
+    """Decisions for a whole audience, streamed as NDJSON (one decision per line, in order).
 
-    def lines() -> Iterator[bytes]:
-        requests = body.decisions
-        for start in range(0, len(requests), BATCH_CHUNK):
-            chunk = engine.decide_many(requests[start : start + BATCH_CHUNK])
-            yield b"".join(d.model_dump_json().encode() + b"\n" for d in chunk)
-
-    return StreamingResponse(lines(), media_type="application/x-ndjson")
+    Decided column-wise in chunks; a chunk's lines are sent once its decisions are stored.
+    An unknown experiment or variants that differ from its arms refuse the whole batch
+    before the first line.
+    """
+    raw = await request.body()
+    try:
+        # Validated from the raw bytes (see ``parse_batch``), off the event loop.
+        body = await run_in_threadpool(parse_batch, raw)
+    except ValidationError as exc:
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
+        raise RequestValidationError(errors) from exc
+    decider = BatchDecider(engine, chunk_size=BATCH_CHUNK)
+    await run_in_threadpool(decider.check, body.decisions)
+    return StreamingResponse(decider.lines(body.decisions), media_type="application/x-ndjson")
 
 
 @router.post("/v1/experiments", tags=["experiments"], status_code=status.HTTP_201_CREATED)

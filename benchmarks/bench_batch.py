@@ -1,0 +1,284 @@
+"""Batch decisions over HTTP: a whole audience through ``POST /v1/decisions/batch``.
+
+Usage (from the repository root; the demo comes from ``inboxlab demo``)::
+
+    python benchmarks/bench_batch.py --demo /tmp/demo1 --audience 100000 [--audience 1000000]
+
+Each audience is sent in calls of at most ``MAX_BATCH`` (100,000) requests, one after the
+other, to one ``inboxlab serve`` worker on loopback (4 variants of a bandit, the default
+24-hour window, the demo's three champion models, SQLite decision store). Reported per
+audience: wall time from the first request to the last line, decisions per second, time to
+the first line, and the peak resident memory of the server process tree (sampled every
+50 ms), which must not grow with the audience.
+
+Baseline in the same run, in process: LightGBM alone scoring the send-time champion on the
+same number of rows the batch scores (the allowed hours of every recipient), one thread —
+the floor of any exact implementation that calls the model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from bench_decisions import BIN, EXPERIMENT, HOST, Server, create_experiment, prepare, serve
+
+MAX_BATCH = 100_000
+VARIANTS = ["a", "b", "c", "d"]
+DEMO_RECIPIENTS = 10_000
+
+
+def _body(start: int, n: int) -> bytes:
+    decisions = [
+        {
+            "recipient_id": f"r{i % DEMO_RECIPIENTS:07d}",
+            "campaign_id": "bench-batch",
+            "experiment_id": EXPERIMENT,
+            "variants": VARIANTS,
+        }
+        for i in range(start, start + n)
+    ]
+    return json.dumps({"decisions": decisions}).encode()
+
+
+def run_audience(server: Server, key: str, audience: int) -> dict[str, Any]:
+    """Decide ``audience`` recipients in calls of at most ``MAX_BATCH``; time and memory."""
+    bodies = [_body(s, min(MAX_BATCH, audience - s)) for s in range(0, audience, MAX_BATCH)]
+    lines = 0
+    sends = 0
+    first: float | None = None
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    with server.sampling_rss(), httpx.Client(timeout=1800) as client:
+        started = time.perf_counter()
+        for body in bodies:
+            with client.stream(
+                "POST",
+                f"http://{HOST}:{server.port}/v1/decisions/batch",
+                content=body,
+                headers=headers,
+            ) as response:
+                response.raise_for_status()
+                for line in response.iter_lines():
+                    if not line:
+                        continue
+                    if first is None:
+                        first = time.perf_counter() - started
+                    lines += 1
+                    sends += '"action":"send"' in line
+        seconds = time.perf_counter() - started
+    return {
+        "audience": audience,
+        "calls": len(bodies),
+        "decisions_out": lines,
+        "sends": sends,
+        "seconds": seconds,
+        "per_second": lines / seconds,
+        "us_per_decision": seconds / max(lines, 1) * 1e6,
+        "first_line_s": first,
+        "peak_rss_mb": server.peak_rss / 2**20,
+        "load_after": os.getloadavg(),
+    }
+
+
+def model_floor(env: dict[str, str], rows: int, repeat: int = 3) -> dict[str, Any]:
+    """Median seconds of the send-time champion's ``Booster.predict`` on ``rows`` rows."""
+    script = (
+        "import sys, time, json, numpy as np\n"
+        "from inboxlab.settings import Settings\n"
+        "from serving.scoring.models import ModelSet\n"
+        "from training.specs import ModelKind\n"
+        "m = ModelSet(Settings()); m.refresh()\n"
+        "b = m.models[ModelKind.SEND_TIME].model.booster\n"
+        "rows, repeat = int(sys.argv[1]), int(sys.argv[2])\n"
+        "x = np.random.default_rng(0).random((min(rows, 200_000), b.num_feature()))\n"
+        "out = []\n"
+        "for _ in range(repeat):\n"
+        "    t = time.perf_counter(); done = 0\n"
+        "    while done < rows:\n"
+        "        b.predict(x[: rows - done], raw_score=True, num_threads=1); done += len(x)\n"
+        "    out.append(time.perf_counter() - t)\n"
+        "print(json.dumps(out))\n"
+    )
+    import subprocess
+
+    text = subprocess.run(
+        [sys.executable, "-c", script, str(rows), str(repeat)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=1800,
+    ).stdout
+    times = json.loads(text.strip().splitlines()[-1])
+    return {"rows": rows, "median_s": statistics.median(times), "runs": times}
+
+
+_IN_PROCESS = """
+import json, os, statistics, sys, time
+import numpy as np
+from features.online import SqliteFeatureClient
+from inboxlab.experiment import parse_definition
+from inboxlab.settings import Settings
+from serving.batch import BatchDecider, parse_batch
+from serving.decide import DecisionEngine
+from serving.scoring.models import ModelSet
+from serving.store import DecisionStore
+from serving.store.experiments import ExperimentStore
+
+n, repeat, chunk = int(sys.argv[1]), int(sys.argv[2]), 2_000
+settings = Settings()
+store = DecisionStore(settings.decision_store_url)
+store.create_schema()
+models = ModelSet(settings)
+models.refresh()
+experiments = ExperimentStore(store.engine)
+if experiments.get("bench-4arm") is None:
+    arms = [{"id": v, "control": v == "a"} for v in "abcd"]
+    experiments.create(parse_definition({"id": "bench-4arm", "type": "bandit", "arms": arms}))
+engine = DecisionEngine(
+    settings, store, experiments, SqliteFeatureClient(settings), models, np.random.default_rng()
+)
+items = [
+    {"recipient_id": f"r{i % 10_000:07d}", "campaign_id": "bench-batch",
+     "experiment_id": "bench-4arm", "variants": list("abcd")}
+    for i in range(n)
+]
+requests = parse_batch(json.dumps({"decisions": items}).encode()).decisions
+decider = BatchDecider(engine)
+
+def previous():  # the route before: decide_many per chunk, one response model per line
+    for s in range(0, n, chunk):
+        out = engine.decide_many(requests[s : s + chunk])
+        b"".join(d.model_dump_json().encode() + b"\\n" for d in out)
+
+def batch():
+    for _ in decider.lines(requests):
+        pass
+
+previous(); batch()  # warm: caches, allocation, imports
+result = {}
+for name, run in (("previous", previous), ("batch", batch)):
+    wall, cpu = [], []
+    for _ in range(repeat):
+        t, c = time.perf_counter(), time.process_time()
+        run()
+        wall.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+    result[name] = {"wall_s": wall, "cpu_s": cpu}
+result["load"] = os.getloadavg()
+print(json.dumps(result))
+"""
+
+
+def in_process(env: dict[str, str], n: int, repeat: int) -> dict[str, Any]:
+    """The previous route's work (``decide_many`` per chunk of 2,000 and one response model
+    per line) against :class:`~serving.batch.BatchDecider`, in one process, same data."""
+    import subprocess
+
+    text = subprocess.run(
+        [sys.executable, "-c", _IN_PROCESS, str(n), str(repeat)],
+        env=env,
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=3600,
+    ).stdout
+    result: dict[str, Any] = json.loads(text.strip().splitlines()[-1])
+    result["n"] = n
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--demo", type=Path, default=Path("/tmp/demo1"))
+    parser.add_argument("--scratch", type=Path, default=None)
+    parser.add_argument("--audience", type=int, action="append", default=None)
+    parser.add_argument("--warmup", type=int, default=10_000)
+    parser.add_argument(
+        "--allowed-hours",
+        type=int,
+        default=13,
+        help="hours per recipient the model scores (24 minus the 11 quiet ones by default)",
+    )
+    parser.add_argument("--floor", action="store_true", help="also time the model floor")
+    parser.add_argument(
+        "--in-process",
+        type=int,
+        default=0,
+        metavar="N",
+        help="only compare the previous route's work and the batch path on N decisions, "
+        "in process (no server)",
+    )
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    audiences = args.audience or [100_000]
+    scratch = args.scratch or Path(tempfile.mkdtemp(prefix="inboxlab-batch-"))
+    env, key = prepare(args.demo, scratch)
+    results: dict[str, Any] = {"load_before": os.getloadavg(), "runs": []}
+    if args.in_process:
+        results["in_process"] = in_process(env, args.in_process, args.repeat)
+        print(_markdown(results))
+        return
+    command = [str(BIN / "inboxlab"), "serve", "--host", HOST, "--port", "{port}"]
+    with serve("inboxlab-serve", command, env, scratch, "/readyz") as server:
+        create_experiment(server.port, key)
+        if args.warmup:
+            run_audience(server, key, args.warmup)  # imports, caches, first allocation
+        for audience in audiences:
+            result = run_audience(server, key, audience)
+            print(f"  {result}", file=sys.stderr)
+            results["runs"].append(result)
+    if args.floor:
+        biggest = max(audiences)
+        results["floor"] = model_floor(env, biggest * args.allowed_hours)
+    (scratch / "batch_results.json").write_text(json.dumps(results, indent=2))
+    print(_markdown(results))
+
+
+def _markdown(r: dict[str, Any]) -> str:
+    rows = [
+        "| audience | calls | s | decisions/s | µs per decision | first line s | peak RSS MB |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for run in r["runs"]:
+        rows.append(
+            f"| {run['audience']:,} | {run['calls']} | {run['seconds']:.1f} | "
+            f"{run['per_second']:,.0f} | {run['us_per_decision']:.0f} | "
+            f"{run['first_line_s']:.2f} | {run['peak_rss_mb']:,.0f} |"
+        )
+    if "floor" in r:
+        f = r["floor"]
+        rows.append(
+            f"\nModel floor: `Booster.predict` of {f['rows']:,} send-time rows, one thread: "
+            f"{f['median_s']:.1f} s (median of {len(f['runs'])})."
+        )
+    if "in_process" in r:
+        p = r["in_process"]
+        rows.append("| path | wall µs / decision | CPU µs / decision |")
+        rows.append("|---|---:|---:|")
+        per = {}
+        for name in ("previous", "batch"):
+            wall = statistics.median(p[name]["wall_s"]) / p["n"] * 1e6
+            cpu = statistics.median(p[name]["cpu_s"]) / p["n"] * 1e6
+            per[name] = (wall, cpu)
+            rows.append(f"| {name} | {wall:.0f} | {cpu:.0f} |")
+        ratio = per["previous"][0] / per["batch"][0], per["previous"][1] / per["batch"][1]
+        rows.append(f"| previous / batch | {ratio[0]:.1f}× | {ratio[1]:.1f}× |")
+        rows.append(
+            f"\n{p['n']:,} decisions, median of {len(p['batch']['wall_s'])}; load {p['load']}"
+        )
+    rows.append(f"\nLoad average before: {r['load_before']}")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    main()

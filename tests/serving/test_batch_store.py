@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from inboxlab.errors import ConflictError
+from inboxlab.records import Action, DecisionRecord, EventKind, EventRecord
+from serving.store import DecisionStore
+from serving.store.bulk import DecisionColumns, consent_states, insert_decisions
+from serving.store.stats import counts_as_trial, stat_key
+from tests.serving.conftest import T0, decision
+
+FEATURES = {"opens_7d": 3, "timezone": "Asia/Tokyo", "open_rate_30d": 0.123456789012345}
+
+
+def columns_of(records: list[DecisionRecord], features: dict[str, Any]) -> DecisionColumns:
+    """The bulk columns of ``records``, encoded with the standard library for contrast."""
+    return DecisionColumns(
+        decision_id=[r.decision_id for r in records],
+        recipient_id=[r.recipient_id for r in records],
+        campaign_id=[r.campaign_id for r in records],
+        experiment_id=[r.experiment_id for r in records],
+        decided_at=[r.decided_at for r in records],
+        action=[r.action.value for r in records],
+        reasons=[json.dumps(list(r.reasons)) for r in records],
+        variant_id=[r.variant_id for r in records],
+        variant_propensity=[r.variant_propensity for r in records],
+        send_at=[r.send_at for r in records],
+        send_time_propensity=[r.send_time_propensity for r in records],
+        scores=[json.dumps(r.scores) for r in records],
+        model_versions=[json.dumps(r.model_versions) for r in records],
+        features=[json.dumps(features) for _ in records],
+        segment=[r.segment for r in records],
+        policy=[r.policy for r in records],
+    )
+
+
+def sample(prefix: str) -> list[DecisionRecord]:
+    return [
+        decision(f"{prefix}-1", segment="engaged").model_copy(
+            update={"send_at": T0 + timedelta(hours=3), "send_time_propensity": 0.95}
+        ),
+        decision(f"{prefix}-2", recipient_id="r-2", action=Action.SUPPRESS, variant_id=None),
+        decision(f"{prefix}-3", experiment_id=None, variant_id="x"),
+    ]
+
+
+def test_bulk_rows_read_back_as_record_decisions_writes_them(store: DecisionStore) -> None:
+    core, bulk = sample("core"), sample("bulk")
+    store.record_decisions([(r, FEATURES) for r in core])
+    trials = Counter(
+        stat_key({**r.model_dump(mode="json"), "decided_at": r.decided_at})
+        for r in bulk
+        if counts_as_trial(r.model_dump(mode="json"))
+    )
+    assert insert_decisions(store.engine, columns_of(bulk, FEATURES), trials) == 3
+    for one, other in zip(core, bulk, strict=True):
+        a, b = store.get_decision(one.decision_id), store.get_decision(other.decision_id)
+        assert a is not None and b is not None
+        assert b.model_dump(exclude={"decision_id"}) == a.model_dump(exclude={"decision_id"})
+        assert store.decision_features(other.decision_id) == FEATURES
+    # the bandit trial of each path was counted on the same arm, segment and day
+    (stat,) = store.arm_statistics("exp-1")
+    assert (stat.variant_id, stat.segment, stat.trials) == ("a", "engaged", 2)
+
+
+def test_bulk_insert_of_a_stored_id_writes_nothing(store: DecisionStore) -> None:
+    insert_decisions(store.engine, columns_of(sample("x")[:1], FEATURES), Counter())
+    again = columns_of([*sample("y")[1:], *sample("x")[:1]], FEATURES)
+    with pytest.raises(ConflictError):
+        insert_decisions(store.engine, again, Counter())
+    assert store.get_decision("y-2") is None
+
+
+def test_consent_flags_equal_the_recipient_state_ones(store: DecisionStore) -> None:
+    def event(rid: str, kind: EventKind, hours: int) -> EventRecord:
+        return EventRecord(recipient_id=rid, kind=kind, occurred_at=T0 + timedelta(hours=hours))
+
+    store.record_outcomes(
+        [
+            event("r-unsub", EventKind.UNSUBSCRIBE, 1),
+            event("r-complaint", EventKind.COMPLAINT, 1),
+            event("r-bounced", EventKind.DELIVER, 1),
+            event("r-bounced", EventKind.BOUNCE, 2),
+            event("r-recovered", EventKind.BOUNCE, 1),
+            event("r-recovered", EventKind.DELIVER, 2),
+            event("r-open", EventKind.OPEN, 1),
+        ]
+    )
+    ids = ["r-unsub", "r-complaint", "r-bounced", "r-recovered", "r-open", "r-unknown"]
+    full = store.recipient_states(ids, now=T0 + timedelta(days=1))
+    flags = consent_states(store.engine, ids)
+    for rid in ids:
+        a, b = full[rid], flags[rid]
+        assert (b.unsubscribed, b.complained, b.hard_bounced) == (
+            a.unsubscribed,
+            a.complained,
+            a.hard_bounced,
+        ), rid
+    assert flags["r-bounced"].hard_bounced and not flags["r-recovered"].hard_bounced
