@@ -34,7 +34,6 @@ from features.simulator import GroundTruth, SimulationConfig
 from inboxlab.settings import MlflowSettings, Settings
 from training.cdnow import evaluate_cdnow, import_cdnow
 from training.evaluation import (
-    QualityReport,
     evaluate_against_truth,
     evaluate_engagement_against_truth,
     evaluate_send_time_against_truth,
@@ -101,10 +100,7 @@ def _simulated(
         print(f"[{time.perf_counter() - start:7.1f} s] {message}", flush=True)
 
     truth = _world(settings, config, cache, progress)
-    if truth is None:
-        report = evaluate(settings, config, seed=seed, progress=progress)
-    else:
-        report = _evaluate_prepared(evaluate, settings, config, seed, progress, truth)
+    report = evaluate(settings, config, seed=seed, progress=progress, truth=truth)
     out: dict[str, Any] = {"recipients": recipients, "days": days, "seed": seed}
     for f in fields(report):
         if f.name != "config":
@@ -113,35 +109,6 @@ def _simulated(
                 asdict(value) if is_dataclass(value) and not isinstance(value, type) else value
             )
     return out
-
-
-def _evaluate_prepared(
-    evaluate: Callable[..., Any],
-    settings: Settings,
-    config: SimulationConfig,
-    seed: int,
-    progress: Any,
-    truth: GroundTruth,
-) -> Any:
-    """``evaluate`` on an already prepared world (the whole pipeline runs both halves)."""
-    if evaluate is not evaluate_against_truth:
-        return evaluate(settings, config, seed=seed, progress=progress, truth=truth)
-    eng = evaluate_engagement_against_truth(
-        settings, config, seed=seed, progress=progress, truth=truth
-    )
-    st = evaluate_send_time_against_truth(
-        settings, config, seed=seed, progress=progress, truth=truth
-    )
-    return QualityReport(
-        config=config,
-        engagement=eng.engagement,
-        send_time=st.send_time,
-        engagement_holdout_auc=eng.engagement_holdout_auc,
-        send_time_holdout_auc=st.send_time_holdout_auc,
-        rows_engagement=eng.rows_engagement,
-        rows_send_time=st.rows_send_time,
-        seconds={**eng.seconds, **st.seconds},
-    )
 
 
 def _targets_met(simulated: dict[str, Any]) -> bool:

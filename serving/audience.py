@@ -38,7 +38,7 @@ from serving.hours import HourGrid, profile_scores
 from serving.policy import engagement_tier
 from serving.schemas import DecisionRequest, DecisionResponse, Scores
 from serving.scoring.send_time import Candidates, candidate_hours
-from serving.store.bulk import DecisionColumns, consent_states
+from serving.store.bulk import DecisionColumns
 from serving.store.stats import StatKey
 from training.context import context_features, engagement_inputs
 from training.specs import ModelKind
@@ -314,7 +314,9 @@ class AudienceScorer:
         try:
             if not self._frequency_rules:
                 # Only consent matters: one query, whatever the recipients' send history.
-                flags = consent_states(engine.store.engine, unique)
+                flags = engine.store.recipient_states(
+                    unique, now=out.now[0] if out.now else datetime.now(UTC), history=False
+                )
                 return {(rid, at): flags[rid] for rid, at in zip(_ids(out), out.now, strict=True)}
             by_now: dict[datetime, list[str]] = {}
             for rid, at in zip(_ids(out), out.now, strict=True):

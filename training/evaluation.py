@@ -323,16 +323,20 @@ def evaluate_against_truth(
     seed: int = 0,
     params: dict[str, object] | None = None,
     progress: Progress | None = None,
+    truth: GroundTruth | None = None,
 ) -> QualityReport:
     """Simulate, build features, train engagement and send-time, judge both against truth.
 
     ``settings`` must point at an empty data directory: the simulated history is written to
     its event log. A random ``holdout_share`` of recipients is kept out of the send-time
-    training set and used for the send-time comparison.
+    training set and used for the send-time comparison. With ``truth``, the world of
+    ``settings`` is taken as already prepared (simulated, imported, features built) by
+    :func:`prepare_world` for ``config``.
     """
     clock = _Clock()
-    truth = prepare_world(settings, config, progress)
-    clock.lap("simulate + import + features")
+    if truth is None:
+        truth = prepare_world(settings, config, progress)
+        clock.lap("simulate + import + features")
     eng = evaluate_engagement_against_truth(
         settings, config, seed=seed, params=params, progress=progress, truth=truth
     )

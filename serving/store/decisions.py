@@ -155,6 +155,35 @@ def _sqlite_value(value: Any, is_json: bool) -> Any:
     return value
 
 
+def sqlite_insert_decisions(
+    engine: Engine, rows: list[tuple[Any, ...]], trials: Counter[StatKey]
+) -> None:
+    """Decision rows (in the table's column order, SQLite encodings) and their arms' trial
+    counts, in one transaction on the DB-API connection.
+
+    Raises :class:`~inboxlab.errors.ConflictError`, with nothing written, when a decision
+    id is already stored.
+    """
+    counts = [(*key[:3], key[3].isoformat(), n) for key, n in sorted(trials.items())]
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        try:
+            cursor.executemany(_SQLITE_INSERT_DECISION, rows)
+            cursor.executemany(_SQLITE_ADD_TRIALS, counts)
+            raw.commit()
+        except sqlite3.IntegrityError as exc:
+            raw.rollback()
+            raise ConflictError("a decision_id of the batch is already stored") from exc
+        except BaseException:
+            raw.rollback()
+            raise
+        finally:
+            cursor.close()
+    finally:
+        raw.close()
+
+
 @lru_cache(maxsize=16)
 def _sqlite_consent_sql(n: int) -> str:
     """:data:`_CONSENT_STATE` for ``n`` recipients, as SQLite text with ``?`` placeholders."""
@@ -350,24 +379,7 @@ class DecisionStore:
             tuple(_sqlite_value(row.get(name), name in _JSON_COLUMNS) for name in _DECISION_COLUMNS)
             for row in rows
         ]
-        counts = [(*key[:3], key[3].isoformat(), n) for key, n in sorted(trials.items())]
-        raw = self.engine.raw_connection()
-        try:
-            cursor = raw.cursor()
-            try:
-                cursor.executemany(_SQLITE_INSERT_DECISION, values)
-                cursor.executemany(_SQLITE_ADD_TRIALS, counts)
-                raw.commit()
-            except sqlite3.IntegrityError as exc:
-                raw.rollback()
-                raise ConflictError("a decision_id of the batch is already stored") from exc
-            except BaseException:
-                raw.rollback()
-                raise
-            finally:
-                cursor.close()
-        finally:
-            raw.close()
+        sqlite_insert_decisions(self.engine, values, trials)
 
     def get_decision(self, decision_id: str) -> DecisionRecord | None:
         """The stored decision, or None."""

@@ -10,7 +10,7 @@ import pytest
 from inboxlab.errors import ConflictError
 from inboxlab.records import Action, DecisionRecord, EventKind, EventRecord
 from serving.store import DecisionStore
-from serving.store.bulk import DecisionColumns, consent_states, insert_decisions
+from serving.store.bulk import DecisionColumns, insert_decisions
 from serving.store.stats import counts_as_trial, stat_key
 from tests.serving.conftest import T0, decision
 
@@ -93,7 +93,7 @@ def test_consent_flags_equal_the_recipient_state_ones(store: DecisionStore) -> N
     )
     ids = ["r-unsub", "r-complaint", "r-bounced", "r-recovered", "r-open", "r-unknown"]
     full = store.recipient_states(ids, now=T0 + timedelta(days=1))
-    flags = consent_states(store.engine, ids)
+    flags = store.recipient_states(ids, now=T0 + timedelta(days=1), history=False)
     for rid in ids:
         a, b = full[rid], flags[rid]
         assert (b.unsubscribed, b.complained, b.hard_bounced) == (

@@ -287,13 +287,19 @@ class RecordingModel:
         return getattr(self.inner, name)
 
 
-def test_engagement_model_sees_the_chosen_variants_history(
-    settings: Settings, store: DecisionStore, models: ModelSet
-) -> None:
+def spied_engagement(settings: Settings, models: ModelSet) -> tuple[ModelSet, RecordingModel]:
+    """``models`` with the engagement model recording the columns it is given."""
     loaded = models.models[ModelKind.ENGAGEMENT]
     recording = RecordingModel(loaded.model)
     spy = ModelSet(settings)
     spy.models = {**models.models, ModelKind.ENGAGEMENT: replace(loaded, model=recording)}
+    return spy, recording
+
+
+def test_engagement_model_sees_the_chosen_variants_history(
+    settings: Settings, store: DecisionStore, models: ModelSet
+) -> None:
+    spy, recording = spied_engagement(settings, models)
     features = InMemoryFeatureClient(
         {"r-tokyo": {"timezone": "Asia/Tokyo", "click_rate_90d": 0.1}},
         variants={("r-tokyo", "v1"): {"variant_click_rate_90d": 0.3, "variant_deliveries_90d": 5}},
@@ -312,10 +318,7 @@ def test_engagement_model_sees_the_chosen_variants_history(
 def test_a_recipient_twice_in_one_batch_gets_each_variants_own_history(
     settings: Settings, store: DecisionStore, models: ModelSet
 ) -> None:
-    loaded = models.models[ModelKind.ENGAGEMENT]
-    recording = RecordingModel(loaded.model)
-    spy = ModelSet(settings)
-    spy.models = {**models.models, ModelKind.ENGAGEMENT: replace(loaded, model=recording)}
+    spy, recording = spied_engagement(settings, models)
     features = InMemoryFeatureClient(
         {"r-tokyo": {"timezone": "Asia/Tokyo", "click_rate_90d": 0.1}},
         variants={
