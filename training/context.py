@@ -88,9 +88,9 @@ def context_features(profile: Profile, hours: IntArray, days: IntArray) -> dict[
     if (opens := profile(OPEN_HOURS)) is not None:
         out["hour_affinity"] = opens[rows, hour]
     if (late := profile(LATE_HOURS)) is not None:
-        out["late_hour_affinity"] = hour_window(late)[rows, hour]
-    if late is not None:
-        out.update(late_peak_features(hour_window(late), hour))
+        window = hour_window(late)
+        out["late_hour_affinity"] = window[rows, hour]
+        out.update(late_peak_features(window, hour))
     if (rates := profile(SEND_HOUR_RATES)) is not None:
         out["send_hour_rate"] = rates[rows, send_hour_bucket(hour)]
     if (week := profile(OPEN_DAYS)) is not None:
