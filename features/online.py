@@ -31,7 +31,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from features.engineering.tables import (
     DEFAULTS,
@@ -43,6 +43,8 @@ from features.engineering.tables import (
 )
 from inboxlab.errors import InvalidInputError, StoreError
 from inboxlab.settings import Settings
+
+K = TypeVar("K")  # a cache key: a recipient, or a (recipient, variant) pair
 
 __all__ = [
     "VARIANT_VIEW",
@@ -399,22 +401,31 @@ class SqliteFeatureClient:
     def _decode(self, blob: bytes) -> FeatureValue | None:
         return decode_value(self._value, blob)
 
+    def _read(
+        self,
+        table: str,
+        keys: Mapping[bytes, K],
+        wanted: set[str],
+        found: dict[K, dict[str, FeatureValue | None]],
+    ) -> None:
+        """Decode the ``wanted`` values of ``keys`` in ``table`` into ``found[owner]``."""
+        listed = list(keys)
+        for start in range(0, len(listed), 500):  # SQLite caps bound parameters
+            chunk = listed[start : start + 500]
+            cursor = self._conn.execute(
+                f'SELECT entity_key, feature_name, value FROM "{table}" '
+                f"WHERE entity_key IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+            for key, name, blob in cursor:
+                if name in wanted:
+                    found[keys[key]][name] = self._decode(blob)
+
     def _load(self, recipient_ids: Sequence[str]) -> dict[str, FeatureRow]:
         keys = {self._key(rid): rid for rid in recipient_ids}
         found: dict[str, dict[str, FeatureValue | None]] = {rid: {} for rid in recipient_ids}
-        wanted = set(self.features)
-        for start in range(0, len(keys), 500):  # SQLite caps bound parameters
-            chunk = list(keys)[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for table in self._tables:
-                cursor = self._conn.execute(
-                    f'SELECT entity_key, feature_name, value FROM "{table}" '
-                    f"WHERE entity_key IN ({marks})",
-                    chunk,
-                )
-                for key, name, blob in cursor:
-                    if name in wanted:
-                        found[keys[key]][name] = self._decode(blob)
+        for table in self._tables:
+            self._read(table, keys, set(self.features), found)
         rows = {rid: with_defaults(values, self.features) for rid, values in found.items()}
         self._cache.update(rows)
         while len(self._cache) > self._max_entries:
@@ -450,20 +461,9 @@ class SqliteFeatureClient:
     def _load_variants(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], FeatureRow]:
         keys = {variant_entity_key(rid, vid): (rid, vid) for rid, vid in pairs}
         found: dict[tuple[str, str], dict[str, FeatureValue | None]] = {p: {} for p in pairs}
-        wanted = set(VARIANT_FEATURES)
         # An online store applied before the view existed has no table: every pair is unknown.
         if self._has_variant_table():
-            for start in range(0, len(keys), 500):  # SQLite caps bound parameters
-                chunk = list(keys)[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                cursor = self._conn.execute(
-                    f'SELECT entity_key, feature_name, value FROM "{self._variant_table}" '
-                    f"WHERE entity_key IN ({marks})",
-                    chunk,
-                )
-                for key, name, blob in cursor:
-                    if name in wanted:
-                        found[keys[key]][name] = self._decode(blob)
+            self._read(self._variant_table, keys, set(VARIANT_FEATURES), found)
         rows = {pair: with_defaults(values, VARIANT_FEATURES) for pair, values in found.items()}
         self._variant_cache.update(rows)
         while len(self._variant_cache) > self._max_entries:

@@ -19,12 +19,10 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import IntegrityError
 
-from inboxlab.errors import ConflictError
-from serving.store.decisions import sqlite_insert_decisions
+from serving.store.decisions import core_insert_decisions, sqlite_insert_decisions
 from serving.store.schema import decisions
-from serving.store.stats import StatKey, add_counts
+from serving.store.stats import StatKey
 
 __all__ = ["DecisionColumns", "insert_decisions", "sqlite_time"]
 
@@ -91,13 +89,7 @@ def insert_decisions(engine: Engine, columns: DecisionColumns, trials: Counter[S
         }
         for row in zip(*lists.values(), strict=True)
     ]
-    try:
-        with engine.begin() as conn:
-            conn.execute(decisions.insert(), params)
-            for key, n in sorted(trials.items()):
-                add_counts(conn, key, trials=n)
-    except IntegrityError as exc:
-        raise ConflictError("a decision_id of the batch is already stored") from exc
+    core_insert_decisions(engine, params, trials)
     return len(columns)
 
 

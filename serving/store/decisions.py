@@ -155,6 +155,21 @@ def _sqlite_value(value: Any, is_json: bool) -> Any:
     return value
 
 
+def core_insert_decisions(
+    engine: Engine, rows: list[dict[str, Any]], trials: Counter[StatKey]
+) -> None:
+    """Decision rows and their arms' trial counts in one transaction through the Core layer
+    (any database). Raises :class:`~inboxlab.errors.ConflictError`, with nothing written,
+    when a decision id is already stored."""
+    try:
+        with engine.begin() as conn:
+            conn.execute(decisions.insert(), rows)
+            for key, n in sorted(trials.items()):
+                add_counts(conn, key, trials=n)
+    except IntegrityError as exc:
+        raise ConflictError("a decision_id of the batch is already stored") from exc
+
+
 def sqlite_insert_decisions(
     engine: Engine, rows: list[tuple[Any, ...]], trials: Counter[StatKey]
 ) -> None:
@@ -359,13 +374,7 @@ class DecisionStore:
         if self.engine.dialect.name == "sqlite":
             self._insert_sqlite(rows, trials)
             return len(rows)
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(decisions.insert(), rows)
-                for key, n in sorted(trials.items()):
-                    add_counts(conn, key, trials=n)
-        except IntegrityError as exc:
-            raise ConflictError("a decision_id of the batch is already stored") from exc
+        core_insert_decisions(self.engine, rows, trials)
         return len(rows)
 
     def _insert_sqlite(self, rows: list[dict[str, Any]], trials: Counter[StatKey]) -> None:
