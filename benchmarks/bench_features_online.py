@@ -11,6 +11,14 @@ materializes them with Feast (timed) into the chosen online store (SQLite, or th
 same process: one recipient (p50/p99) and 1,000 recipients at once, for Feast, the fast path
 (``SqliteFeatureClient`` or ``RedisFeatureClient``, warm cache and cold) and a raw read of the
 same rows without decoding (the floor any path over that store pays).
+
+Over SQLite it then measures the reads of one decision, cold: every feature of one recipient
+(``get_many([rid])``) and its rows for four candidate variants (``variant_features_many``), for
+Feast, the fast path and the raw read. ``--data-dir`` measures that on an existing materialized
+store instead (e.g. an ``inboxlab demo`` directory's ``data``), whose values repeat as real
+ones do where the synthetic ones are random floats::
+
+    .venv/bin/python benchmarks/bench_features_online.py --data-dir /tmp/demo1/data
 """
 
 from __future__ import annotations
@@ -34,15 +42,26 @@ import pyarrow.parquet as pq
 from features.engineering.tables import (
     ENGAGEMENT_FEATURES,
     SEND_TIME_FEATURES,
+    VARIANT_FEATURES,
+    VARIANT_TABLE,
     feature_type,
     table_dir,
 )
-from features.online import VIEW_OF_FEATURE, FeastFeatureClient, SqliteFeatureClient, entity_key
+from features.online import (
+    VIEW_OF_FEATURE,
+    FeastFeatureClient,
+    SqliteFeatureClient,
+    entity_key,
+    variant_entity_key,
+)
 from features.online_redis import RedisFeatureClient, feature_field
 from features.store import feature_store, materialize, online_db_path
 from inboxlab.settings import Settings, StoreSettings
 
 Read = Callable[[list[str]], object]
+
+#: The candidate variants of one decision: the synthetic store has rows for the first three.
+VARIANTS = ("v0", "v1", "v2", "v3")
 
 
 def _write_tables(settings: Settings, n: int, rng: np.random.Generator) -> None:
@@ -63,6 +82,20 @@ def _write_tables(settings: Settings, n: int, rng: np.random.Generator) -> None:
         out = table_dir(settings, table) / "date=2026-03-01"
         out.mkdir(parents=True)
         pq.write_table(pa.table(cols), out / "part-0.parquet")
+    pairs = [(rid, vid) for rid in ids for vid in VARIANTS[:3]]
+    cols = {
+        "recipient_id": pa.array([rid for rid, _ in pairs]),
+        "variant_id": pa.array([vid for _, vid in pairs]),
+    }
+    for name in VARIANT_FEATURES:
+        kind = feature_type(name)
+        values = rng.random(len(pairs)) if kind is float else rng.integers(0, 50, len(pairs))
+        cols[name] = pa.array(values)
+    cols["event_timestamp"] = pa.array([day] * len(pairs), pa.timestamp("us", tz="UTC"))
+    cols["created_at"] = pa.array([day] * len(pairs), pa.timestamp("us", tz="UTC"))
+    out = table_dir(settings, VARIANT_TABLE) / "date=2026-03-01"
+    out.mkdir(parents=True)
+    pq.write_table(pa.table(cols), out / "part-0.parquet")
 
 
 def _timeit(fn: Callable[[], object], repeats: int) -> list[float]:
@@ -142,10 +175,20 @@ def main() -> None:
     parser.add_argument("--single", type=int, default=500, help="single-recipient reads")
     parser.add_argument("--batches", type=int, default=20, help="1,000-recipient reads")
     parser.add_argument("--online", choices=["sqlite", "redis"], default="sqlite")
+    parser.add_argument(
+        "--data-dir", type=Path, help="an existing data directory with a SQLite online store"
+    )
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     rng = np.random.default_rng(0)
     pick = random.Random(0)
+    if args.data_dir:
+        settings = Settings(data_dir=args.data_dir)
+        ids = _stored_ids(settings)
+        print(f"existing store under {args.data_dir}: {len(ids):,} recipients")
+        _measure(settings, "inboxlab", ids, args, pick)
+        _measure_decisions(settings, ids, args, pick)
+        return
     data_dir = Path(tempfile.mkdtemp(prefix="bench-features-"))
     settings = Settings(data_dir=data_dir, stores=StoreSettings(online=args.online))
     project = f"bench{uuid.uuid4().hex[:8]}" if args.online == "redis" else "inboxlab"
@@ -154,20 +197,31 @@ def main() -> None:
     materialize(settings, project=project)
     n_features = len(ENGAGEMENT_FEATURES) + len(SEND_TIME_FEATURES)
     print(
-        f"materialize {args.recipients:,} recipients x {n_features} features into "
-        f"{args.online} (Feast): {time.perf_counter() - start:.1f} s"
+        f"materialize {args.recipients:,} recipients x {n_features} features "
+        f"(+ 3 variants x {len(VARIANT_FEATURES)}) into {args.online} (Feast): "
+        f"{time.perf_counter() - start:.1f} s"
     )
+    ids = [f"r{i:07d}" for i in range(args.recipients)]
     try:
-        _measure(settings, project, args, pick)
+        _measure(settings, project, ids, args, pick)
+        if args.online == "sqlite":
+            _measure_decisions(settings, ids, args, pick)
     finally:
         if args.online == "redis":
             feature_store(settings, project=project).teardown()
 
 
+def _stored_ids(settings: Settings) -> list[str]:
+    """The recipients of an existing SQLite online store, from their entity keys."""
+    prefix = len(entity_key(""))
+    with sqlite3.connect(f"file:{online_db_path(settings)}?mode=ro", uri=True) as conn:
+        keys = conn.execute("SELECT DISTINCT entity_key FROM inboxlab_recipient_engagement")
+        return sorted(key[prefix:].decode() for (key,) in keys)
+
+
 def _measure(
-    settings: Settings, project: str, args: argparse.Namespace, pick: random.Random
+    settings: Settings, project: str, ids: list[str], args: argparse.Namespace, pick: random.Random
 ) -> None:
-    ids = [f"r{i:07d}" for i in range(args.recipients)]
     features = list(ENGAGEMENT_FEATURES[:20])  # 20 features, as in the issue's measurement
     feast = FeastFeatureClient.from_settings(settings, features, project=project)
     paths: list[tuple[str, Read]] = [("feast get_online_features", feast.get_many)]
@@ -198,6 +252,58 @@ def _measure(
         print(
             f"{name:36} {_pct(single, 50):9.3f} {_pct(single, 99):9.3f} "
             f"{_pct(batch, 50):12.2f} {ratio_single:9.1f}x /{ratio_batch:7.1f}x"
+        )
+
+
+def _measure_decisions(
+    settings: Settings, ids: list[str], args: argparse.Namespace, pick: random.Random
+) -> None:
+    """One decision's cold reads: all features of a recipient and its rows for ``VARIANTS``."""
+    feast = FeastFeatureClient.from_settings(settings)
+    cold = SqliteFeatureClient(settings, max_entries=1)
+    conn = sqlite3.connect(f"file:{online_db_path(settings)}?mode=ro", uri=True)
+    views = sorted(set(VIEW_OF_FEATURE.values()))
+    one = " UNION ALL ".join(
+        f"SELECT feature_name, value FROM inboxlab_{view} WHERE entity_key = ?1" for view in views
+    )
+    pairs = "SELECT entity_key, feature_name, value FROM inboxlab_recipient_variant "
+    pairs += f"WHERE entity_key IN ({','.join('?' * len(VARIANTS))})"
+
+    def raw(rid: str) -> object:
+        conn.execute(one, (entity_key(rid),)).fetchall()
+        return conn.execute(pairs, [variant_entity_key(rid, v) for v in VARIANTS]).fetchall()
+
+    def client_reads(client: SqliteFeatureClient | FeastFeatureClient) -> Callable[[str], object]:
+        def read(rid: str) -> object:
+            client.get_many([rid])
+            return client.variant_features_many({rid: VARIANTS})
+
+        return read
+
+    paths = [
+        ("feast get_online_features", client_reads(feast)),
+        ("fast path, cold (cache of 1)", client_reads(cold)),
+        ("raw SQLite read (no decoding)", raw),
+    ]
+    n_features = len(VIEW_OF_FEATURE)
+    print(
+        f"\none decision, cold: {n_features} features of 1 recipient + "
+        f"{len(VARIANT_FEATURES)} for each of {len(VARIANTS)} variants, {args.single} reads"
+    )
+    print(f"{'path':36} {'p50 ms':>9} {'p99 ms':>9} {'vs Feast p50':>13}")
+    results: dict[str, list[float]] = {}
+    for name, read in paths:
+        read(ids[0])  # warm-up
+
+        def decide(read: Callable[[str], object] = read) -> object:
+            return read(pick.choice(ids))
+
+        results[name] = _timeit(decide, args.single)
+    feast_p50 = _pct(results["feast get_online_features"], 50)
+    for name, times in results.items():
+        print(
+            f"{name:36} {_pct(times, 50):9.3f} {_pct(times, 99):9.3f} "
+            f"{feast_p50 / _pct(times, 50):12.1f}x"
         )
 
 

@@ -26,12 +26,15 @@ the store does not know gets :data:`~features.engineering.tables.VARIANT_DEFAULT
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from itertools import groupby, repeat
+from operator import itemgetter
+from typing import Any, Protocol, cast, runtime_checkable
 
 from features.engineering.tables import (
     DEFAULTS,
@@ -44,11 +47,11 @@ from features.engineering.tables import (
 from inboxlab.errors import InvalidInputError, StoreError
 from inboxlab.settings import Settings
 
-K = TypeVar("K")  # a cache key: a recipient, or a (recipient, variant) pair
-
 __all__ = [
+    "MEMO_LIMIT",
     "VARIANT_VIEW",
     "VIEW_OF_FEATURE",
+    "DecodedValues",
     "FeastFeatureClient",
     "FeatureClient",
     "FeatureRow",
@@ -192,6 +195,39 @@ def decode_value(value_type: Any, blob: bytes) -> FeatureValue | None:
     return result
 
 
+#: Cap on the distinct serialized values a :class:`DecodedValues` remembers (a few MB at most).
+MEMO_LIMIT = 200_000
+
+
+class DecodedValues(dict[bytes, FeatureValue | None]):
+    """A memo of :func:`decode_value`: decoded values keyed by their serialized ``Value``.
+
+    Features take few distinct values (counts, 0.0, 999, a zone), so most blobs are decoded
+    once: ``values[blob]`` is a plain dict lookup for a blob seen before, and decodes and
+    remembers one that was not. Once ``limit`` blobs are held, the memo starts afresh. The
+    empty blob (no value set) decodes to ``None``, so it stands for a missing value.
+
+    >>> from feast.protos.feast.types.Value_pb2 import Value
+    >>> values = DecodedValues(Value, limit=2)
+    >>> values[Value(int64_val=3).SerializeToString()], values[b""]
+    (3, None)
+    >>> values[Value(string_val="UTC").SerializeToString()], len(values)
+    ('UTC', 1)
+    """
+
+    def __init__(self, value_type: Any, limit: int = MEMO_LIMIT) -> None:
+        super().__init__()
+        self._value_type = value_type
+        self._limit = limit
+
+    def __missing__(self, blob: bytes) -> FeatureValue | None:
+        value = decode_value(self._value_type, blob)
+        if len(self) >= self._limit:
+            self.clear()
+        self[blob] = value
+        return value
+
+
 def entity_key(recipient_id: str) -> bytes:
     """The online store's key of a recipient (Feast's entity key serialization v3).
 
@@ -322,6 +358,36 @@ class FeastFeatureClient:
         return nest_pairs(requests, rows)
 
 
+#: A row read from an online table, ending with its ``feature_name`` and ``value`` columns.
+Row = tuple[Any, ...]
+
+#: Keys per statement of a read of many: SQLite caps the bound parameters.
+_CHUNK = 500
+
+
+@functools.lru_cache(maxsize=64)
+def _select(tables: tuple[str, ...], n_keys: int) -> str:
+    """One statement reading the rows of ``n_keys`` keys (``?1``...) from every one of ``tables``.
+
+    One key selects ``feature_name, value``; more select ``entity_key`` first.
+
+    >>> _select(("a",), 2)
+    'SELECT entity_key, feature_name, value FROM "a" WHERE entity_key IN (?1,?2)'
+    >>> for part in _select(("a", "b"), 1).split(" UNION ALL "):
+    ...     print(part)
+    SELECT feature_name, value FROM "a" WHERE entity_key = ?1
+    SELECT feature_name, value FROM "b" WHERE entity_key = ?1
+    """
+    if n_keys == 1:
+        columns, match = "feature_name, value", "= ?1"
+    else:
+        columns = "entity_key, feature_name, value"
+        match = f"IN ({','.join(f'?{i}' for i in range(1, n_keys + 1))})"
+    return " UNION ALL ".join(
+        f'SELECT {columns} FROM "{table}" WHERE entity_key {match}' for table in tables
+    )
+
+
 class SqliteFeatureClient:
     """Direct reads of Feast's SQLite online store with a bounded, explicitly stale cache.
 
@@ -342,6 +408,10 @@ class SqliteFeatureClient:
     -----
     Rows returned are the cached dicts themselves, shared between calls: treat them as
     read-only.
+
+    A cold read is one statement for every view together (a ``UNION ALL``), per 500 keys;
+    the value blobs of the requested features are then decoded through a
+    :class:`DecodedValues` memo shared by every read of the client.
     """
 
     def __init__(
@@ -353,26 +423,27 @@ class SqliteFeatureClient:
         max_staleness: timedelta = timedelta(seconds=5),
         max_entries: int = 1_000_000,
     ) -> None:
-        from feast.protos.feast.types.EntityKey_pb2 import EntityKey
         from feast.protos.feast.types.Value_pb2 import Value
 
         from features.store import online_db_path
 
         self.features = check_features(features)
-        self._entity_key = EntityKey
-        self._value = Value
+        self._decoded = DecodedValues(Value)
         path = online_db_path(settings)
         if not path.exists():
             raise StoreError(f"no online store at {path}; run `inboxlab features materialize`")
         # Read-only and shared across threads of the API; SQLite serializes access itself.
         self._conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
         views = sorted({VIEW_OF_FEATURE[f] for f in self.features})
-        self._tables = [f"{project}_{view}" for view in views]
+        self._tables = tuple(f"{project}_{view}" for view in views)
+        self._defaults = tuple(DEFAULTS[name] for name in self.features)
         self._max_staleness = max_staleness.total_seconds()
         self._max_entries = max_entries
         self._cache: OrderedDict[str, FeatureRow] = OrderedDict()
         self._variant_table = f"{project}_{VARIANT_VIEW}"
+        self._variant_defaults = tuple(VARIANT_DEFAULTS[name] for name in VARIANT_FEATURES)
         self._variant_cache: OrderedDict[tuple[str, str], FeatureRow] = OrderedDict()
+        self._variant_table_exists: bool | None = None  # looked up once per store version
         self._checked_at = 0.0
         self._data_version = self._version()
 
@@ -394,39 +465,51 @@ class SqliteFeatureClient:
             self._data_version = version
             self._cache.clear()
             self._variant_cache.clear()
+            self._variant_table_exists = None
 
     def _key(self, recipient_id: str) -> bytes:
         return entity_key(recipient_id)
 
-    def _decode(self, blob: bytes) -> FeatureValue | None:
-        return decode_value(self._value, blob)
+    def _rows(self, tables: tuple[str, ...], keys: list[bytes]) -> dict[bytes, list[Row]]:
+        """The rows ``(..., feature_name, value)`` of each of ``keys`` in ``tables``."""
+        execute = self._conn.execute
+        if len(keys) == 1:
+            return {keys[0]: execute(_select(tables, 1), keys).fetchall()}
+        found: dict[bytes, list[Row]] = {key: [] for key in keys}
+        for start in range(0, len(keys), _CHUNK):
+            chunk = keys[start : start + _CHUNK]
+            rows = execute(_select(tables, len(chunk)), chunk).fetchall()
+            # A key's rows come in one run per table: add them by run, not row by row.
+            for key, run in groupby(rows, itemgetter(0)):
+                found[key].extend(run)
+        return found
 
-    def _read(
-        self,
-        table: str,
-        keys: Mapping[bytes, K],
-        wanted: set[str],
-        found: dict[K, dict[str, FeatureValue | None]],
-    ) -> None:
-        """Decode the ``wanted`` values of ``keys`` in ``table`` into ``found[owner]``."""
-        listed = list(keys)
-        for start in range(0, len(listed), 500):  # SQLite caps bound parameters
-            chunk = listed[start : start + 500]
-            cursor = self._conn.execute(
-                f'SELECT entity_key, feature_name, value FROM "{table}" '
-                f"WHERE entity_key IN ({','.join('?' * len(chunk))})",
-                chunk,
-            )
-            for key, name, blob in cursor:
-                if name in wanted:
-                    found[keys[key]][name] = self._decode(blob)
+    def _fill(
+        self, rows: list[Row], names: tuple[str, ...], defaults: tuple[FeatureValue, ...]
+    ) -> FeatureRow:
+        """The row of ``names`` from their ``rows``: values decoded, missing or null defaulted."""
+        if not rows:
+            return dict(zip(names, defaults, strict=True))
+        *_, got, blobs = zip(*rows, strict=True)
+        if got != names:  # not exactly these features in this order: pick them by name
+            by_name = dict(zip(got, blobs, strict=True))
+            blobs = tuple(map(by_name.get, names, repeat(b"")))  # b"": no value, so null
+        values = list(map(self._decoded.__getitem__, blobs))
+        if None not in values:  # complete: nothing to default
+            return dict(zip(names, cast(list[FeatureValue], values), strict=True))
+        return {
+            name: default if value is None else value
+            for name, value, default in zip(names, values, defaults, strict=True)
+        }
 
     def _load(self, recipient_ids: Sequence[str]) -> dict[str, FeatureRow]:
-        keys = {self._key(rid): rid for rid in recipient_ids}
-        found: dict[str, dict[str, FeatureValue | None]] = {rid: {} for rid in recipient_ids}
-        for table in self._tables:
-            self._read(table, keys, set(self.features), found)
-        rows = {rid: with_defaults(values, self.features) for rid, values in found.items()}
+        keys = [self._key(rid) for rid in recipient_ids]
+        found = self._rows(self._tables, keys)
+        names, defaults = self.features, self._defaults
+        rows = {
+            rid: self._fill(found[key], names, defaults)
+            for rid, key in zip(recipient_ids, keys, strict=True)
+        }
         self._cache.update(rows)
         while len(self._cache) > self._max_entries:
             self._cache.popitem(last=False)
@@ -437,7 +520,7 @@ class SqliteFeatureClient:
         return self.get_many([recipient_id])[recipient_id]
 
     def get_many(self, recipient_ids: Sequence[str]) -> dict[str, FeatureRow]:
-        """The features of many recipients; misses are read in one query per view."""
+        """The features of many recipients; misses are read in one query per 500, all views."""
         try:
             self._revalidate()
             cache = self._cache
@@ -452,19 +535,24 @@ class SqliteFeatureClient:
             raise StoreError(f"reading the online store failed: {exc}") from exc
 
     def _has_variant_table(self) -> bool:
-        found = self._conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
-            (self._variant_table,),
-        ).fetchone()
-        return found is not None
+        """Whether the store has the per-variant table (looked up once per store version)."""
+        if self._variant_table_exists is None:
+            found = self._conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                (self._variant_table,),
+            ).fetchone()
+            self._variant_table_exists = found is not None
+        return self._variant_table_exists
 
     def _load_variants(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], FeatureRow]:
-        keys = {variant_entity_key(rid, vid): (rid, vid) for rid, vid in pairs}
-        found: dict[tuple[str, str], dict[str, FeatureValue | None]] = {p: {} for p in pairs}
+        keys = [variant_entity_key(rid, vid) for rid, vid in pairs]
         # An online store applied before the view existed has no table: every pair is unknown.
-        if self._has_variant_table():
-            self._read(self._variant_table, keys, set(VARIANT_FEATURES), found)
-        rows = {pair: with_defaults(values, VARIANT_FEATURES) for pair, values in found.items()}
+        found = self._rows((self._variant_table,), keys) if self._has_variant_table() else {}
+        defaults = self._variant_defaults
+        rows = {
+            pair: self._fill(found.get(key, []), VARIANT_FEATURES, defaults)
+            for pair, key in zip(pairs, keys, strict=True)
+        }
         self._variant_cache.update(rows)
         while len(self._variant_cache) > self._max_entries:
             self._variant_cache.popitem(last=False)

@@ -29,14 +29,14 @@ from collections.abc import Hashable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, Generic, TypeVar, cast
 
-from features.engineering.tables import VARIANT_FEATURES, FeatureValue
+from features.engineering.tables import VARIANT_FEATURES
 from features.online import (
     VARIANT_VIEW,
     VIEW_OF_FEATURE,
+    DecodedValues,
     FeatureRow,
     VariantRows,
     check_features,
-    decode_value,
     entity_key,
     nest_pairs,
     unique_pairs,
@@ -47,9 +47,6 @@ from inboxlab.errors import StoreError
 from inboxlab.settings import Settings
 
 __all__ = ["RedisFeatureClient", "feature_field"]
-
-#: Cap on distinct encoded values remembered by the decoder (a few MB at most).
-_MEMO_LIMIT = 200_000
 
 
 def feature_field(view: str, feature: str) -> bytes:
@@ -131,31 +128,17 @@ class RedisFeatureClient:
         self.features = check_features(features)
         self._errors = (redis_lib.RedisError,)
         self._redis = redis or redis_lib.Redis.from_url(settings.stores.redis_url)
-        self._value = Value
+        self._decoded = DecodedValues(Value)
         self._suffix = project.encode()
         self._fields = [feature_field(VIEW_OF_FEATURE[f], f) for f in self.features]
         self._variant_fields = [feature_field(VARIANT_VIEW, f) for f in VARIANT_FEATURES]
         staleness = max_staleness.total_seconds()
         self._cache: _Rows[str] = _Rows(max_entries, staleness)
         self._variant_cache: _Rows[tuple[str, str]] = _Rows(max_entries, staleness)
-        self._memo: dict[bytes, FeatureValue | None] = {}
 
     def close(self) -> None:
         """Close the connection pool of the Redis client."""
         self._redis.close()
-
-    def _decode(self, blob: bytes | None) -> FeatureValue | None:
-        if blob is None:
-            return None
-        # Features take few distinct values (counts, 0.0, 999, a zone): decode each once.
-        memo = self._memo
-        if blob in memo:
-            return memo[blob]
-        value = decode_value(self._value, blob)
-        if len(memo) >= _MEMO_LIMIT:
-            memo.clear()
-        memo[blob] = value
-        return value
 
     def _hmget(self, keys: Sequence[bytes], fields: list[bytes]) -> list[list[bytes | None]]:
         if len(keys) == 1:
@@ -169,10 +152,11 @@ class RedisFeatureClient:
     def _rows(
         self, keys: Sequence[bytes], fields: list[bytes], names: Sequence[str]
     ) -> list[FeatureRow]:
-        decode = self._decode
+        decoded = self._decoded  # b"" (no value set) decodes to null, as a missing field is
         return [
             with_defaults(
-                {name: decode(blob) for name, blob in zip(names, reply, strict=True)}, names
+                {name: decoded[blob or b""] for name, blob in zip(names, reply, strict=True)},
+                names,
             )
             for reply in self._hmget(keys, fields)
         ]

@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
-from features.engineering.tables import DEFAULTS, ENGAGEMENT_FEATURES, VARIANT_DEFAULTS
+import features.online
+from features.engineering.tables import (
+    DEFAULTS,
+    ENGAGEMENT_FEATURES,
+    SEND_TIME_FEATURES,
+    VARIANT_DEFAULTS,
+)
 from features.online import (
+    DecodedValues,
     FeastFeatureClient,
     FeatureClient,
     InMemoryFeatureClient,
     SqliteFeatureClient,
+    entity_key,
     variant_entity_key,
     with_defaults,
 )
@@ -163,3 +173,125 @@ def test_tiny_cache_still_returns_every_row(built_world: World) -> None:
     tiny.get("r001")
     assert tiny.get_many(IDS) == reference
     assert tiny.get_many(IDS[::-1]) == reference
+
+
+@pytest.fixture
+def world_copy(built_world: World, tmp_path: Path) -> Settings:
+    """A copy of the shared world (events, features, registry and online store) to alter."""
+    settings, _ = built_world
+    shutil.copytree(settings.data_dir, tmp_path / "data")
+    return Settings(data_dir=tmp_path / "data")
+
+
+class _CountingValue:
+    """Stands for Feast's ``Value`` class, recording the blobs it parses."""
+
+    def __init__(self) -> None:
+        self.parsed: list[bytes] = []
+
+    def FromString(self, blob: bytes) -> object:
+        from feast.protos.feast.types.Value_pb2 import Value
+
+        self.parsed.append(blob)
+        return Value.FromString(blob)
+
+
+def test_decoded_values_parse_each_blob_once_and_stay_bounded() -> None:
+    from feast.protos.feast.types.Value_pb2 import Null, Value
+
+    value_type = _CountingValue()
+    values = DecodedValues(value_type, limit=3)
+    three, zone = (
+        Value(int64_val=3).SerializeToString(),
+        Value(string_val="UTC").SerializeToString(),
+    )
+    null = Value(null_val=Null.NULL).SerializeToString()
+    assert [values[three], values[zone], values[three], values[null], values[b""]] == [
+        3,
+        "UTC",
+        3,
+        None,
+        None,
+    ]
+    assert value_type.parsed == [three, zone, null, b""]  # ``three`` parsed once
+    assert len(values) == 1  # full at the fourth distinct blob: started afresh
+    for i in range(100):
+        assert values[Value(double_val=i / 8).SerializeToString()] == i / 8
+        assert len(values) <= 3
+
+
+def test_requested_features_come_in_the_requested_order(built_world: World) -> None:
+    settings, _ = built_world
+    names = [SEND_TIME_FEATURES[5], ENGAGEMENT_FEATURES[3], "timezone", ENGAGEMENT_FEATURES[0]]
+    fast = SqliteFeatureClient(settings, names).get_many(IDS)
+    assert fast == FeastFeatureClient.from_settings(settings, names).get_many(IDS)
+    assert all(list(row) == names for row in fast.values())
+    everything = SqliteFeatureClient(settings).get("r002")
+    assert list(everything) == [*ENGAGEMENT_FEATURES, *SEND_TIME_FEATURES]
+
+
+def test_many_keys_are_read_in_chunks(built_world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings, _ = built_world
+    reference = SqliteFeatureClient(settings)
+    expected = reference.get_many(IDS)
+    expected_variants = reference.variant_features_many({rid: VARIANTS for rid in IDS})
+    monkeypatch.setattr(features.online, "_CHUNK", 7)
+    chunked = SqliteFeatureClient(settings)
+    assert chunked.get_many(IDS) == expected
+    assert chunked.variant_features_many({rid: VARIANTS for rid in IDS}) == expected_variants
+
+
+def test_null_and_missing_values_get_their_defaults_as_in_feast(world_copy: Settings) -> None:
+    # Feast writes a null as a Value with nothing set: an empty blob.
+    with sqlite3.connect(online_db_path(world_copy)) as conn:
+        changed = [
+            conn.execute(
+                "UPDATE inboxlab_recipient_engagement SET value = x'' "
+                "WHERE entity_key = ? AND feature_name IN ('opens_7d', 'days_since_last_open')",
+                (entity_key("r001"),),
+            ).rowcount,
+            conn.execute(
+                "UPDATE inboxlab_recipient_send_time SET value = x'' "
+                "WHERE entity_key = ? AND feature_name = 'timezone'",
+                (entity_key("r001"),),
+            ).rowcount,
+            conn.execute(
+                "DELETE FROM inboxlab_recipient_send_time "
+                "WHERE entity_key = ? AND feature_name LIKE 'open_hour_%'",
+                (entity_key("r002"),),
+            ).rowcount,
+            conn.execute(
+                "DELETE FROM inboxlab_recipient_variant "
+                "WHERE entity_key = ? AND feature_name = 'variant_sends_90d'",
+                (variant_entity_key("r003", "v0"),),
+            ).rowcount,
+        ]
+    assert changed == [2, 1, 24, 1]
+    fast = SqliteFeatureClient(world_copy)
+    feast_client = FeastFeatureClient.from_settings(world_copy)
+    assert fast.get_many(IDS) == feast_client.get_many(IDS)
+    row, other = fast.get("r001"), fast.get("r002")
+    assert (row["opens_7d"], row["days_since_last_open"], row["timezone"]) == (0, 999, "UTC")
+    assert other["open_hour_05"] == DEFAULTS["open_hour_05"]
+    requests = {"r003": VARIANTS, "r004": VARIANTS}
+    variants = fast.variant_features_many(requests)
+    assert variants == feast_client.variant_features_many(requests)
+    assert variants["r003"]["v0"]["variant_sends_90d"] == 0
+
+
+def test_a_variant_table_created_later_is_read_once_the_store_changes(
+    world_copy: Settings,
+) -> None:
+    expected = SqliteFeatureClient(world_copy).variant_features_many({"r001": VARIANTS})
+    assert expected != {"r001": dict.fromkeys(VARIANTS, VARIANT_DEFAULTS)}
+    path = online_db_path(world_copy)
+    with sqlite3.connect(path) as conn:
+        conn.execute("ALTER TABLE inboxlab_recipient_variant RENAME TO hidden")
+    client = SqliteFeatureClient(world_copy, max_staleness=timedelta(0))
+    assert client.variant_features_many({"r001": VARIANTS}) == {
+        "r001": dict.fromkeys(VARIANTS, VARIANT_DEFAULTS)
+    }
+    with sqlite3.connect(path) as conn:
+        conn.execute("ALTER TABLE hidden RENAME TO inboxlab_recipient_variant")
+    time.sleep(0.01)
+    assert client.variant_features_many({"r001": VARIANTS}) == expected
