@@ -14,16 +14,20 @@ Engagement
     with weight ``1 - p``), which removes the sampling noise of a few thousand clicks.
 Send time
     For held-out recipients (kept out of the send-time training set), the true open rate when
-    each is mailed at the model's best local hour of that day, against mailing everyone at the
+    each is mailed at the model's best local hour of a day, against mailing everyone at the
     most common historical hour and against each recipient's true best hour (the oracle);
     ``lift_share`` is the share of the oracle's lift over the fixed hour that the model gets.
+    Each policy chooses an hour per recipient on each of the seven days after the history, as
+    a sender mailing every day would: the hour curves, and what the model reads of them,
+    differ between weekdays and weekends, so one day says little about the others. The week's
+    share and each day's are reported, with the first day's alone as before.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -50,6 +54,7 @@ __all__ = [
     "EngagementQuality",
     "EngagementReport",
     "QualityReport",
+    "SendTimeDay",
     "SendTimeQuality",
     "SendTimeReport",
     "engagement_quality",
@@ -84,17 +89,41 @@ class EngagementQuality:
 
 
 @dataclass(frozen=True, slots=True)
-class SendTimeQuality:
-    """True open rates of held-out recipients under three send-hour policies."""
+class SendTimeDay:
+    """One day's true open rates of held-out recipients under three send-hour policies."""
 
-    recipients: int
-    fixed_hour: int
-    fixed_basis: str  # "utc" or "local": the clock the history was scheduled on
+    day: date
+    weekday: str  # the day's name, "Monday" to "Sunday"
     open_rate_fixed: float
     open_rate_model: float
     open_rate_oracle: float
     lift_share: float  # (model - fixed) / (oracle - fixed)
     best_hour_agreement: float  # share of recipients whose model hour is the oracle hour
+
+
+@dataclass(frozen=True, slots=True)
+class SendTimeQuality:
+    """True open rates of held-out recipients under three send-hour policies.
+
+    Each policy picks one hour per recipient per judged day. The unprefixed rates, share and
+    agreement are those of the first day after the history alone; the ``week_`` ones are
+    the means over every judged day (seven by default), and ``days`` holds each day's.
+    """
+
+    recipients: int
+    fixed_hour: int
+    fixed_basis: str  # "utc" or "local": the clock the history was scheduled on
+    open_rate_fixed: float  # the first day's
+    open_rate_model: float
+    open_rate_oracle: float
+    lift_share: float  # (model - fixed) / (oracle - fixed), the first day's
+    best_hour_agreement: float  # share of recipients whose model hour is the oracle hour
+    week_open_rate_fixed: float  # mean over the judged days
+    week_open_rate_model: float
+    week_open_rate_oracle: float
+    week_lift_share: float  # (model - fixed) / (oracle - fixed) over every judged day
+    week_best_hour_agreement: float  # share of recipient-days
+    days: tuple[SendTimeDay, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +169,27 @@ def _local_clock(sent_at: pd.Series, timezones: Sequence[str]) -> tuple[np.ndarr
     return hour, weekday
 
 
+def _stored_frame(settings: Settings, kind: ModelKind, sends: pd.DataFrame) -> pd.DataFrame:
+    """The stored features of ``kind``'s service as of each send, joined to ``sends``."""
+    stored = service_features(spec_for(kind).feature_service)
+    # copy(): the joined frame comes back in one block per filled column; inserting more
+    # columns into a frame of a hundred blocks is what pandas warns about.
+    return training_frame(settings, sends, features=stored).copy()
+
+
+def _inputs(
+    kind: ModelKind, result: FitResult, frame: pd.DataFrame, timezones: Sequence[str]
+) -> pd.DataFrame:
+    """Model input from stored features (``frame``) and the local clock of each ``sent_at``."""
+    frame["local_hour"], frame["local_weekday"] = _local_clock(frame["sent_at"], timezones)
+    x = model_frame(spec_for(kind), frame)[list(result.features)].copy()
+    x[list(result.numeric)] = x[list(result.numeric)].astype("float64")
+    for c in result.categorical:
+        # As training.fit feeds categoricals: strings, with missing values spelled out.
+        x[c] = x[c].astype("string").fillna("missing").astype(object)
+    return x
+
+
 def _model_input(
     settings: Settings,
     kind: ModelKind,
@@ -148,17 +198,7 @@ def _model_input(
     timezones: Sequence[str],
 ) -> pd.DataFrame:
     """Model input for new sends: stored features as of each send plus the request context."""
-    stored = service_features(spec_for(kind).feature_service)
-    # copy(): the joined frame comes back in one block per filled column; inserting more
-    # columns into a frame of a hundred blocks is what pandas warns about.
-    frame = training_frame(settings, sends, features=stored).copy()
-    frame["local_hour"], frame["local_weekday"] = _local_clock(frame["sent_at"], timezones)
-    x = model_frame(spec_for(kind), frame)[list(result.features)].copy()
-    x[list(result.numeric)] = x[list(result.numeric)].astype("float64")
-    for c in result.categorical:
-        # As training.fit feeds categoricals: strings, with missing values spelled out.
-        x[c] = x[c].astype("string").fillna("missing").astype(object)
-    return x
+    return _inputs(kind, result, _stored_frame(settings, kind, sends), timezones)
 
 
 def _timezones(truth: GroundTruth, recipient_ids: Sequence[str]) -> list[str]:
@@ -262,6 +302,43 @@ def ranking_model(model: Any) -> Any:
     return model
 
 
+def _fixed_local_hours(day: date, fixed: tuple[int, str], timezones: Sequence[str]) -> np.ndarray:
+    """The local hour on ``day`` of the fixed-hour policy in each zone."""
+    hour, basis = fixed
+    if basis == "utc":
+        at = pd.Timestamp(day, tz="UTC") + pd.Timedelta(hours=hour, minutes=30)
+        local, _ = _local_clock(pd.Series([at] * len(timezones)), timezones)
+        return local
+    return np.full(len(timezones), hour)
+
+
+def _share(fixed: float, model: float, oracle: float) -> float:
+    """The share of the oracle's lift over the fixed hour that the model gets."""
+    gap = oracle - fixed
+    return (model - fixed) / gap if gap > 0 else float("nan")
+
+
+def _day_quality(
+    day: date, true: np.ndarray, scores: np.ndarray, fixed_local: np.ndarray
+) -> SendTimeDay:
+    """Policies of one day from the true open rates and model scores (hours × recipients)."""
+    cols = np.arange(true.shape[1])
+    model_hour = np.argmax(scores, axis=0)
+    oracle_hour = np.argmax(true, axis=0)
+    rate_fixed = float(true[fixed_local, cols].mean())
+    rate_model = float(true[model_hour, cols].mean())
+    rate_oracle = float(true[oracle_hour, cols].mean())
+    return SendTimeDay(
+        day=day,
+        weekday=day.strftime("%A"),
+        open_rate_fixed=rate_fixed,
+        open_rate_model=rate_model,
+        open_rate_oracle=rate_oracle,
+        lift_share=_share(rate_fixed, rate_model, rate_oracle),
+        best_hour_agreement=float(np.mean(model_hour == oracle_hour)),
+    )
+
+
 def send_time_quality(
     settings: Settings,
     truth: GroundTruth,
@@ -270,48 +347,61 @@ def send_time_quality(
     *,
     day: date,
     fixed: tuple[int, str],
+    days: int = 7,
 ) -> SendTimeQuality:
-    """Score the 24 local hours of ``day`` per recipient; compare true open rates of policies."""
+    """Score the 24 local hours of ``days`` days from ``day`` per recipient; compare policies.
+
+    The stored features are read once, as of each hour of ``day``: the world has no events
+    after the history, and the views' two-day TTL would leave the later days with none. Each
+    day's hours are then scored with that day's local hour and weekday.
+    """
+    if days < 1:
+        raise ValueError(f"days must be at least 1, got {days}")
     ids = _mailable(truth, recipient_ids)
     zones = _timezones(truth, ids)
     n = len(ids)
-    times = [_local_times(day, h, zones) for h in range(24)]
-    candidates = pd.DataFrame(
-        {"recipient_id": ids * 24, "sent_at": pd.concat(times, ignore_index=True)}
+
+    def candidates(on: date) -> pd.Series:
+        return pd.concat([_local_times(on, h, zones) for h in range(24)], ignore_index=True)
+
+    first = candidates(day)
+    stored = _stored_frame(
+        settings, ModelKind.SEND_TIME, pd.DataFrame({"recipient_id": ids * 24, "sent_at": first})
     )
-    x = _model_input(settings, ModelKind.SEND_TIME, result, candidates, zones * 24)
-    scores = positive_proba(ranking_model(result.model), x).reshape(24, n)
+    model = ranking_model(result.model)
     env = EmailEnvironment(truth, np.random.default_rng(0))
-    true = np.stack(
-        [
-            env.expected_open_rate(ids, t.dt.tz_localize(None).to_numpy().astype("datetime64[us]"))
-            for t in times
-        ]
-    )
-    cols = np.arange(n)
-    model_hour = np.argmax(scores, axis=0)
-    oracle_hour = np.argmax(true, axis=0)
-    fixed_hour, basis = fixed
-    if basis == "utc":
-        utc_at = pd.Series(
-            [pd.Timestamp(day, tz="UTC") + pd.Timedelta(hours=fixed_hour, minutes=30)] * n
-        )
-        fixed_local, _ = _local_clock(utc_at, zones)
-    else:
-        fixed_local = np.full(n, fixed_hour)
-    rate_fixed = float(true[fixed_local, cols].mean())
-    rate_model = float(true[model_hour, cols].mean())
-    rate_oracle = float(true[oracle_hour, cols].mean())
-    gap = rate_oracle - rate_fixed
+    judged: list[SendTimeDay] = []
+    for k in range(days):
+        on = day + timedelta(days=k)
+        when = (first if k == 0 else candidates(on)).dt.tz_localize(None).to_numpy()
+        when = when.astype("datetime64[us]")
+        x = _inputs(ModelKind.SEND_TIME, result, stored.assign(sent_at=when), zones * 24)
+        scores = positive_proba(model, x).reshape(24, n)
+        hours = when.reshape(24, n)
+        true = np.stack([env.expected_open_rate(ids, hours[h]) for h in range(24)])
+        judged.append(_day_quality(on, true, scores, _fixed_local_hours(on, fixed, zones)))
+    week = {
+        name: float(np.mean([getattr(d, name) for d in judged]))
+        for name in ("open_rate_fixed", "open_rate_model", "open_rate_oracle")
+    }
+    head = judged[0]
     return SendTimeQuality(
         recipients=n,
-        fixed_hour=fixed_hour,
-        fixed_basis=basis,
-        open_rate_fixed=rate_fixed,
-        open_rate_model=rate_model,
-        open_rate_oracle=rate_oracle,
-        lift_share=(rate_model - rate_fixed) / gap if gap > 0 else float("nan"),
-        best_hour_agreement=float(np.mean(model_hour == oracle_hour)),
+        fixed_hour=fixed[0],
+        fixed_basis=fixed[1],
+        open_rate_fixed=head.open_rate_fixed,
+        open_rate_model=head.open_rate_model,
+        open_rate_oracle=head.open_rate_oracle,
+        lift_share=head.lift_share,
+        best_hour_agreement=head.best_hour_agreement,
+        week_open_rate_fixed=week["open_rate_fixed"],
+        week_open_rate_model=week["open_rate_model"],
+        week_open_rate_oracle=week["open_rate_oracle"],
+        week_lift_share=_share(
+            week["open_rate_fixed"], week["open_rate_model"], week["open_rate_oracle"]
+        ),
+        week_best_hour_agreement=float(np.mean([d.best_hour_agreement for d in judged])),
+        days=tuple(judged),
     )
 
 
@@ -466,7 +556,7 @@ def evaluate_send_time_against_truth(
         seed=seed,
     )
     clock.lap("send-time training set + fit")
-    step(f"scoring 24 hours for {len(held):,} held-out recipients")
+    step(f"scoring 24 hours × 7 days for {len(held):,} held-out recipients")
     fixed = fixed_hour_policy(st_data.frame)
     send_time = send_time_quality(settings, truth, st, sorted(held), day=day, fixed=fixed)
     clock.lap("send-time vs truth")
