@@ -505,8 +505,9 @@ class AudienceScorer:
             x[:, index["local_hour"]] = flat_hours
         if "local_weekday" in index:
             x[:, index["local_weekday"]] = flat_days
+        # One profile row per distinct recipient, read by each of its hours through ``owners``.
         for name, values in context_features(
-            lambda names: block.profile(names, distinct, None)[owners], flat_hours, flat_days
+            lambda names: block.profile(names, distinct, None), flat_hours, flat_days, owners
         ).items():
             if name in index:
                 x[:, index[name]] = values

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -48,7 +48,14 @@ from serving.scoring.send_time import Candidates, candidate_hours, choose
 from serving.store import DecisionStore
 from serving.store.experiments import ExperimentStore
 from serving.store.writer import DecisionWriter
-from training.context import OPEN_DAYS, OPEN_HOURS, context_features, engagement_inputs
+from training.context import (
+    LIFT_INPUTS,
+    OPEN_DAYS,
+    OPEN_HOURS,
+    PROFILE_COLUMNS,
+    context_features,
+    engagement_inputs,
+)
 from training.specs import ModelKind
 
 __all__ = ["DecisionEngine"]
@@ -77,6 +84,10 @@ class _Draft:
     send_at: datetime | None = None
     send_time_propensity: float | None = None
     scores: dict[str, float | None] = field(default_factory=dict)
+    # The send-time model's hour-affinity inputs of each candidate hour (name -> values), as
+    # the engagement model needs them at the chosen hour; None without the model.
+    context: dict[str, FloatArray] | None = None
+    context_at: int = -1
 
 
 class DecisionEngine:
@@ -123,6 +134,7 @@ class DecisionEngine:
             rule is not None for rule in (d.max_sends_1d, d.max_sends_7d, d.fatigue_threshold)
         )
         self._definitions: dict[str, ExperimentDefinition] = {}
+        self._inputs: tuple[tuple[object, ...], frozenset[str]] | None = None
 
     # -- public ------------------------------------------------------------------------------
 
@@ -331,6 +343,7 @@ class DecisionEngine:
                 draft.reasons.append("send_window_has_no_whole_hour")
                 continue
             draft.send_at, draft.send_time_propensity = result.send_at, result.propensity
+            draft.context_at = result.index
             draft.reasons.extend(result.reasons)
             if loaded is not None and result.score is not None:
                 draft.scores["p_open"] = float(loaded.model.calibrate(np.array([result.score]))[0])
@@ -339,8 +352,11 @@ class DecisionEngine:
         live = [d for d in drafts if d.send_at is not None]
         if not live:
             return
-        # One set of input columns serves both models (each picks the columns it uses).
-        columns = _columns([d.features for d in live])
+        # One set of input columns serves both models (each picks the columns it uses): only
+        # the stored features they read, plus the profiles when the engagement model has to
+        # derive its hour affinities itself (no send-time scoring to take them from).
+        context = _chosen_context(live)
+        columns = _columns([d.features for d in live], self._stored_inputs(context is None))
         local = [_local(d) for d in live]
         columns["local_hour"] = np.array([h for h, _ in local], dtype=float)
         columns["local_weekday"] = np.array([w for _, w in local], dtype=float)
@@ -351,13 +367,33 @@ class DecisionEngine:
                 for draft in live:
                     draft.reasons.append(f"model_unavailable:{kind.value}")
                 continue
-            inputs = self._engagement_inputs(live, columns) if key == "p_click" else columns
+            inputs = (
+                self._engagement_inputs(live, columns, context) if key == "p_click" else columns
+            )
             probs = loaded.model.predict(inputs, len(live))
             for draft, p in zip(live, probs, strict=True):
                 draft.scores[key] = float(p)
 
+    def _stored_inputs(self, profiles: bool) -> frozenset[str]:
+        """Names of the stored features the engagement and propensity models read."""
+        models = self.models.models
+        key = (profiles, *(id(m) for m in models.values()))
+        if self._inputs is None or self._inputs[0] != key:
+            names = set(LIFT_INPUTS)
+            for kind in (ModelKind.ENGAGEMENT, ModelKind.PROPENSITY):
+                loaded = models.get(kind)
+                if loaded is not None:
+                    names.update(loaded.model.features)
+            if profiles:
+                names.update(PROFILE_COLUMNS)
+            self._inputs = (key, frozenset(names))
+        return self._inputs[1]
+
     def _engagement_inputs(
-        self, live: Sequence[_Draft], columns: Mapping[str, Any]
+        self,
+        live: Sequence[_Draft],
+        columns: Mapping[str, Any],
+        context: Mapping[str, FloatArray] | None,
     ) -> dict[str, Any]:
         """The engagement model's columns: the recipient's, the chosen variant's history, and
         the hour affinities at the send hour, built by the function training uses."""
@@ -382,7 +418,11 @@ class DecisionEngine:
                 for d in live
             ]
         return engagement_inputs(
-            stored, columns["variant_id"], columns["local_hour"], columns["local_weekday"]
+            stored,
+            columns["variant_id"],
+            columns["local_hour"],
+            columns["local_weekday"],
+            context=context,
         )
 
     def _record(
@@ -424,13 +464,30 @@ class DecisionEngine:
         return record, draft.features, response
 
 
-def _columns(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Feature rows as named columns: text ones as lists, numeric ones as float arrays."""
+def _chosen_context(live: Sequence[_Draft]) -> dict[str, FloatArray] | None:
+    """The hour-affinity inputs at each draft's chosen hour, from the send-time scoring.
+
+    The chosen hour is one of the candidates the send-time model scored, so these are
+    exactly what :func:`~training.context.context_features` gives at its local hour and
+    weekday; ``None`` (computed again) when a draft has none.
+    """
+    first = live[0].context
+    if first is None or any(d.context is None or d.context_at < 0 for d in live):
+        return None
+    return {
+        name: np.array([d.context[name][d.context_at] for d in live])  # type: ignore[index]
+        for name in first
+    }
+
+
+def _columns(rows: Sequence[Mapping[str, Any]], names: Container[str]) -> dict[str, Any]:
+    """The ``names`` of feature rows as columns: text ones as lists, numeric ones as float
+    arrays."""
     if not rows:
         return {}
     first = rows[0]
-    text = [n for n, v in first.items() if isinstance(v, str)]
-    numbers = [n for n, v in first.items() if not isinstance(v, str)]
+    text = [n for n, v in first.items() if n in names and isinstance(v, str)]
+    numbers = [n for n, v in first.items() if n in names and not isinstance(v, str)]
     # One conversion for every numeric column; each column is a view into it (the rows of
     # the transpose, produced by iteration in C rather than one slice call per name).
     block = np.array([[r.get(n) for n in numbers] for r in rows], dtype=float)
@@ -472,19 +529,20 @@ def _score_hours(
     owners = np.repeat(np.arange(len(drafts)), sizes)
 
     def profile(names: Sequence[str]) -> FloatArray:
-        per_draft = np.array(
-            [[float(d.features.get(n, DEFAULTS[n])) for n in names] for d in drafts]
-        )
-        return per_draft[owners]
+        # One row per draft: every hour of a draft reads the same profile.
+        return np.array([[float(d.features.get(n, DEFAULTS[n])) for n in names] for d in drafts])
 
-    for name, values in context_features(profile, hours, days).items():
+    context = context_features(profile, hours, days, owners)
+    for name, values in context.items():
         if name in index:
             x[:, index[name]] = values
     probs = model.raw_matrix(x)  # ranked raw; calibrated only for the chosen hour
     out: list[FloatArray | None] = []
     start = 0
-    for n in sizes:
+    for draft, n in zip(drafts, sizes, strict=True):
         out.append(probs[start : start + n] if n else None)
+        # The engagement model reads these at the chosen hour (views, no copy).
+        draft.context = {name: values[start : start + n] for name, values in context.items()}
         start += n
     return out
 

@@ -25,6 +25,7 @@ from features.engineering.tables import (
 __all__ = [
     "ENGAGEMENT_CONTEXT",
     "LATE_HOURS",
+    "LIFT_INPUTS",
     "OPEN_DAYS",
     "OPEN_HOURS",
     "PROFILE_COLUMNS",
@@ -43,6 +44,7 @@ LATE_HOURS: tuple[str, ...] = tuple(f"late_open_hour_{h:02d}" for h in range(24)
 
 #: Stored profile columns the affinities are read from; not model inputs themselves.
 PROFILE_COLUMNS: tuple[str, ...] = (*OPEN_HOURS, *OPEN_DAYS, *LATE_HOURS, *SEND_HOUR_RATES)
+_PROFILE_SET = frozenset(PROFILE_COLUMNS)
 #: Columns :func:`engagement_inputs` derives from the send (numeric ones).
 ENGAGEMENT_CONTEXT: tuple[str, ...] = (
     "local_hour",
@@ -59,7 +61,9 @@ ENGAGEMENT_CONTEXT: tuple[str, ...] = (
 Profile = Callable[[Sequence[str]], FloatArray | None]
 
 
-def context_features(profile: Profile, hours: IntArray, days: IntArray) -> dict[str, FloatArray]:
+def context_features(
+    profile: Profile, hours: IntArray, days: IntArray, owners: IntArray | None = None
+) -> dict[str, FloatArray]:
     """The profile values at each row's local hour and weekday.
 
     ``hour_affinity`` is the recipient's (cohort-smoothed) share of opens at the local hour:
@@ -71,6 +75,11 @@ def context_features(profile: Profile, hours: IntArray, days: IntArray) -> dict[
     (see :mod:`features.engineering.sql`), which show when the person reads mail, summed over
     the hour and its two neighbours. ``weekday_affinity`` is the share of opens on the day.
 
+    By default ``profile`` gives one row per row of ``hours``. With ``owners``, it gives one
+    row per owner (a recipient) and row ``i`` reads owner ``owners[i]``'s profile: the
+    candidate hours of one recipient then share one profile row, and the per-profile work
+    (the late-open window, its peak) is done once per owner rather than once per hour.
+
     Examples
     --------
     >>> flat = lambda names: np.full((2, len(names)), 1 / len(names))
@@ -80,17 +89,21 @@ def context_features(profile: Profile, hours: IntArray, days: IntArray) -> dict[
      'send_hour_rate', 'weekday_affinity']
     >>> out["hour_affinity"].round(4).tolist()
     [0.0417, 0.0417]
+    >>> one = lambda names: np.arange(len(names), dtype=float)[None, :]
+    >>> context_features(one, np.array([3, 23]), np.array([0, 6]), np.zeros(2, int))[
+    ...     "hour_affinity"].tolist()
+    [3.0, 23.0]
     """
-    rows = np.arange(len(hours))
     hour = np.asarray(hours, dtype=int) % 24
     day = np.asarray(days, dtype=int) % 7
+    rows = np.arange(len(hour)) if owners is None else np.asarray(owners, dtype=int)
     out: dict[str, FloatArray] = {}
     if (opens := profile(OPEN_HOURS)) is not None:
         out["hour_affinity"] = opens[rows, hour]
     if (late := profile(LATE_HOURS)) is not None:
         window = hour_window(late)
         out["late_hour_affinity"] = window[rows, hour]
-        out.update(late_peak_features(window, hour))
+        out.update(late_peak_features(window, hour, owners))
     if (rates := profile(SEND_HOUR_RATES)) is not None:
         out["send_hour_rate"] = rates[rows, send_hour_bucket(hour)]
     if (week := profile(OPEN_DAYS)) is not None:
@@ -98,14 +111,17 @@ def context_features(profile: Profile, hours: IntArray, days: IntArray) -> dict[
     return out
 
 
-def late_peak_features(window: FloatArray, hours: IntArray) -> dict[str, FloatArray]:
+def late_peak_features(
+    window: FloatArray, hours: IntArray, owners: IntArray | None = None
+) -> dict[str, FloatArray]:
     """Where each row's hour stands in its recipient's late-open window profile.
 
     ``late_hour_relative`` is the hour's window share over the recipient's largest one (1 at
     the best hour), and ``late_peak_distance`` the circular distance in hours (0-12) from the
     best hour; a flat profile scores every hour 1 and 0. Unlike the share itself, both rank a
     recipient's hours the same way whatever the profile's spread, which is what the send-time
-    argmax compares.
+    argmax compares. ``owners`` maps rows to rows of ``window`` as in
+    :func:`context_features` (default: row ``i`` of ``window`` is row ``i``'s).
 
     Examples
     --------
@@ -115,15 +131,26 @@ def late_peak_features(window: FloatArray, hours: IntArray) -> dict[str, FloatAr
     ([1.0, 0.4, 0.2], [0.0, 1.0, 6.0])
     """
     hour = np.asarray(hours, dtype=int) % 24
-    rows = np.arange(len(hour))
+    rows = np.arange(len(hour)) if owners is None else np.asarray(owners, dtype=int)
     top = window.max(axis=1)
+    flat = window.min(axis=1) >= top
+    peak = window.argmax(axis=1)
+    top, flat, peak = top[rows], flat[rows], peak[rows]
     # A flat profile (no evidence, or the cohort's flat default) has every hour at the top.
-    best = np.where(window.min(axis=1) >= top, hour, window.argmax(axis=1))
+    best = np.where(flat, hour, peak)
     gap = np.abs(hour - best)
     return {
         "late_hour_relative": window[rows, hour] / np.where(top > 0, top, 1.0),
         "late_peak_distance": np.minimum(gap, 24 - gap).astype(float),
     }
+
+
+#: Stored columns ``variant_click_lift`` is derived from.
+LIFT_INPUTS: tuple[str, ...] = (
+    "variant_click_rate_90d",
+    "click_rate_90d",
+    "variant_deliveries_90d",
+)
 
 
 def _lift(columns: Mapping[str, ArrayLike]) -> FloatArray:
@@ -140,6 +167,7 @@ def engagement_inputs(
     variant_ids: Sequence[str | None],
     local_hour: ArrayLike,
     local_weekday: ArrayLike,
+    context: Mapping[str, FloatArray] | None = None,
 ) -> dict[str, Any]:
     """The engagement model's input columns for ``n`` sends, from what the store holds.
 
@@ -154,6 +182,10 @@ def engagement_inputs(
         The variant of each send.
     local_hour, local_weekday
         The send's local hour (0-23) and weekday (Monday = 0) in the recipient's time zone.
+    context
+        :func:`context_features` of these sends at ``local_hour`` and ``local_weekday``,
+        when the caller has them already (serving computes them for every candidate hour
+        and passes the chosen hour's); computed here from ``stored`` otherwise.
 
     Returns
     -------
@@ -184,11 +216,11 @@ def engagement_inputs(
             return None
         return np.column_stack([np.asarray(stored[n], dtype=float) for n in names])
 
-    out: dict[str, Any] = {k: v for k, v in stored.items() if k not in PROFILE_COLUMNS}
+    out: dict[str, Any] = {k: v for k, v in stored.items() if k not in _PROFILE_SET}
     out["variant_id"] = list(variant_ids)
     out["local_hour"] = hours
     out["local_weekday"] = days
-    out.update(context_features(profile, hours, days))
+    out.update(context_features(profile, hours, days) if context is None else context)
     out["variant_click_lift"] = _lift(stored)
     return out
 

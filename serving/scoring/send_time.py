@@ -115,6 +115,8 @@ class SendTimeChoice:
     score: float | None
     explored: bool
     reasons: tuple[str, ...]
+    index: int
+    """Position of ``send_at`` among the candidates' hours."""
 
 
 def choose(
@@ -155,4 +157,5 @@ def choose(
         score=None if scores is None else float(scores[chosen]),
         explored=explore,
         reasons=tuple(reasons),
+        index=chosen,
     )
