@@ -84,6 +84,9 @@ class VariantPolicy:
         self._samplers: dict[str, ThompsonSampler] = {}
         # experiment -> (fetched at, per-segment counts, version)
         self._counts: dict[str, tuple[float, dict[str, dict[str, ArmCounts]], int]] = {}
+        # (experiment, segment) -> (version, allocation): the pooled counts and posteriors of
+        # a version are computed once, not on every request.
+        self._allocations: dict[tuple[str, str | None], tuple[int, Allocation]] = {}
 
     def choose(
         self,
@@ -109,14 +112,21 @@ class VariantPolicy:
 
         Many requests of one tier and day share it: a batch draws all of theirs at once.
         """
-        sampler = self._sampler(definition)
         by_segment, version = self._segment_counts(definition, today)
-        if definition.bandit.contextual:
-            own = by_segment.get(tier, {})
-            others = _pool(s for name, s in by_segment.items() if name != tier)
-            return sampler.allocation(own, segment=tier, others=others, version=version)
-        pooled = _pool(by_segment.values())
-        return sampler.allocation(pooled, segment=None, version=version)
+        segment = tier if definition.bandit.contextual else None
+        key = (definition.id, segment)
+        cached = self._allocations.get(key)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        sampler = self._sampler(definition)
+        if segment is not None:
+            own = by_segment.get(segment, {})
+            others = _pool(s for name, s in by_segment.items() if name != segment)
+            found = sampler.allocation(own, segment=segment, others=others, version=version)
+        else:
+            found = sampler.allocation(_pool(by_segment.values()), segment=None, version=version)
+        self._allocations[key] = (version, found)
+        return found
 
     def _sampler(self, definition: ExperimentDefinition) -> ThompsonSampler:
         sampler = self._samplers.get(definition.id)
