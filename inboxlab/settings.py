@@ -73,6 +73,13 @@ class DecisionSettings(BaseModel):
         description="Answer before the decision row is committed; a writer thread commits "
         "queued decisions in batches (durability window: see serving.store.writer).",
     )
+    group_commit_linger_ms: float = Field(
+        default=5.0,
+        ge=0,
+        le=1_000,
+        description="How long the writer waits for more decisions to share a commit; adds "
+        "at most this to the durability window.",
+    )
 
 
 class ApiSettings(BaseModel):

@@ -241,7 +241,10 @@ def create_app(
         if model_set is None:
             model_set = ModelSet(settings)
             model_set.refresh()
-        writer = DecisionWriter(store) if settings.decisions.group_commit else None
+        d = settings.decisions
+        writer = (
+            DecisionWriter(store, linger=d.group_commit_linger_ms / 1e3) if d.group_commit else None
+        )
         engine = DecisionEngine(
             settings,
             store,

@@ -101,4 +101,8 @@ def _insert_sqlite(engine: Engine, columns: DecisionColumns, trials: Counter[Sta
             values = [None if v is None else sqlite_time(v) for v in values]
         lists.append(values)
     # tuples built in C, in the table's column order
-    sqlite_insert_decisions(engine, list(zip(*lists, strict=True)), trials)
+    raw = engine.raw_connection()
+    try:
+        sqlite_insert_decisions(raw, list(zip(*lists, strict=True)), trials)
+    finally:
+        raw.close()

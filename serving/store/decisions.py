@@ -52,7 +52,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from inboxlab.errors import ConflictError
 from inboxlab.records import Action, DecisionRecord, EventKind, EventRecord
 from serving.eligibility import RecipientState
-from serving.store.engine import create_store_engine, json_scalar
+from serving.store.engine import ThreadConnections, create_store_engine, json_scalar
 from serving.store.schema import arm_stats, audit_log, decisions, metadata, outcomes
 from serving.store.stats import (
     DEFAULT_REWARD,
@@ -171,32 +171,29 @@ def core_insert_decisions(
 
 
 def sqlite_insert_decisions(
-    engine: Engine, rows: list[tuple[Any, ...]], trials: Counter[StatKey]
+    raw: Any, rows: list[tuple[Any, ...]], trials: Counter[StatKey]
 ) -> None:
     """Decision rows (in the table's column order, SQLite encodings) and their arms' trial
-    counts, in one transaction on the DB-API connection.
+    counts, in one transaction on the DB-API connection ``raw`` (pooled or autocommit).
 
     Raises :class:`~inboxlab.errors.ConflictError`, with nothing written, when a decision
     id is already stored.
     """
     counts = [(*key[:3], key[3].isoformat(), n) for key, n in sorted(trials.items())]
-    raw = engine.raw_connection()
+    cursor = raw.cursor()
     try:
-        cursor = raw.cursor()
-        try:
-            cursor.executemany(_SQLITE_INSERT_DECISION, rows)
-            cursor.executemany(_SQLITE_ADD_TRIALS, counts)
-            raw.commit()
-        except sqlite3.IntegrityError as exc:
-            raw.rollback()
-            raise ConflictError("a decision_id of the batch is already stored") from exc
-        except BaseException:
-            raw.rollback()
-            raise
-        finally:
-            cursor.close()
+        cursor.execute("BEGIN")  # explicit: an autocommit connection would not open one
+        cursor.executemany(_SQLITE_INSERT_DECISION, rows)
+        cursor.executemany(_SQLITE_ADD_TRIALS, counts)
+        raw.commit()
+    except sqlite3.IntegrityError as exc:
+        raw.rollback()
+        raise ConflictError("a decision_id of the batch is already stored") from exc
+    except BaseException:
+        raw.rollback()
+        raise
     finally:
-        raw.close()
+        cursor.close()
 
 
 @lru_cache(maxsize=16)
@@ -290,6 +287,7 @@ class DecisionStore:
         self.url = url
         self.schema = schema
         self.engine: Engine = create_store_engine(url, schema=schema)
+        self._connections = ThreadConnections(url)
 
     def create_schema(self) -> None:
         """Create the schema (if named) and every missing table."""
@@ -306,7 +304,8 @@ class DecisionStore:
                 conn.execute(text(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE'))
 
     def close(self) -> None:
-        """Release pooled connections."""
+        """Release pooled connections and the render path's read connections."""
+        self._connections.close()
         self.engine.dispose()
 
     @classmethod
@@ -388,7 +387,8 @@ class DecisionStore:
             tuple(_sqlite_value(row.get(name), name in _JSON_COLUMNS) for name in _DECISION_COLUMNS)
             for row in rows
         ]
-        sqlite_insert_decisions(self.engine, values, trials)
+        with self._connections.connection(self.engine) as raw:
+            sqlite_insert_decisions(raw, values, trials)
 
     def get_decision(self, decision_id: str) -> DecisionRecord | None:
         """The stored decision, or None."""
@@ -597,11 +597,9 @@ class DecisionStore:
         at = since.astimezone(UTC).replace(tzinfo=None) if since.tzinfo else since
         bound = at.strftime(_SQLITE_TIME)
         out: list[tuple[str, str, str | None, datetime, str | None]] = []
-        raw = self.engine.raw_connection()
-        try:
+        with self._connections.connection(self.engine) as raw:
             for start in range(0, len(ids), _SQLITE_CHUNK):
                 chunk = ids[start : start + _SQLITE_CHUNK]
-                cursor = raw.cursor()
                 if history:
                     sql, args = (
                         _sqlite_recipient_sql(len(chunk)),
@@ -609,14 +607,10 @@ class DecisionStore:
                     )
                 else:
                     sql, args = _sqlite_consent_sql(len(chunk)), chunk
-                cursor.execute(sql, args)
                 out.extend(
                     (p, rid, kind, datetime.fromisoformat(t).replace(tzinfo=UTC), d)
-                    for p, rid, kind, t, d in cursor.fetchall()
+                    for p, rid, kind, t, d in raw.execute(sql, args).fetchall()
                 )
-                cursor.close()
-        finally:
-            raw.close()
         return out
 
     def erase_recipient(self, recipient_id: str, *, actor: str) -> ErasureReport:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +14,7 @@ import numpy as np
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
-__all__ = ["create_store_engine", "is_sqlite", "json_scalar", "json_text"]
+__all__ = ["ThreadConnections", "create_store_engine", "is_sqlite", "json_scalar", "json_text"]
 
 #: How long a SQLite writer waits for another writer's lock before failing, in milliseconds.
 SQLITE_BUSY_TIMEOUT_MS = 5_000
@@ -68,3 +72,62 @@ def create_store_engine(url: str, *, schema: str | None = None) -> Engine:
     if schema is not None:
         return engine.execution_options(schema_translate_map={None: schema})
     return engine
+
+
+class ThreadConnections:
+    """One long-lived DB-API connection per thread to a SQLite file, outside SQLAlchemy's
+    pool, for the statements of every decision: the render path's state read and the group
+    commit writer's insert.
+
+    A pool checkout and its reset on return cost several times a small indexed query or a
+    small commit. Each connection is used only by the thread that opened it. It runs in
+    autocommit: every read sees what was committed before it started (WAL), as a pooled
+    connection would, and a write opens its transaction with an explicit ``BEGIN``.
+    Non-file databases (PostgreSQL, in-memory SQLite) borrow a pooled connection instead.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> url = f"sqlite:///{tempfile.mkdtemp()}/d.db"
+    >>> engine = create_store_engine(url)
+    >>> readers = ThreadConnections(url)
+    >>> with readers.connection(engine) as conn:
+    ...     conn.execute("SELECT 1").fetchone()
+    (1,)
+    >>> readers.close()
+    """
+
+    def __init__(self, url: str) -> None:
+        database = make_url(url).database if is_sqlite(url) else None
+        self._path = database if database and database != ":memory:" else None
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._open: list[sqlite3.Connection] = []
+        self._generation = 0
+
+    @contextmanager
+    def connection(self, engine: Engine) -> Iterator[Any]:
+        """A DB-API connection (this thread's own, or a pooled one)."""
+        if self._path is None:
+            raw = engine.raw_connection()
+            try:
+                yield raw
+            finally:
+                raw.close()
+            return
+        conn = getattr(self._local, "conn", None)
+        if conn is None or getattr(self._local, "generation", -1) != self._generation:
+            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+            _sqlite_pragmas(conn, None)
+            with self._lock:
+                self._open.append(conn)
+            self._local.conn, self._local.generation = conn, self._generation
+        yield conn
+
+    def close(self) -> None:
+        """Close every connection opened so far (a later read opens a new one)."""
+        with self._lock:
+            self._generation += 1
+            opened, self._open = self._open, []
+        for conn in opened:
+            conn.close()

@@ -4,6 +4,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -175,6 +176,27 @@ def test_recipient_state_reflects_consent_and_recent_sends(store: DecisionStore)
     assert state.unsubscribed and not state.complained and not state.hard_bounced
     assert state.send_times == (T0, T0 + timedelta(hours=2))
     assert state.engagement_times == (T0 + timedelta(hours=1),)
+
+
+def test_each_thread_reads_through_its_own_connection_and_sees_every_commit(
+    store: DecisionStore,
+) -> None:
+    now = T0 + timedelta(hours=3)
+    assert not store.recipient_state("r-1", now=now).unsubscribed  # opens this thread's
+    store.record_outcomes([event(EventKind.UNSUBSCRIBE, decision_id=None, event_id="u-1")])
+    assert store.recipient_state("r-1", now=now).unsubscribed  # committed through the pool
+    seen: list[bool] = []
+    other = threading.Thread(
+        target=lambda: seen.append(store.recipient_state("r-1", now=now).unsubscribed)
+    )
+    other.start()
+    other.join()
+    assert seen == [True]
+    if store.engine.dialect.name == "sqlite":
+        assert len(store._connections._open) == 2  # one per thread, kept open
+    store.close()  # closes them; a later read opens a new one
+    assert store.recipient_state("r-1", now=now).unsubscribed
+    store.close()
 
 
 def test_store_pings(store: DecisionStore) -> None:

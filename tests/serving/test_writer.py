@@ -71,6 +71,34 @@ def test_batches_group_what_queued_during_a_commit(store: DecisionStore) -> None
     writer.close()
 
 
+def test_decisions_arriving_within_the_linger_share_one_commit(store: DecisionStore) -> None:
+    gated = GatedStore(store)
+    gated.gate.set()
+    writer = DecisionWriter(gated, linger=0.5)  # type: ignore[arg-type]
+    for i in range(5):  # well within half a second of the first
+        writer.submit([(decision(f"d-{i}"), None)])
+    writer.flush(timeout=10)
+    assert gated.batches == [5]
+    eager = GatedStore(store)
+    eager.gate.set()
+    at_once = DecisionWriter(eager, linger=0)  # type: ignore[arg-type]
+    at_once.submit([(decision("d-5"), None)])
+    at_once.flush(timeout=10)
+    assert eager.batches == [1]
+    writer.close()
+    at_once.close()
+
+
+def test_a_full_batch_is_written_without_lingering(store: DecisionStore) -> None:
+    gated = GatedStore(store)
+    gated.gate.set()
+    writer = DecisionWriter(gated, max_batch=3, linger=60)  # type: ignore[arg-type]
+    writer.submit([(decision(f"d-{i}"), None) for i in range(3)])
+    writer.flush(timeout=10)  # a minute's linger would time this out
+    assert gated.batches == [3]
+    writer.close()
+
+
 def test_a_bad_row_does_not_take_its_batch_with_it(
     store: DecisionStore, caplog: pytest.LogCaptureFixture
 ) -> None:
