@@ -10,7 +10,10 @@ materializes them with Feast (timed) into the chosen online store (SQLite, or th
 ``stores.redis_url`` under a throw-away project, removed at the end), then measures in the
 same process: one recipient (p50/p99) and 1,000 recipients at once, for Feast, the fast path
 (``SqliteFeatureClient`` or ``RedisFeatureClient``, warm cache and cold) and a raw read of the
-same rows without decoding (the floor any path over that store pays).
+same rows without decoding (the floor any path over that store pays). Over Redis,
+``--python-parser`` adds the cold and raw reads over a connection forced to redis-py's
+pure-Python reply parser (the default one is ``hiredis`` when installed), and ``--rounds``
+alternates the paths so that both are timed under the same load.
 
 Over SQLite it then measures the reads of one decision, cold: every feature of one recipient
 (``get_many([rid])``) and its rows for four candidate variants (``variant_features_many``), for
@@ -142,31 +145,45 @@ def _sqlite_paths(
 
 
 def _redis_paths(
-    settings: Settings, features: list[str], ids: list[str], project: str
+    settings: Settings, features: list[str], ids: list[str], project: str, python_parser: bool
 ) -> list[tuple[str, Read]]:
     import redis
+    from redis._parsers import _RESP2Parser
+    from redis.utils import HIREDIS_AVAILABLE
 
     # Redis has no change counter: the cache lives max_staleness, so the warm client gets
     # a long one (the reads it serves are then as old as the preload).
     fast = RedisFeatureClient(settings, features, project=project, max_staleness=timedelta(hours=1))
     fast.preload(ids)
-    cold = RedisFeatureClient(settings, features, project=project, max_entries=1)
-    conn = redis.Redis.from_url(settings.stores.redis_url)
     fields = [feature_field(VIEW_OF_FEATURE[f], f) for f in features]
     suffix = project.encode()
 
-    def raw(batch: list[str]) -> list[object]:
-        pipe = conn.pipeline(transaction=False)
-        for rid in batch:
-            pipe.hmget(entity_key(rid) + suffix, fields)
-        replies: list[object] = pipe.execute()
-        return replies
+    def cold_and_raw(conn: redis.Redis, cold_name: str, raw_name: str) -> list[tuple[str, Read]]:
+        cold = RedisFeatureClient(settings, features, project=project, max_entries=1, redis=conn)
 
-    return [
-        ("Redis fast path, warm cache", fast.get_many),
-        ("Redis fast path, cold (cache of 1)", cold.get_many),
-        ("raw pipelined HMGET (no decoding)", raw),
-    ]
+        def raw(batch: list[str]) -> list[object]:
+            pipe = conn.pipeline(transaction=False)
+            for rid in batch:
+                pipe.hmget(entity_key(rid) + suffix, fields)
+            replies: list[object] = pipe.execute()
+            return replies
+
+        return [(cold_name, cold.get_many), (raw_name, raw)]
+
+    print(f"redis-py reply parser: {'hiredis' if HIREDIS_AVAILABLE else 'pure Python'}")
+    paths: list[tuple[str, Read]] = [("Redis fast path, warm cache", fast.get_many)]
+    paths += cold_and_raw(
+        redis.Redis.from_url(settings.stores.redis_url),
+        "Redis fast path, cold (cache of 1)",
+        "raw pipelined HMGET (no decoding)",
+    )
+    if python_parser:
+        # redis-py swaps in its RESP3 twin of this parser on a RESP3 connection.
+        python = redis.Redis.from_url(settings.stores.redis_url, parser_class=_RESP2Parser)
+        paths += cold_and_raw(
+            python, "  cold, pure-Python parser", "  raw HMGET, pure-Python parser"
+        )
+    return paths
 
 
 def main() -> None:
@@ -175,6 +192,14 @@ def main() -> None:
     parser.add_argument("--single", type=int, default=500, help="single-recipient reads")
     parser.add_argument("--batches", type=int, default=20, help="1,000-recipient reads")
     parser.add_argument("--online", choices=["sqlite", "redis"], default="sqlite")
+    parser.add_argument(
+        "--python-parser",
+        action="store_true",
+        help="Redis: also time the cold and raw reads with redis-py's pure-Python reply parser",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="split the reads into rounds alternating the paths"
+    )
     parser.add_argument(
         "--data-dir", type=Path, help="an existing data directory with a SQLite online store"
     )
@@ -226,20 +251,24 @@ def _measure(
     feast = FeastFeatureClient.from_settings(settings, features, project=project)
     paths: list[tuple[str, Read]] = [("feast get_online_features", feast.get_many)]
     if args.online == "redis":
-        paths += _redis_paths(settings, features, ids, project)
+        paths += _redis_paths(settings, features, ids, project, args.python_parser)
     else:
         paths += _sqlite_paths(settings, features, ids)
-    results: dict[str, tuple[list[float], list[float]]] = {}
-    for name, fn in paths:
+    results: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name, _ in paths}
+    for _, fn in paths:
         fn([ids[0]])  # warm-up
+    for _ in range(args.rounds):
+        for name, fn in paths:
 
-        def one(fn: Read = fn) -> object:
-            return fn([pick.choice(ids)])
+            def one(fn: Read = fn) -> object:
+                return fn([pick.choice(ids)])
 
-        def many(fn: Read = fn) -> object:
-            return fn(pick.sample(ids, 1000))
+            def many(fn: Read = fn) -> object:
+                return fn(pick.sample(ids, 1000))
 
-        results[name] = (_timeit(one, args.single), _timeit(many, args.batches))
+            single, batch = results[name]
+            single += _timeit(one, args.single // args.rounds)
+            batch += _timeit(many, args.batches // args.rounds)
 
     feast_single, feast_batch = results["feast get_online_features"]
     print(

@@ -13,6 +13,7 @@ from features.online_redis import RedisFeatureClient, feature_field
 from features.store import online_client
 from inboxlab.errors import StoreError
 from inboxlab.settings import Settings, StoreSettings
+from tests.conftest import need
 from tests.features.conftest import FEAST_WARNINGS, Row
 
 pytestmark = FEAST_WARNINGS
@@ -91,6 +92,40 @@ def test_redis_fast_path_returns_exactly_what_feast_returns(
         settings, ["timezone", "opens_30d"], project=project
     )
     assert subset.get_many(IDS) == sub_feast.get_many(IDS)
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize(
+    ("parser", "protocol"),
+    [("_HiredisParser", 2), ("_HiredisParser", 3), ("_RESP2Parser", 2), ("_RESP3Parser", 3)],
+)
+def test_every_reply_parser_reads_what_feast_returns(
+    redis_world: tuple[Settings, str], parser: str, protocol: int
+) -> None:
+    """hiredis (the C parser redis-py picks when installed) and the pure-Python ones agree."""
+    import redis as redis_lib
+    from redis import connection
+    from redis.utils import HIREDIS_AVAILABLE
+
+    if parser == "_HiredisParser":
+        need("redis", HIREDIS_AVAILABLE, "hiredis is not installed")
+    settings, project = redis_world
+    parser_class = getattr(connection, parser)
+    conn = redis_lib.Redis.from_url(
+        settings.stores.redis_url, parser_class=parser_class, protocol=protocol
+    )
+    pooled = conn.connection_pool.get_connection()
+    assert type(pooled._parser) is parser_class  # the parser asked for is the one in use
+    conn.connection_pool.release(pooled)
+    feast_client = FeastFeatureClient.from_settings(settings, project=project)
+    fast = RedisFeatureClient(settings, project=project, redis=conn)
+    try:
+        assert fast.get_many(IDS) == feast_client.get_many(IDS)  # pipelined
+        assert fast.get("r007") == feast_client.get("r007")  # one HMGET
+        requests = {rid: VARIANTS for rid in IDS[:10]}
+        assert fast.variant_features_many(requests) == feast_client.variant_features_many(requests)
+    finally:
+        fast.close()
 
 
 @pytest.mark.redis
