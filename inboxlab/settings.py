@@ -73,6 +73,12 @@ class DecisionSettings(BaseModel):
         description="Answer before the decision row is committed; a writer thread commits "
         "queued decisions in batches (durability window: see serving.store.writer).",
     )
+    coalesce_max_group: int = Field(
+        default=32,
+        ge=1,
+        description="Most single decisions ready in the same turn of the event loop that are "
+        "decided together (one read per store, one call per model); 1 decides each alone.",
+    )
     group_commit_linger_ms: float = Field(
         default=5.0,
         ge=0,

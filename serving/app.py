@@ -25,6 +25,7 @@ from inboxlab.errors import ConflictError, InboxlabError, InvalidInputError, Not
 from inboxlab.records import EventRecord
 from inboxlab.settings import Settings
 from serving.auth import AdminKey, AnyKey, OutcomesKey
+from serving.coalesce import Coalescer
 from serving.decide import DecisionEngine
 from serving.keys import KeyRing
 from serving.metrics import CONTENT_TYPE_LATEST, HttpMetrics, MetricsMiddleware
@@ -85,6 +86,7 @@ class Resources:
     reward_rules: Mapping[str, RewardRule] = field(default_factory=dict)
     engine: DecisionEngine | None = None
     report_renderer: ReportRenderer | None = None
+    coalescer: Coalescer | None = None
 
 
 class _ExperimentRules(Mapping[str, RewardRule]):
@@ -266,6 +268,11 @@ def create_app(
                     reward_rules=_ExperimentRules(reward_rules or {}, engine),
                     engine=engine,
                     report_renderer=report_renderer,
+                    coalescer=Coalescer(
+                        engine,
+                        max_group=d.coalesce_max_group,
+                        on_group=metrics.decision_group.observe,
+                    ),
                 )
             }
         finally:

@@ -114,14 +114,7 @@ class BatchDecider:
             if key in seen:
                 continue
             seen.add(key)
-            definition = self.engine.definition(request.experiment_id)  # NotFoundError
-            arms = {a.id for a in definition.arms}
-            if request.variants is not None and set(request.variants) != arms:
-                raise InvalidInputError(
-                    f"variants {sorted(request.variants)} differ from the arms of "
-                    f"experiment {request.experiment_id!r}: {sorted(arms)}",
-                    field="variants",
-                )
+            self.engine.check(request)  # NotFoundError, InvalidInputError
 
     def lines(self, requests: Sequence[DecisionRequest]) -> Iterator[bytes]:
         """NDJSON, one chunk of lines at a time, each chunk stored before it is yielded."""

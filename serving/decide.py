@@ -142,6 +142,34 @@ class DecisionEngine:
         """One decision on the render path: its reads are bounded by ``decisions.budget_ms``."""
         return self._decide([request], self.guard, queue=True)[0]
 
+    def decide_together(self, requests: Sequence[DecisionRequest]) -> list[DecisionResponse]:
+        """Render-path decisions for requests that arrived together (see
+        :mod:`serving.coalesce`): like :meth:`decide` for each, in one pass per store and
+        model, reads bounded by ``decisions.budget_ms``, writes queued for group commit."""
+        return self._decide(requests, self.guard, queue=True)
+
+    def check(self, request: DecisionRequest) -> None:
+        """Refuse a request naming an unknown experiment or variants that are not its arms.
+
+        Raises
+        ------
+        NotFoundError
+            The experiment does not exist.
+        InvalidInputError
+            ``variants`` differ from the experiment's arms.
+        """
+        if request.experiment_id is None:
+            return
+        definition = self.definition(request.experiment_id)
+        if request.variants is not None:
+            arms = {a.id for a in definition.arms}
+            if set(request.variants) != arms:
+                raise InvalidInputError(
+                    f"variants {sorted(request.variants)} differ from the arms of "
+                    f"experiment {request.experiment_id!r}: {sorted(arms)}",
+                    field="variants",
+                )
+
     def decide_many(self, requests: Sequence[DecisionRequest]) -> list[DecisionResponse]:
         """Decisions for many recipients, scoring all of them in one pass per model.
 
@@ -263,14 +291,8 @@ class DecisionEngine:
             if failed is not None:
                 draft.reasons.append(failed)
             if request.experiment_id is not None:
+                self.check(request)
                 draft.definition = self.definition(request.experiment_id)
-                arms = {a.id for a in draft.definition.arms}
-                if request.variants is not None and set(request.variants) != arms:
-                    raise InvalidInputError(
-                        f"variants {sorted(request.variants)} differ from the arms of "
-                        f"experiment {request.experiment_id!r}: {sorted(arms)}",
-                        field="variants",
-                    )
             drafts.append(draft)
         return drafts
 

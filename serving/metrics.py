@@ -1,4 +1,5 @@
-"""Prometheus metrics of the HTTP API: request counts and latency per route.
+"""Prometheus metrics of the HTTP API: request counts and latency per route, and the sizes of
+the groups single decisions are decided in.
 
 Each app owns its registry, so several apps in one process (tests, a BentoML wrapper) never
 collide on metric names.
@@ -22,7 +23,8 @@ _LATENCY_BUCKETS = (
 
 
 class HttpMetrics:
-    """The request counter and latency histogram of one app, in a registry of its own."""
+    """The request counter, latency and decision-group histograms of one app, in a registry of
+    its own."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -37,6 +39,14 @@ class HttpMetrics:
             "Time from request to last response byte, by method and route template.",
             ("method", "route"),
             buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+
+        self.decision_group = Histogram(
+            "inboxlab_decision_group_size",
+            "Single decisions decided together because they were ready in the same turn of "
+            "the event loop (serving.coalesce).",
+            buckets=(1, 2, 4, 8, 16, 32, 64),
             registry=self.registry,
         )
 

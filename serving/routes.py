@@ -16,6 +16,7 @@ from inboxlab.errors import NotFoundError
 from inboxlab.experiment import ExperimentDefinition
 from serving.auth import AdminKey, AnyKey, DecideKey
 from serving.batch import BATCH_CHUNK, BatchDecider, BatchRequest, parse_batch
+from serving.coalesce import Coalescer
 from serving.decide import DecisionEngine
 from serving.schemas import DecisionRequest, DecisionResponse
 from serving.store.units import experiment_units
@@ -33,7 +34,13 @@ async def _engine(request: Request) -> DecisionEngine:
     return engine
 
 
+async def _coalescer(request: Request) -> Coalescer:
+    coalescer: Coalescer = request.state.resources.coalescer
+    return coalescer
+
+
 Engine = Annotated[DecisionEngine, Depends(_engine)]
+Together = Annotated[Coalescer, Depends(_coalescer)]
 
 router = APIRouter()
 
@@ -46,13 +53,14 @@ class ExperimentCreated(BaseModel):
 
 
 @router.post("/v1/decisions", tags=["decisions"], response_model=DecisionResponse)
-async def post_decision(request: DecisionRequest, engine: Engine, _key: DecideKey) -> Response:
+async def post_decision(request: DecisionRequest, together: Together, _key: DecideKey) -> Response:
     """Send now or not, which variant, at what time — with the propensity of each choice."""
     # On the event loop, not the thread pool: a decision takes about a millisecond and the
-    # hop would cost a good share of that. Reads that may be slow are bounded by
+    # hop would cost a good share of that; requests ready in the same turn of the loop are
+    # decided together (serving.coalesce). Reads that may be slow are bounded by
     # ``decisions.budget_ms``; the write is queued (group commit). The answer is serialized
     # once from the model the engine built, not validated again against the response model.
-    decision = engine.decide(request)
+    decision = await together.decide(request)
     return Response(decision.model_dump_json(), media_type="application/json")
 
 

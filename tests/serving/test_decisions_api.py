@@ -67,6 +67,19 @@ def test_decision_needs_a_key_with_the_decide_scope(client: TestClient) -> None:
     assert response.json()["action"] == "send"
 
 
+def test_each_decision_is_counted_in_a_decision_group(client: TestClient) -> None:
+    headers = key(client, "decide", "admin")
+    for rid in ("r1", "r2"):
+        body = {"recipient_id": rid, "campaign_id": "c1", "now": NOW}
+        assert client.post("/v1/decisions", json=body, headers=headers).status_code == 200
+    unknown = {"recipient_id": "r3", "campaign_id": "c1", "experiment_id": "nope"}
+    assert client.post("/v1/decisions", json=unknown, headers=headers).status_code == 404
+    text = client.get("/metrics", headers=headers).text
+    # one request at a time: two groups of one; the refused request is in none
+    assert "inboxlab_decision_group_size_count 2.0" in text
+    assert "inboxlab_decision_group_size_sum 2.0" in text
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
