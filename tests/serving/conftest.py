@@ -8,9 +8,18 @@ from pathlib import Path
 import pytest
 
 from inboxlab.records import Action, DecisionRecord
+from inboxlab.settings import Settings
+from serving.scoring.models import ModelSet
 from serving.store import DecisionStore
+from tests.serving.models import planted_models
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def models() -> ModelSet:
+    """The planted champions of :mod:`tests.serving.models`, loaded once per module."""
+    return planted_models(Settings())
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -21,15 +21,9 @@ from serving.schemas import DecisionRequest, DecisionResponse
 from serving.scoring.models import ModelSet
 from serving.store import DecisionStore
 from serving.store.experiments import ExperimentStore
-from tests.serving.models import planted_models
 
 NOW = datetime(2026, 3, 2, 0, 30, tzinfo=UTC)  # a Monday
 ZONES = ["Asia/Tokyo", "Europe/Berlin", "America/New_York", "UTC", "Australia/Sydney"]
-
-
-@pytest.fixture(scope="module")
-def models() -> ModelSet:
-    return planted_models(Settings())
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ from serving.schemas import DecisionRequest
 from serving.scoring.models import ModelSet
 from serving.store import DecisionStore
 from serving.store.experiments import ExperimentStore
-from tests.serving.models import planted_models
 
 NOW = datetime(2026, 3, 2, 0, 30, tzinfo=UTC)
 BUDGET_MS = 250.0  # generous: a loaded CI machine must still meet it with the fast reads
@@ -42,11 +41,6 @@ class SlowStore(DecisionStore):
     def recipient_states(self, *args: Any, **kwargs: Any) -> Any:
         time.sleep(SLOW_S)
         return super().recipient_states(*args, **kwargs)
-
-
-@pytest.fixture(scope="module")
-def models() -> ModelSet:
-    return planted_models(Settings())
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -14,21 +14,7 @@ from serving.decide import DecisionEngine
 from serving.schemas import DecisionRequest, DecisionResponse
 from serving.scoring.models import ModelSet
 from serving.store import DecisionStore
-from tests.serving.models import planted_models
 from tests.serving.test_batch import comparable, make_engine, mixed_audience, request
-
-
-@pytest.fixture(scope="module")
-def models() -> ModelSet:
-    return planted_models(Settings())
-
-
-@pytest.fixture
-def store(settings: Settings) -> Iterator[DecisionStore]:
-    s = DecisionStore(settings.decision_store_url)
-    s.create_schema()
-    yield s
-    s.close()
 
 
 @pytest.fixture

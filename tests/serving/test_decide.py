@@ -35,11 +35,6 @@ class BrokenFeatures:
         raise OSError("online store down")
 
 
-@pytest.fixture(scope="module")
-def models() -> ModelSet:
-    return planted_models(Settings())
-
-
 @pytest.fixture
 def store(settings: Settings) -> Iterator[DecisionStore]:
     s = DecisionStore(settings.decision_store_url)
