@@ -30,6 +30,7 @@ from typing import Any
 
 import httpx
 from bench_decisions import BIN, EXPERIMENT, HOST, Server, create_experiment, prepare, serve
+from child import run_child
 
 MAX_BATCH = 100_000
 VARIANTS = ["a", "b", "c", "d"]
@@ -154,9 +155,9 @@ items = [
 requests = parse_batch(json.dumps({"decisions": items}).encode()).decisions
 decider = BatchDecider(engine)
 
-def previous():  # the route before: decide_many per chunk, one response model per line
+def previous():  # the route before: the draft path per chunk, one response model per line
     for s in range(0, n, chunk):
-        out = engine.decide_many(requests[s : s + chunk])
+        out = engine.decide_together(requests[s : s + chunk])
         b"".join(d.model_dump_json().encode() + b"\\n" for d in out)
 
 def batch():
@@ -179,20 +180,11 @@ print(json.dumps(result))
 
 
 def in_process(env: dict[str, str], n: int, repeat: int) -> dict[str, Any]:
-    """The previous route's work (``decide_many`` per chunk of 2,000 and one response model
-    per line) against :class:`~serving.batch.BatchDecider`, in one process, same data."""
-    import subprocess
+    """The previous route's work (the draft path, ``decide_together``, per chunk of 2,000
+    and one response model per line) against :class:`~serving.batch.BatchDecider`, in one
+    process, same data."""
 
-    text = subprocess.run(
-        [sys.executable, "-c", _IN_PROCESS, str(n), str(repeat)],
-        env=env,
-        cwd=Path(__file__).resolve().parents[1],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=3600,
-    ).stdout
-    result: dict[str, Any] = json.loads(text.strip().splitlines()[-1])
+    result = run_child(["-c", _IN_PROCESS, str(n), str(repeat)], env, timeout=3600)
     result["n"] = n
     return result
 

@@ -36,6 +36,7 @@ from typing import Any
 
 import httpx
 import psutil
+from child import run_child
 from constant_rate import run_constant_rate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -242,17 +243,7 @@ def batch(server: Server, key: str, recipients: int, calls: int) -> dict[str, An
 
 def decide_cpu(env: dict[str, str], decisions: int, rounds: int) -> dict[str, Any]:
     """CPU per ``DecisionEngine.decide`` in one process, without HTTP (see :func:`_cpu_child`)."""
-    out = subprocess.run(
-        [sys.executable, __file__, "--cpu-child", str(decisions), str(rounds)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=900,
-    ).stdout
-    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
-    return result
+    return run_child([__file__, "--cpu-child", str(decisions), str(rounds)], env, timeout=900)
 
 
 def _cpu_child(decisions: int, rounds: int) -> None:

@@ -30,11 +30,11 @@ import functools
 import sqlite3
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from datetime import timedelta
 from itertools import groupby, repeat
 from operator import itemgetter
-from typing import Any, Protocol, cast, runtime_checkable
+from typing import Any, Generic, Protocol, TypeVar, cast, runtime_checkable
 
 from features.engineering.tables import (
     DEFAULTS,
@@ -51,11 +51,13 @@ __all__ = [
     "MEMO_LIMIT",
     "VARIANT_VIEW",
     "VIEW_OF_FEATURE",
+    "CachedFeatureClient",
     "DecodedValues",
     "FeastFeatureClient",
     "FeatureClient",
     "FeatureRow",
     "InMemoryFeatureClient",
+    "RowCache",
     "SqliteFeatureClient",
     "VariantRows",
     "check_features",
@@ -358,6 +360,112 @@ class FeastFeatureClient:
         return nest_pairs(requests, rows)
 
 
+K = TypeVar("K", bound=Hashable)  # a cache key: a recipient, or a (recipient, variant) pair
+
+
+class RowCache(Generic[K]):
+    """Decoded rows with a size bound (the oldest loaded are dropped first) and, with
+    ``max_age``, an age bound on the whole cache (it is emptied once that old)."""
+
+    def __init__(self, max_entries: int, max_age: float | None = None) -> None:
+        self._rows: OrderedDict[K, FeatureRow] = OrderedDict()
+        self._max_entries = max_entries
+        self._max_age = max_age
+        self._started = time.monotonic()
+
+    def hits(self, keys: Iterable[K]) -> dict[K, FeatureRow]:
+        """The cached rows of ``keys``."""
+        if self._max_age is not None:
+            now = time.monotonic()
+            if now - self._started >= self._max_age:
+                self._rows.clear()
+                self._started = now
+        rows = self._rows
+        return {key: rows[key] for key in keys if key in rows}
+
+    def add(self, rows: Mapping[K, FeatureRow]) -> None:
+        """Cache ``rows``, dropping the oldest beyond the size bound."""
+        self._rows.update(rows)
+        while len(self._rows) > self._max_entries:
+            self._rows.popitem(last=False)
+
+    def clear(self) -> None:
+        """Drop every row."""
+        self._rows.clear()
+
+
+class CachedFeatureClient:
+    """The read-through cache shared by the direct clients of an online store.
+
+    A subclass loads what the cache misses (:meth:`_load`, :meth:`_load_variants`), may
+    revalidate the cache before each read (:meth:`_revalidate`), and names the errors of its
+    store (``_errors``), which reads turn into :class:`~inboxlab.errors.StoreError`.
+
+    Rows returned are the cached dicts themselves, shared between calls: treat them as
+    read-only.
+    """
+
+    features: tuple[str, ...]
+    _cache: RowCache[str]
+    _variant_cache: RowCache[tuple[str, str]]
+    _errors: tuple[type[Exception], ...]
+    _store_name: str
+
+    def _revalidate(self) -> None:
+        """Drop cached rows the store may have changed (nothing by default)."""
+
+    def _load(self, recipient_ids: Sequence[str]) -> dict[str, FeatureRow]:
+        raise NotImplementedError
+
+    def _load_variants(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], FeatureRow]:
+        raise NotImplementedError
+
+    def get(self, recipient_id: str) -> FeatureRow:
+        """The features of one recipient (defaults when unknown)."""
+        return self.get_many([recipient_id])[recipient_id]
+
+    def get_many(self, recipient_ids: Sequence[str]) -> dict[str, FeatureRow]:
+        """The features of many recipients; the misses are read together."""
+        try:
+            self._revalidate()
+            unique = list(dict.fromkeys(recipient_ids))
+            # Hits are taken before loading: the size bound may evict them during the load.
+            rows = self._cache.hits(unique)
+            missing = [rid for rid in unique if rid not in rows]
+            if missing:
+                loaded = self._load(missing)
+                self._cache.add(loaded)
+                rows.update(loaded)
+            return {rid: rows[rid] for rid in recipient_ids}
+        except self._errors as exc:
+            raise StoreError(f"reading the {self._store_name} failed: {exc}") from exc
+
+    def variant_features(self, recipient_id: str, variant_ids: Sequence[str]) -> VariantRows:
+        """The recipient's rows for ``variant_ids`` (defaults when unknown)."""
+        return self.variant_features_many({recipient_id: variant_ids})[recipient_id]
+
+    def variant_features_many(
+        self, requests: Mapping[str, Sequence[str]]
+    ) -> dict[str, VariantRows]:
+        """Per-variant rows of many recipients; the misses are read together."""
+        try:
+            self._revalidate()
+            pairs = unique_pairs(requests)
+            rows = self._variant_cache.hits(pairs)
+            missing = [pair for pair in pairs if pair not in rows]
+            if missing:
+                loaded = self._load_variants(missing)
+                self._variant_cache.add(loaded)
+                rows.update(loaded)
+            return nest_pairs(requests, rows)
+        except self._errors as exc:
+            raise StoreError(f"reading the {self._store_name} failed: {exc}") from exc
+
+    def preload(self, recipient_ids: Sequence[str]) -> None:
+        """Read these recipients into the cache now (e.g. a whole audience before scoring)."""
+        self.get_many(recipient_ids)
+
+
 #: A row read from an online table, ending with its ``feature_name`` and ``value`` columns.
 Row = tuple[Any, ...]
 
@@ -388,7 +496,7 @@ def _select(tables: tuple[str, ...], n_keys: int) -> str:
     )
 
 
-class SqliteFeatureClient:
+class SqliteFeatureClient(CachedFeatureClient):
     """Direct reads of Feast's SQLite online store with a bounded, explicitly stale cache.
 
     Parameters
@@ -406,9 +514,6 @@ class SqliteFeatureClient:
 
     Notes
     -----
-    Rows returned are the cached dicts themselves, shared between calls: treat them as
-    read-only.
-
     A cold read is one statement for every view together (a ``UNION ALL``), per 500 keys;
     the value blobs of the requested features are then decoded through a
     :class:`DecodedValues` memo shared by every read of the client.
@@ -438,11 +543,12 @@ class SqliteFeatureClient:
         self._tables = tuple(f"{project}_{view}" for view in views)
         self._defaults = tuple(DEFAULTS[name] for name in self.features)
         self._max_staleness = max_staleness.total_seconds()
-        self._max_entries = max_entries
-        self._cache: OrderedDict[str, FeatureRow] = OrderedDict()
+        self._cache = RowCache(max_entries)
+        self._variant_cache = RowCache(max_entries)
+        self._errors = (sqlite3.Error,)
+        self._store_name = "online store"
         self._variant_table = f"{project}_{VARIANT_VIEW}"
         self._variant_defaults = tuple(VARIANT_DEFAULTS[name] for name in VARIANT_FEATURES)
-        self._variant_cache: OrderedDict[tuple[str, str], FeatureRow] = OrderedDict()
         self._variant_table_exists: bool | None = None  # looked up once per store version
         self._checked_at = 0.0
         self._data_version = self._version()
@@ -510,29 +616,7 @@ class SqliteFeatureClient:
             rid: self._fill(found[key], names, defaults)
             for rid, key in zip(recipient_ids, keys, strict=True)
         }
-        self._cache.update(rows)
-        while len(self._cache) > self._max_entries:
-            self._cache.popitem(last=False)
         return rows
-
-    def get(self, recipient_id: str) -> FeatureRow:
-        """The features of one recipient (defaults when unknown)."""
-        return self.get_many([recipient_id])[recipient_id]
-
-    def get_many(self, recipient_ids: Sequence[str]) -> dict[str, FeatureRow]:
-        """The features of many recipients; misses are read in one query per 500, all views."""
-        try:
-            self._revalidate()
-            cache = self._cache
-            unique = dict.fromkeys(recipient_ids)
-            # Hits are taken before loading: the size bound may evict them during the load.
-            rows = {rid: cache[rid] for rid in unique if rid in cache}
-            missing = [rid for rid in unique if rid not in rows]
-            if missing:
-                rows.update(self._load(missing))
-            return {rid: rows[rid] for rid in recipient_ids}
-        except sqlite3.Error as exc:
-            raise StoreError(f"reading the online store failed: {exc}") from exc
 
     def _has_variant_table(self) -> bool:
         """Whether the store has the per-variant table (looked up once per store version)."""
@@ -553,31 +637,4 @@ class SqliteFeatureClient:
             pair: self._fill(found.get(key, []), VARIANT_FEATURES, defaults)
             for pair, key in zip(pairs, keys, strict=True)
         }
-        self._variant_cache.update(rows)
-        while len(self._variant_cache) > self._max_entries:
-            self._variant_cache.popitem(last=False)
         return rows
-
-    def variant_features(self, recipient_id: str, variant_ids: Sequence[str]) -> VariantRows:
-        """The recipient's rows for ``variant_ids`` (defaults when unknown)."""
-        return self.variant_features_many({recipient_id: variant_ids})[recipient_id]
-
-    def variant_features_many(
-        self, requests: Mapping[str, Sequence[str]]
-    ) -> dict[str, VariantRows]:
-        """Per-variant rows of many recipients; misses are read in one query per 500 pairs."""
-        try:
-            self._revalidate()
-            pairs = unique_pairs(requests)
-            cache = self._variant_cache
-            rows = {pair: cache[pair] for pair in pairs if pair in cache}
-            missing = [pair for pair in pairs if pair not in rows]
-            if missing:
-                rows.update(self._load_variants(missing))
-            return nest_pairs(requests, rows)
-        except sqlite3.Error as exc:
-            raise StoreError(f"reading the online store failed: {exc}") from exc
-
-    def preload(self, recipient_ids: Sequence[str]) -> None:
-        """Read these recipients into the cache now (e.g. a whole audience before scoring)."""
-        self.get_many(recipient_ids)

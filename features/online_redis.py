@@ -23,27 +23,23 @@ is never older than the store by more than ``max_staleness``.
 
 from __future__ import annotations
 
-import time
-from collections import OrderedDict
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, cast
 
 from features.engineering.tables import VARIANT_FEATURES
 from features.online import (
     VARIANT_VIEW,
     VIEW_OF_FEATURE,
+    CachedFeatureClient,
     DecodedValues,
     FeatureRow,
-    VariantRows,
+    RowCache,
     check_features,
     entity_key,
-    nest_pairs,
-    unique_pairs,
     variant_entity_key,
     with_defaults,
 )
-from inboxlab.errors import StoreError
 from inboxlab.settings import Settings
 
 __all__ = ["RedisFeatureClient", "feature_field"]
@@ -62,33 +58,7 @@ def feature_field(view: str, feature: str) -> bytes:
     return int(mmh3.hash(f"{view}:{feature}", signed=False)).to_bytes(4, "little")
 
 
-K = TypeVar("K", bound=Hashable)
-
-
-class _Rows(Generic[K]):
-    """Decoded rows with a size bound and an age bound (the whole cache)."""
-
-    def __init__(self, max_entries: int, max_staleness: float) -> None:
-        self._rows: OrderedDict[K, FeatureRow] = OrderedDict()
-        self._max_entries = max_entries
-        self._max_staleness = max_staleness
-        self._started = time.monotonic()
-
-    def hits(self, keys: Sequence[K]) -> dict[K, FeatureRow]:
-        now = time.monotonic()
-        if now - self._started >= self._max_staleness:
-            self._rows.clear()
-            self._started = now
-        rows = self._rows
-        return {key: rows[key] for key in keys if key in rows}
-
-    def add(self, rows: Mapping[K, FeatureRow]) -> None:
-        self._rows.update(rows)
-        while len(self._rows) > self._max_entries:
-            self._rows.popitem(last=False)
-
-
-class RedisFeatureClient:
+class RedisFeatureClient(CachedFeatureClient):
     """Direct reads of Feast's Redis online store with a bounded, explicitly stale cache.
 
     Parameters
@@ -105,11 +75,6 @@ class RedisFeatureClient:
         Cache bound in recipients, and separately in (recipient, variant) pairs.
     redis
         A ``redis.Redis`` client to use instead of one built from ``stores.redis_url``.
-
-    Notes
-    -----
-    Rows returned are the cached dicts themselves, shared between calls: treat them as
-    read-only.
     """
 
     def __init__(
@@ -133,8 +98,9 @@ class RedisFeatureClient:
         self._fields = [feature_field(VIEW_OF_FEATURE[f], f) for f in self.features]
         self._variant_fields = [feature_field(VARIANT_VIEW, f) for f in VARIANT_FEATURES]
         staleness = max_staleness.total_seconds()
-        self._cache: _Rows[str] = _Rows(max_entries, staleness)
-        self._variant_cache: _Rows[tuple[str, str]] = _Rows(max_entries, staleness)
+        self._cache = RowCache(max_entries, staleness)
+        self._variant_cache = RowCache(max_entries, staleness)
+        self._store_name = "Redis online store"
 
     def close(self) -> None:
         """Close the connection pool of the Redis client."""
@@ -161,55 +127,13 @@ class RedisFeatureClient:
             for reply in self._hmget(keys, fields)
         ]
 
-    def get(self, recipient_id: str) -> FeatureRow:
-        """The features of one recipient (defaults when unknown)."""
-        return self.get_many([recipient_id])[recipient_id]
+    def _load(self, recipient_ids: Sequence[str]) -> dict[str, FeatureRow]:
+        """One pipelined round trip for every recipient."""
+        keys = [entity_key(rid) + self._suffix for rid in recipient_ids]
+        return dict(zip(recipient_ids, self._rows(keys, self._fields, self.features), strict=True))
 
-    def get_many(self, recipient_ids: Sequence[str]) -> dict[str, FeatureRow]:
-        """The features of many recipients; misses are read in one pipelined round trip."""
-        try:
-            unique = list(dict.fromkeys(recipient_ids))
-            # Hits are taken before loading: the size bound may evict them during the load.
-            rows = self._cache.hits(unique)
-            missing = [rid for rid in unique if rid not in rows]
-            if missing:
-                keys = [entity_key(rid) + self._suffix for rid in missing]
-                loaded = dict(
-                    zip(missing, self._rows(keys, self._fields, self.features), strict=True)
-                )
-                self._cache.add(loaded)
-                rows.update(loaded)
-            return {rid: rows[rid] for rid in recipient_ids}
-        except self._errors as exc:
-            raise StoreError(f"reading the Redis online store failed: {exc}") from exc
-
-    def variant_features(self, recipient_id: str, variant_ids: Sequence[str]) -> VariantRows:
-        """The recipient's rows for ``variant_ids`` (defaults when unknown)."""
-        return self.variant_features_many({recipient_id: variant_ids})[recipient_id]
-
-    def variant_features_many(
-        self, requests: Mapping[str, Sequence[str]]
-    ) -> dict[str, VariantRows]:
-        """Per-variant rows of many recipients; misses are read in one round trip."""
-        try:
-            pairs = unique_pairs(requests)
-            rows = self._variant_cache.hits(pairs)
-            missing = [pair for pair in pairs if pair not in rows]
-            if missing:
-                keys = [variant_entity_key(rid, vid) + self._suffix for rid, vid in missing]
-                loaded = dict(
-                    zip(
-                        missing,
-                        self._rows(keys, self._variant_fields, VARIANT_FEATURES),
-                        strict=True,
-                    )
-                )
-                self._variant_cache.add(loaded)
-                rows.update(loaded)
-            return nest_pairs(requests, rows)
-        except self._errors as exc:
-            raise StoreError(f"reading the Redis online store failed: {exc}") from exc
-
-    def preload(self, recipient_ids: Sequence[str]) -> None:
-        """Read these recipients into the cache now (e.g. a whole audience before scoring)."""
-        self.get_many(recipient_ids)
+    def _load_variants(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], FeatureRow]:
+        """One pipelined round trip for every pair."""
+        keys = [variant_entity_key(rid, vid) + self._suffix for rid, vid in pairs]
+        rows = self._rows(keys, self._variant_fields, VARIANT_FEATURES)
+        return dict(zip(pairs, rows, strict=True))

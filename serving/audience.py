@@ -26,13 +26,12 @@ import numpy as np
 import pydantic_core
 from numpy.typing import NDArray
 
-from features.engineering.tables import VARIANT_DEFAULTS
 from features.online import VIEW_OF_FEATURE, FeatureRow, with_defaults
 from inboxlab.records import Action
 from serving.assignment import FixedSplit
 from serving.bandit import Allocation
 from serving.columns import FeatureBlock
-from serving.decide import DecisionEngine
+from serving.decide import DecisionEngine, variant_columns
 from serving.eligibility import RecipientState, evaluate
 from serving.hours import HourGrid, profile_scores
 from serving.policy import engagement_tier
@@ -543,31 +542,9 @@ class AudienceScorer:
         self, out: AudienceDecisions, live: list[int], columns: Mapping[str, Any]
     ) -> dict[str, Any]:
         """The engagement model's columns, with each send's own variant history."""
-        wanted: dict[str, list[str]] = defaultdict(list)
-        for i in live:
-            variant = out.variant_id[i]
-            rid = out.requests[i].recipient_id
-            if variant and variant not in wanted[rid]:
-                wanted[rid].append(variant)
-        wanted = {rid: v for rid, v in wanted.items() if v}
-        pairs: Mapping[str, Mapping[str, FeatureRow]] = {}
-        client = self.engine.features
-        if wanted and client is not None:
-            try:
-                pairs = client.variant_features_many(wanted)
-            except Exception:
-                logger.exception("per-variant features unavailable; using cold-start defaults")
-                for i in live:
-                    if "features_unavailable" not in out.reasons[i]:
-                        out.reasons[i].append("features_unavailable")
-        empty: FeatureRow = {}
-        found = [
-            pairs.get(out.requests[i].recipient_id, {}).get(out.variant_id[i] or "", empty)
-            for i in live
-        ]
-        stored: dict[str, Any] = dict(columns)
-        for name, default in VARIANT_DEFAULTS.items():
-            stored[name] = [row.get(name, default) for row in found]
+        sends = [(out.requests[i].recipient_id, out.variant_id[i]) for i in live]
+        reasons = [out.reasons[i] for i in live]
+        stored = {**columns, **variant_columns(self.engine.features, sends, reasons)}
         return engagement_inputs(
             stored, columns["variant_id"], columns["local_hour"], columns["local_weekday"]
         )

@@ -33,7 +33,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from features.engineering.tables import DEFAULTS, VARIANT_DEFAULTS
+from features.engineering.tables import DEFAULTS, VARIANT_DEFAULTS, FeatureValue
 from features.online import VIEW_OF_FEATURE, FeatureClient, FeatureRow, with_defaults
 from inboxlab.errors import InvalidInputError, NotFoundError
 from inboxlab.experiment import ExperimentDefinition
@@ -58,11 +58,9 @@ from training.context import (
 )
 from training.specs import ModelKind
 
-__all__ = ["DecisionEngine"]
+__all__ = ["DecisionEngine", "variant_columns"]
 
 logger = logging.getLogger(__name__)
-
-_INLINE = ReadGuard(0)  # batch chunks read without the render budget
 
 FloatArray = NDArray[np.float64]
 
@@ -140,54 +138,17 @@ class DecisionEngine:
 
     def decide(self, request: DecisionRequest) -> DecisionResponse:
         """One decision on the render path: its reads are bounded by ``decisions.budget_ms``."""
-        return self._decide([request], self.guard, queue=True)[0]
+        return self._decide([request])[0]
 
     def decide_together(self, requests: Sequence[DecisionRequest]) -> list[DecisionResponse]:
         """Render-path decisions for requests that arrived together (see
         :mod:`serving.coalesce`): like :meth:`decide` for each, in one pass per store and
-        model, reads bounded by ``decisions.budget_ms``, writes queued for group commit."""
-        return self._decide(requests, self.guard, queue=True)
+        model, reads bounded by ``decisions.budget_ms``, writes queued for group commit (or
+        committed before this returns, without a writer)."""
+        return self._decide(requests)
 
-    def check(self, request: DecisionRequest) -> None:
-        """Refuse a request naming an unknown experiment or variants that are not its arms.
-
-        Raises
-        ------
-        NotFoundError
-            The experiment does not exist.
-        InvalidInputError
-            ``variants`` differ from the experiment's arms.
-        """
-        if request.experiment_id is None:
-            return
-        definition = self.definition(request.experiment_id)
-        if request.variants is not None:
-            arms = {a.id for a in definition.arms}
-            if set(request.variants) != arms:
-                raise InvalidInputError(
-                    f"variants {sorted(request.variants)} differ from the arms of "
-                    f"experiment {request.experiment_id!r}: {sorted(arms)}",
-                    field="variants",
-                )
-
-    def decide_many(self, requests: Sequence[DecisionRequest]) -> list[DecisionResponse]:
-        """Decisions for many recipients, scoring all of them in one pass per model.
-
-        Reads are not bounded by the render budget here: a chunk of an audience takes as long
-        as its reads take. The decisions are committed in one transaction before this
-        returns (a writer thread would only compete with the scoring of the next chunk).
-        """
-        return self._decide(requests, _INLINE, queue=False)
-
-    def close(self) -> None:
-        """Stop the read threads and write every queued decision."""
-        self.guard.close()
-        if self.writer is not None:
-            self.writer.close()
-
-    def _decide(
-        self, requests: Sequence[DecisionRequest], guard: ReadGuard, *, queue: bool
-    ) -> list[DecisionResponse]:
+    def _decide(self, requests: Sequence[DecisionRequest]) -> list[DecisionResponse]:
+        guard = self.guard
         deadline = guard.deadline()
         default_now = datetime.now(UTC)
         ids = list(dict.fromkeys(r.recipient_id for r in requests))
@@ -214,13 +175,43 @@ class DecisionEngine:
         versions = self.models.versions
         made = [self._record(d, versions) for d in drafts]
         items = [(record, features) for record, features, _ in made]
-        if queue and self.writer is not None:
+        if self.writer is not None:
             self.writer.submit(items)
         elif len(items) == 1:
             self.store.record_decision(items[0][0], features=items[0][1])
         else:
             self.store.record_decisions(items)
         return [response for _, _, response in made]
+
+    def check(self, request: DecisionRequest) -> ExperimentDefinition | None:
+        """The request's experiment (None without one), refusing an unknown experiment or
+        variants that are not its arms.
+
+        Raises
+        ------
+        NotFoundError
+            The experiment does not exist.
+        InvalidInputError
+            ``variants`` differ from the experiment's arms.
+        """
+        if request.experiment_id is None:
+            return None
+        definition = self.definition(request.experiment_id)
+        if request.variants is not None:
+            arms = {a.id for a in definition.arms}
+            if set(request.variants) != arms:
+                raise InvalidInputError(
+                    f"variants {sorted(request.variants)} differ from the arms of "
+                    f"experiment {request.experiment_id!r}: {sorted(arms)}",
+                    field="variants",
+                )
+        return definition
+
+    def close(self) -> None:
+        """Stop the read threads and write every queued decision."""
+        self.guard.close()
+        if self.writer is not None:
+            self.writer.close()
 
     def _states(
         self, requests: Sequence[DecisionRequest], default_now: datetime
@@ -290,9 +281,7 @@ class DecisionEngine:
             )
             if failed is not None:
                 draft.reasons.append(failed)
-            if request.experiment_id is not None:
-                self.check(request)
-                draft.definition = self.definition(request.experiment_id)
+            draft.definition = self.check(request)
             drafts.append(draft)
         return drafts
 
@@ -419,26 +408,8 @@ class DecisionEngine:
     ) -> dict[str, Any]:
         """The engagement model's columns: the recipient's, the chosen variant's history, and
         the hour affinities at the send hour, built by the function training uses."""
-        # One recipient may appear several times in a batch, with different variants.
-        wanted: dict[str, list[str]] = {}
-        for d in live:
-            if d.variant_id:
-                wanted.setdefault(d.request.recipient_id, []).append(d.variant_id)
-        pairs: dict[str, dict[str, FeatureRow]] = {}
-        if wanted and self.features is not None:
-            try:
-                pairs = self.features.variant_features_many(wanted)
-            except Exception:
-                logger.exception("per-variant features unavailable; using cold-start defaults")
-                for draft in live:
-                    if "features_unavailable" not in draft.reasons:
-                        draft.reasons.append("features_unavailable")
-        stored: dict[str, Any] = dict(columns)
-        for name, default in VARIANT_DEFAULTS.items():
-            stored[name] = [
-                pairs.get(d.request.recipient_id, {}).get(d.variant_id or "", {}).get(name, default)
-                for d in live
-            ]
+        sends = [(d.request.recipient_id, d.variant_id) for d in live]
+        stored = {**columns, **variant_columns(self.features, sends, [d.reasons for d in live])}
         return engagement_inputs(
             stored,
             columns["variant_id"],
@@ -484,6 +455,39 @@ class DecisionEngine:
         # The row itself, not a copy: feature rows are read-only, and the store's JSON
         # encoding turns NumPy scalars into plain values.
         return record, draft.features, response
+
+
+def variant_columns(
+    client: FeatureClient | None,
+    sends: Sequence[tuple[str, str | None]],
+    reasons: Sequence[list[str]],
+) -> dict[str, list[FeatureValue]]:
+    """The per-variant features of each send's (recipient, variant) pair, as columns.
+
+    A pair the store does not know, a send without a variant, and every send when the store
+    fails get :data:`~features.engineering.tables.VARIANT_DEFAULTS`; a failure also adds the
+    reason ``features_unavailable`` to each send's ``reasons``. One recipient may appear
+    several times, with different variants.
+    """
+    wanted: dict[str, list[str]] = {}
+    for rid, variant in sends:
+        if variant:
+            wanted.setdefault(rid, []).append(variant)
+    pairs: Mapping[str, Mapping[str, FeatureRow]] = {}
+    if wanted and client is not None:
+        try:
+            pairs = client.variant_features_many(wanted)
+        except Exception:
+            logger.exception("per-variant features unavailable; using cold-start defaults")
+            for own in reasons:
+                if "features_unavailable" not in own:
+                    own.append("features_unavailable")
+    empty: FeatureRow = {}
+    found = [pairs.get(rid, {}).get(variant or "", empty) for rid, variant in sends]
+    return {
+        name: [row.get(name, default) for row in found]
+        for name, default in VARIANT_DEFAULTS.items()
+    }
 
 
 def _chosen_context(live: Sequence[_Draft]) -> dict[str, FloatArray] | None:

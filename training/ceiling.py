@@ -29,8 +29,8 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from features.simulator import GroundTruth
-from features.simulator.clock import US_PER_DAY, local_hour_of_week
-from features.simulator.population import hour_effect, sigmoid
+from features.simulator.clock import US_PER_DAY
+from features.simulator.population import sigmoid
 from training.metrics import expected_auc
 
 __all__ = [
@@ -76,20 +76,6 @@ class EngagementCeiling:
     #: machine-open rule pass for human opens, which hides the person's engagement).
     clean_from_history: float
     clean_model: float
-
-
-def _hour_effect(truth: GroundTruth, idx: IntArray, t_us: IntArray) -> FloatArray:
-    pop, cfg = truth.population, truth.config
-    how = local_hour_of_week(t_us, pop.timezone[idx], cfg.timezone_names)
-    out: FloatArray = hour_effect(
-        how,
-        pop.peak_weekday[idx],
-        pop.peak_weekend[idx],
-        pop.width[idx],
-        pop.amplitude[idx],
-        cfg.weekend_flattening,
-    )
-    return out
 
 
 def fatigue_before(codes: IntArray, t_us: IntArray, half_life_days: float) -> FloatArray:
@@ -236,7 +222,7 @@ def engagement_ceiling(
     # opens of the next day) has probability sigmoid(e + h(t) - f * F) for each send.
     opened = (hist["opened"].to_numpy() > 0) | (hist["clicked"].to_numpy() > 0)
     fatigue = fatigue_before(codes, t_us, half_life)
-    shift = _hour_effect(truth, idx, t_us) - cfg.fatigue_strength * fatigue
+    shift = truth.world.hour_effect(idx, t_us) - cfg.fatigue_strength * fatigue
     sd = max(cfg.engagement_logit_sd, 1e-6)
     grid = cfg.engagement_logit_mean + sd * np.linspace(-5.0, 5.0, _GRID_POINTS)
     n = len(recipients)
@@ -274,7 +260,7 @@ def engagement_ceiling(
     elapsed = np.maximum(h_t - t_us[row], 0) / US_PER_DAY if len(t_us) else 0.0
     decayed = (fatigue[row] + 1.0) * np.exp2(-elapsed / half_life) if len(t_us) else 0.0
     prior_fatigue = np.where(h_last >= 0, decayed, 0.0)
-    h_shift = _hour_effect(truth, h_idx, h_t) - cfg.fatigue_strength * prior_fatigue
+    h_shift = truth.world.hour_effect(h_idx, h_t) - cfg.fatigue_strength * prior_fatigue
     p_open_post = (w_e[h_codes] * sigmoid(grid[None, :] + h_shift[:, None])).sum(axis=1)
     h_fatigue = -cfg.fatigue_strength * prior_fatigue
     p_open_flat = (w_flat[h_codes] * sigmoid(grid[None, :] + h_fatigue[:, None])).sum(axis=1)

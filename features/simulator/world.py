@@ -66,13 +66,12 @@ class World:
     population: Population
     rates: VariantRates
 
-    def open_probability(
-        self, idx: IntArray, t_us: IntArray, engagement: FloatArray, fatigue: FloatArray
-    ) -> FloatArray:
-        """True human-open probability of emails delivered at ``t_us`` to recipients ``idx``."""
+    def hour_effect(self, idx: IntArray, t_us: IntArray) -> FloatArray:
+        """The open-logit shift of delivering at ``t_us`` to recipients ``idx`` (their hour
+        curves at the local hour of the week)."""
         pop, cfg = self.population, self.config
         how = local_hour_of_week(t_us, pop.timezone[idx], cfg.timezone_names)
-        effect = hour_effect(
+        effect: FloatArray = hour_effect(
             how,
             pop.peak_weekday[idx],
             pop.peak_weekend[idx],
@@ -80,7 +79,14 @@ class World:
             pop.amplitude[idx],
             cfg.weekend_flattening,
         )
-        return sigmoid(engagement + effect - cfg.fatigue_strength * fatigue)
+        return effect
+
+    def open_probability(
+        self, idx: IntArray, t_us: IntArray, engagement: FloatArray, fatigue: FloatArray
+    ) -> FloatArray:
+        """True human-open probability of emails delivered at ``t_us`` to recipients ``idx``."""
+        effect = self.hour_effect(idx, t_us)
+        return sigmoid(engagement + effect - self.config.fatigue_strength * fatigue)
 
     def decayed_fatigue(self, state: RecipientState, idx: IntArray, t_us: IntArray) -> FloatArray:
         """Fatigue of recipients ``idx`` at ``t_us``: halves every ``fatigue_half_life_days``."""

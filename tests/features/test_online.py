@@ -139,7 +139,7 @@ def test_cache_is_dropped_after_the_store_changes(built_world: World) -> None:
     with sqlite3.connect(online_db_path(settings)) as conn:  # another writer touches the file
         conn.execute("CREATE TABLE IF NOT EXISTS touch (x)")
         conn.execute("DROP TABLE touch")
-    client._cache["r002"] = {"opens_7d": -1}
+    client._cache.add({"r002": {"opens_7d": -1}})
     time.sleep(0.01)
     assert client.get("r002")["opens_7d"] == before
 

@@ -41,6 +41,16 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DecisionSt
         pg_store.close()
 
 
+@pytest.fixture
+def sqlite_store(settings: Settings) -> Iterator[DecisionStore]:
+    """An empty decision store on SQLite only, in the data directory of ``settings``: for
+    modules whose tests exercise the engine rather than the database."""
+    s = DecisionStore(settings.decision_store_url)
+    s.create_schema()
+    yield s
+    s.close()
+
+
 def decision(
     decision_id: str = "d-1",
     *,

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,11 +26,8 @@ ZONES = ["Asia/Tokyo", "Europe/Berlin", "America/New_York", "UTC", "Australia/Sy
 
 
 @pytest.fixture
-def store(settings: Settings) -> Iterator[DecisionStore]:
-    s = DecisionStore(settings.decision_store_url)
-    s.create_schema()
-    yield s
-    s.close()
+def store(sqlite_store: DecisionStore) -> DecisionStore:
+    return sqlite_store
 
 
 def audience_features(n: int) -> InMemoryFeatureClient:

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -36,11 +35,8 @@ class BrokenFeatures:
 
 
 @pytest.fixture
-def store(settings: Settings) -> Iterator[DecisionStore]:
-    s = DecisionStore(settings.decision_store_url)
-    s.create_schema()
-    yield s
-    s.close()
+def store(sqlite_store: DecisionStore) -> DecisionStore:
+    return sqlite_store
 
 
 def make_engine(
@@ -103,7 +99,7 @@ def test_exploration_propensities_match_how_often_hours_are_chosen(
     settings: Settings, store: DecisionStore, models: ModelSet
 ) -> None:
     engine = make_engine(settings, store, models, send_time_exploration=0.5)
-    outs = engine.decide_many([request() for _ in range(600)])
+    outs = engine.decide_together([request() for _ in range(600)])
     best = Counter(o.send_at for o in outs).most_common(1)[0][0]
     share = sum(o.send_at == best for o in outs) / len(outs)
     p_best = next(o.send_time_propensity for o in outs if o.send_at == best)
@@ -132,7 +128,7 @@ def test_bandit_logs_the_probability_of_the_arm_it_drew(
         }
     )
     engine.experiments.create(definition)
-    outs = engine.decide_many([request(experiment_id="bandit-1") for _ in range(300)])
+    outs = engine.decide_together([request(experiment_id="bandit-1") for _ in range(300)])
     assert {o.variant_id for o in outs} == {"v0", "v1", "v2"}
     for o in outs:
         # no data yet: every arm is equally likely to be best
@@ -322,7 +318,7 @@ def test_a_recipient_twice_in_one_batch_gets_each_variants_own_history(
         },
     )
     engine = make_engine(settings, store, spy, features=features)
-    engine.decide_many([request(variants=["v1"]), request(variants=["v2"])])
+    engine.decide_together([request(variants=["v1"]), request(variants=["v2"])])
     seen = recording.columns[-1]
     assert seen["variant_id"] == ["v1", "v2"]
     assert seen["variant_click_rate_90d"] == [0.3, 0.05]
