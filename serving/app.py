@@ -18,6 +18,7 @@ import numpy as np
 from fastapi import Body, Depends, FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.telemetry import TelemetryConfig
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -156,6 +157,15 @@ OutcomesBody = Annotated[
 ]
 
 
+#: FastAPI's native OpenTelemetry instrumentation switched off (``api.opentelemetry``).
+_NO_TELEMETRY: TelemetryConfig = {
+    "tracing": False,
+    "metrics": False,
+    "logs": False,
+    "operation_spans": False,
+}
+
+
 def _field_path(loc: tuple[Any, ...]) -> str:
     # Union members add their type name to the location; drop it so users see their field.
     parts = [str(p) for p in loc if not (isinstance(p, str) and ("[" in p or p == "EventRecord"))]
@@ -285,6 +295,7 @@ def create_app(
         summary="Eligibility, variants and send times for email, with logged propensities.",
         version="0.1.0",
         lifespan=lifespan,
+        telemetry=None if settings.api.opentelemetry else _NO_TELEMETRY,
     )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_exception_handler(RequestValidationError, _validation_error)

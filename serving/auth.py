@@ -9,13 +9,44 @@ from fastapi import Depends, HTTPException, Request, status
 
 from serving.keys import ApiKey, InvalidKeyError, KeyRing, MissingScopeError, Scope
 
-__all__ = ["AdminKey", "AnyKey", "DecideKey", "OutcomesKey", "require_scope"]
+__all__ = [
+    "AdminKey",
+    "AnyKey",
+    "DecideKey",
+    "OutcomesKey",
+    "authenticate",
+    "request_keys",
+    "require_scope",
+]
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
 def _unauthorized(message: str) -> HTTPException:
     return HTTPException(status.HTTP_401_UNAUTHORIZED, detail=message, headers=_CHALLENGE)
+
+
+def authenticate(request: Request, scope: Scope | None, keys: KeyRing) -> ApiKey:
+    """The caller's key from the ``Authorization: Bearer`` header, checked for ``scope``.
+
+    Raises a 401 ``HTTPException`` without a valid key and a 403 without the scope.
+    Verification is a dictionary look-up for a known key; an unknown key costs one indexed
+    read, once per ``KeyRing.cache_seconds``.
+    """
+    header = request.headers.get("authorization")
+    if header is None:
+        raise _unauthorized("missing Authorization header; send 'Authorization: Bearer <key>'")
+    scheme, _, credentials = header.partition(" ")
+    if scheme.lower() != "bearer" or not credentials.strip():
+        raise _unauthorized(
+            f"Authorization scheme must be 'Bearer <key>', got {scheme or 'nothing'!r}"
+        )
+    try:
+        return keys.verify(credentials.strip(), scope)
+    except InvalidKeyError as exc:
+        raise _unauthorized(str(exc)) from exc
+    except MissingScopeError as exc:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=str(exc)) from exc
 
 
 def require_scope(
@@ -26,36 +57,21 @@ def require_scope(
     ``scope=None`` accepts any valid key. ``keys`` finds the key ring of the running app.
     """
 
-    # async: verification is a dictionary look-up for a known key (a sync dependency would
-    # hop through the thread pool). An unknown key costs one indexed read, once per
-    # ``KeyRing.cache_seconds``.
+    # async: a sync dependency would hop through the thread pool.
     async def dependency(request: Request) -> ApiKey:
-        header = request.headers.get("authorization")
-        if header is None:
-            raise _unauthorized("missing Authorization header; send 'Authorization: Bearer <key>'")
-        scheme, _, credentials = header.partition(" ")
-        if scheme.lower() != "bearer" or not credentials.strip():
-            raise _unauthorized(
-                f"Authorization scheme must be 'Bearer <key>', got {scheme or 'nothing'!r}"
-            )
-        try:
-            return keys(request).verify(credentials.strip(), scope)
-        except InvalidKeyError as exc:
-            raise _unauthorized(str(exc)) from exc
-        except MissingScopeError as exc:
-            raise HTTPException(status.HTTP_403_FORBIDDEN, detail=str(exc)) from exc
+        return authenticate(request, scope, keys(request))
 
     return dependency
 
 
-def _request_keys(request: Request) -> KeyRing:
+def request_keys(request: Request) -> KeyRing:
     # The key ring the app's lifespan opened (``Resources.keys``).
     keys: KeyRing = request.state.resources.keys
     return keys
 
 
 #: The caller's key, required to hold the named scope (``AnyKey``: any valid key).
-DecideKey = Annotated[ApiKey, Depends(require_scope("decide", _request_keys))]
-OutcomesKey = Annotated[ApiKey, Depends(require_scope("outcomes", _request_keys))]
-AdminKey = Annotated[ApiKey, Depends(require_scope("admin", _request_keys))]
-AnyKey = Annotated[ApiKey, Depends(require_scope(None, _request_keys))]
+DecideKey = Annotated[ApiKey, Depends(require_scope("decide", request_keys))]
+OutcomesKey = Annotated[ApiKey, Depends(require_scope("outcomes", request_keys))]
+AdminKey = Annotated[ApiKey, Depends(require_scope("admin", request_keys))]
+AnyKey = Annotated[ApiKey, Depends(require_scope(None, request_keys))]

@@ -109,6 +109,45 @@ def test_bad_requests_get_422_naming_the_field(
     assert field in [e["field"] for e in response.json()["errors"]]
 
 
+def test_well_formed_decisions_skip_dependency_solving_and_errors_do_not(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fastapi.routing
+
+    solved: list[str] = []
+    solve = fastapi.routing.solve_dependencies
+
+    async def counting(*args: object, **kwargs: object) -> object:
+        request = kwargs["request"]
+        solved.append(request.url.path)  # type: ignore[attr-defined]
+        return await solve(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fastapi.routing, "solve_dependencies", counting)
+    good = {"recipient_id": "r1", "campaign_id": "c1", "now": NOW}
+    headers = key(client, "decide")
+    response = client.post("/v1/decisions", json=good, headers=headers)
+    assert response.status_code == 200 and response.json()["action"] == "send"
+    assert solved == []  # parsed from its bytes, key checked, no dependency solving
+    # every other answer is the standard route's
+    assert client.post("/v1/decisions", json=good).status_code == 401
+    assert client.post("/v1/decisions", json=good, headers=key(client, "admin")).status_code == 403
+    bad = client.post("/v1/decisions", json={"campaign_id": "c1"}, headers=headers)
+    assert bad.status_code == 422
+    assert [e["field"] for e in bad.json()["errors"]] == ["body.recipient_id"]
+    plain = client.post(
+        "/v1/decisions",
+        content=json.dumps(good),
+        headers={**headers, "Content-Type": "text/plain"},
+    )
+    assert plain.status_code == 422
+    assert solved == ["/v1/decisions"] * 4
+    # the OpenAPI document still describes the route from its signature
+    operation = client.get("/openapi.json").json()["paths"]["/v1/decisions"]["post"]
+    assert operation["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "DecisionRequest"
+    )
+
+
 def test_batch_streams_one_line_per_request_in_order(client: TestClient) -> None:
     requests = [{"recipient_id": f"r{i}", "campaign_id": "c1", "now": NOW} for i in range(25)]
     response = client.post(
