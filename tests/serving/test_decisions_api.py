@@ -112,17 +112,16 @@ def test_bad_requests_get_422_naming_the_field(
 def test_well_formed_decisions_skip_dependency_solving_and_errors_do_not(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import fastapi.routing
+    from fastapi.dependencies.utils import solve_dependencies as solve
 
     solved: list[str] = []
-    solve = fastapi.routing.solve_dependencies
 
     async def counting(*args: object, **kwargs: object) -> object:
         request = kwargs["request"]
         solved.append(request.url.path)  # type: ignore[attr-defined]
         return await solve(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(fastapi.routing, "solve_dependencies", counting)
+    monkeypatch.setattr("fastapi.routing.solve_dependencies", counting)
     good = {"recipient_id": "r1", "campaign_id": "c1", "now": NOW}
     headers = key(client, "decide")
     response = client.post("/v1/decisions", json=good, headers=headers)
