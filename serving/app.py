@@ -28,6 +28,7 @@ from inboxlab.settings import Settings
 from serving.auth import AdminKey, AnyKey, OutcomesKey
 from serving.coalesce import Coalescer
 from serving.decide import DecisionEngine
+from serving.fastlane import DecisionFastLane
 from serving.keys import KeyRing
 from serving.metrics import CONTENT_TYPE_LATEST, HttpMetrics, MetricsMiddleware
 from serving.policy import reward_rule
@@ -297,6 +298,7 @@ def create_app(
         lifespan=lifespan,
         telemetry=None if settings.api.opentelemetry else _NO_TELEMETRY,
     )
+    app.add_middleware(DecisionFastLane)  # inside the metrics: its decisions are counted
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(InboxlabError, _domain_error)

@@ -26,14 +26,13 @@ def _unauthorized(message: str) -> HTTPException:
     return HTTPException(status.HTTP_401_UNAUTHORIZED, detail=message, headers=_CHALLENGE)
 
 
-def authenticate(request: Request, scope: Scope | None, keys: KeyRing) -> ApiKey:
-    """The caller's key from the ``Authorization: Bearer`` header, checked for ``scope``.
+def authenticate(header: str | None, scope: Scope | None, keys: KeyRing) -> ApiKey:
+    """The caller's key from the ``Authorization`` header's value, checked for ``scope``.
 
     Raises a 401 ``HTTPException`` without a valid key and a 403 without the scope.
     Verification is a dictionary look-up for a known key; an unknown key costs one indexed
     read, once per ``KeyRing.cache_seconds``.
     """
-    header = request.headers.get("authorization")
     if header is None:
         raise _unauthorized("missing Authorization header; send 'Authorization: Bearer <key>'")
     scheme, _, credentials = header.partition(" ")
@@ -59,7 +58,7 @@ def require_scope(
 
     # async: a sync dependency would hop through the thread pool.
     async def dependency(request: Request) -> ApiKey:
-        return authenticate(request, scope, keys(request))
+        return authenticate(request.headers.get("authorization"), scope, keys(request))
 
     return dependency
 

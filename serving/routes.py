@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, Depends, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
-from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from inboxlab.errors import NotFoundError
 from inboxlab.experiment import ExperimentDefinition
-from serving.auth import AdminKey, AnyKey, DecideKey, authenticate
+from serving.auth import AdminKey, AnyKey, DecideKey
 from serving.batch import BATCH_CHUNK, BatchDecider, BatchRequest, parse_batch
 from serving.coalesce import Coalescer
 from serving.decide import DecisionEngine
@@ -53,38 +52,11 @@ class ExperimentCreated(BaseModel):
     created_at: str
 
 
-class _DecisionRoute(APIRoute):
-    """``POST /v1/decisions`` without FastAPI's per-request dependency solving when it can.
-
-    A well-formed request with a valid key (a JSON body that validates, the ``decide``
-    scope) is parsed straight from its bytes and handed to :func:`post_decision`; solving the
-    route's dependencies took about a sixth of the server's CPU per decision under load.
-    Anything else — a missing or wrong key, another content type, a body that does not
-    validate — goes through the route's standard FastAPI handler, so errors (401, 403, 422
-    naming the field) are exactly those of every other route. The OpenAPI document comes from
-    :func:`post_decision`'s signature as usual.
-    """
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        standard = super().get_route_handler()
-
-        async def handler(request: Request) -> Response:
-            resources = request.state.resources
-            content_type = request.headers.get("content-type", "")
-            if content_type.partition(";")[0].strip().lower() != "application/json":
-                return await standard(request)
-            try:
-                key = authenticate(request, "decide", resources.keys)
-                body = DecisionRequest.model_validate_json(await request.body())
-            except (HTTPException, ValidationError):
-                return await standard(request)  # answers with the standard error
-            return await post_decision(body, resources.coalescer, key)
-
-        return handler
-
-
+@router.post("/v1/decisions", tags=["decisions"], response_model=DecisionResponse)
 async def post_decision(request: DecisionRequest, together: Together, _key: DecideKey) -> Response:
     """Send now or not, which variant, at what time — with the propensity of each choice."""
+    # Well-formed requests with a decide key are answered by serving.fastlane before they
+    # reach this route; it answers the rest (errors) and describes the endpoint in OpenAPI.
     # On the event loop, not the thread pool: a decision takes about a millisecond and the
     # hop would cost a good share of that; requests ready in the same turn of the loop are
     # decided together (serving.coalesce). Reads that may be slow are bounded by
@@ -92,16 +64,6 @@ async def post_decision(request: DecisionRequest, together: Together, _key: Deci
     # once from the model the engine built, not validated again against the response model.
     decision = await together.decide(request)
     return Response(decision.model_dump_json(), media_type="application/json")
-
-
-router.add_api_route(
-    "/v1/decisions",
-    post_decision,
-    methods=["POST"],
-    tags=["decisions"],
-    response_model=DecisionResponse,
-    route_class_override=_DecisionRoute,
-)
 
 
 def _inline(schema: dict[str, Any]) -> dict[str, Any]:

@@ -140,6 +140,11 @@ def test_well_formed_decisions_skip_dependency_solving_and_errors_do_not(
     )
     assert plain.status_code == 422
     assert solved == ["/v1/decisions"] * 4
+    # the fast lane's decision is counted under the route's template like the others
+    metrics = client.get("/metrics", headers=key(client, "admin")).text
+    assert 'inboxlab_http_requests_total{method="POST",route="/v1/decisions",status="200"} 1.0' in (
+        metrics
+    )
     # the OpenAPI document still describes the route from its signature
     operation = client.get("/openapi.json").json()["paths"]["/v1/decisions"]["post"]
     assert operation["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith(
