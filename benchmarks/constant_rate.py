@@ -44,12 +44,14 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
 async def _run(
     host: str, port: int, rate: float, count: int, make: Callable[[int], bytes], connections: int
 ) -> RateResult:
-    loop = asyncio.get_running_loop()
+    # time.perf_counter, not loop.time(): uvloop's clock has millisecond steps and is read
+    # once per loop iteration, which rounded every latency to a whole millisecond.
+    clock = time.perf_counter
     queue: asyncio.Queue[tuple[float, bytes] | None] = asyncio.Queue()
     scheduled: list[float] = []
     service: list[float] = []
     statuses: dict[int, int] = {}
-    start = loop.time() + 0.2
+    start = clock() + 0.2
     for i in range(count):
         queue.put_nowait((start + i / rate, make(i)))
     for _ in range(connections):
@@ -60,13 +62,13 @@ async def _run(
         try:
             while (item := await queue.get()) is not None:
                 planned, payload = item
-                delay = planned - loop.time()
+                delay = planned - clock()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                sent = loop.time()
+                sent = clock()
                 writer.write(payload)
                 status = await _read_response(reader)
-                done = loop.time()
+                done = clock()
                 scheduled.append(done - planned)
                 service.append(done - sent)
                 statuses[status] = statuses.get(status, 0) + 1
