@@ -77,6 +77,20 @@ class Server:
                 total += proc.memory_info().rss
         return total
 
+    def tree_cpu(self) -> float:
+        """CPU seconds (user + system) used so far by the server and its worker processes."""
+        try:
+            root = psutil.Process(self.process.pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return 0.0
+        total = 0.0
+        for proc in procs:
+            with suppress(psutil.NoSuchProcess):
+                times = proc.cpu_times()
+                total += times.user + times.system
+        return total
+
     @contextmanager
     def sampling_rss(self) -> Iterator[None]:
         """Track the peak RSS of the process tree every 50 ms while inside."""
@@ -192,19 +206,27 @@ def _wrk_ms(text: str, label: str) -> float:
 
 
 def saturate(
-    port: int, path: str, seconds: float, connections: int, env: dict[str, str]
+    server: Server, path: str, seconds: float, connections: int, env: dict[str, str]
 ) -> dict[str, Any]:
-    """``wrk`` at saturation: requests per second, latency percentiles, non-2xx answers."""
+    """``wrk`` at saturation: requests per second, latency percentiles, non-2xx answers, and
+    the server's own CPU per request (its process tree's CPU time over the run divided by the
+    requests served, so the load generator's share of the cores does not count)."""
     command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:.0f}s", "--latency"]
-    command += ["-s", str(LUA), f"http://{HOST}:{port}{path}"]
+    command += ["-s", str(LUA), f"http://{HOST}:{server.port}{path}"]
+    cpu = server.tree_cpu()
     out = subprocess.run(
         command, env=env, capture_output=True, text=True, check=True, timeout=seconds + 60
     ).stdout
+    cpu = server.tree_cpu() - cpu
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    requests = re.search(r"(\d+) requests in", out)
     errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     return {
         "command": " ".join(command),
         "rps": float(rps.group(1)) if rps else float("nan"),
+        "server_cpu_ms_per_request": cpu * 1e3 / int(requests.group(1))
+        if requests
+        else float("nan"),
         "p50_ms": _wrk_ms(out, "50%"),
         "p99_ms": _wrk_ms(out, "99%"),
         "non_2xx": int(errors.group(1)) if errors else 0,
@@ -395,7 +417,7 @@ def main() -> None:
         results["inboxlab_rate"] = constant_rate(server.port, key, args.rate, args.rate_seconds)
         print(f"  rate: {results['inboxlab_rate']}", file=sys.stderr)
         results["inboxlab_wrk"] = saturate(
-            server.port, "/v1/decisions", args.wrk_seconds, args.connections, wrk_env
+            server, "/v1/decisions", args.wrk_seconds, args.connections, wrk_env
         )
         print(f"  wrk: {results['inboxlab_wrk']}", file=sys.stderr)
         results["inboxlab_idle_rss_mb"] = server.tree_rss() / 2**20
@@ -410,7 +432,7 @@ def main() -> None:
             results["bentoml_rate"] = constant_rate(server.port, key, args.rate, args.rate_seconds)
             print(f"  rate: {results['bentoml_rate']}", file=sys.stderr)
             results["bentoml_wrk"] = saturate(
-                server.port, "/v1/decisions", args.wrk_seconds, args.connections, wrk_env
+                server, "/v1/decisions", args.wrk_seconds, args.connections, wrk_env
             )
             print(f"  wrk: {results['bentoml_wrk']}", file=sys.stderr)
 
@@ -421,7 +443,7 @@ def main() -> None:
         with serve("bare-fastapi", bare, env, logs, "/docs") as server:
             time.sleep(2 * args.workers)
             results["bare_wrk"] = saturate(
-                server.port, "/v1/decisions", args.wrk_seconds, args.connections, wrk_env
+                server, "/v1/decisions", args.wrk_seconds, args.connections, wrk_env
             )
             print(f"  wrk: {results['bare_wrk']}", file=sys.stderr)
 
@@ -434,7 +456,7 @@ def main() -> None:
             time.sleep(2 * args.workers)
             mlflow_env = {**wrk_env, "BENCH_BODY_FILE": str(row)}
             results["mlflow_wrk"] = saturate(
-                server.port, "/invocations", args.wrk_seconds, args.connections, mlflow_env
+                server, "/invocations", args.wrk_seconds, args.connections, mlflow_env
             )
             print(f"  wrk: {results['mlflow_wrk']}", file=sys.stderr)
 
@@ -471,22 +493,26 @@ def _markdown(r: dict[str, Any]) -> str:
         if f"{name}_rate" in r:
             rate = r[f"{name}_rate"]
             rows.append(
-                f"| {name} serve, {rate['rate']:.0f} req/s steady: p50 / p99 / max (ms) | "
-                f"{rate['p50_ms']:.2f} / {rate['p99_ms']:.2f} / {rate['max_ms']:.1f} "
+                f"| {name} serve, {rate['rate']:.0f} req/s steady: p50 / p99 / max (ms); "
+                f"service p50 / p99 | "
+                f"{rate['p50_ms']:.2f} / {rate['p99_ms']:.2f} / {rate['max_ms']:.1f}; "
+                f"{rate['service_p50_ms']:.2f} / {rate['service_p99_ms']:.2f} "
                 f"(statuses {rate['statuses']}) |"
             )
         if f"{name}_wrk" in r:
             w = r[f"{name}_wrk"]
             rows.append(
-                f"| {name} serve, saturation (wrk): req/s, p50 / p99 (ms) | "
-                f"{w['rps']:.0f}, {w['p50_ms']:.2f} / {w['p99_ms']:.2f}, non-2xx {w['non_2xx']} |"
+                f"| {name} serve, saturation (wrk): req/s, p50 / p99 (ms), server CPU ms "
+                f"per request | {w['rps']:.0f}, {w['p50_ms']:.2f} / {w['p99_ms']:.2f}, "
+                f"{w['server_cpu_ms_per_request']:.3f}, non-2xx {w['non_2xx']} |"
             )
     for name, label in (("bare_wrk", "bare FastAPI echo"), ("mlflow_wrk", "mlflow models serve")):
         if name in r:
             w = r[name]
             rows.append(
-                f"| {label}, saturation (wrk): req/s, p50 / p99 (ms) | "
-                f"{w['rps']:.0f}, {w['p50_ms']:.2f} / {w['p99_ms']:.2f}, non-2xx {w['non_2xx']} |"
+                f"| {label}, saturation (wrk): req/s, p50 / p99 (ms), server CPU ms per "
+                f"request | {w['rps']:.0f}, {w['p50_ms']:.2f} / {w['p99_ms']:.2f}, "
+                f"{w['server_cpu_ms_per_request']:.3f}, non-2xx {w['non_2xx']} |"
             )
     ours = r.get("inboxlab_wrk", {}).get("rps")
     if ours and "bare_wrk" in r:
