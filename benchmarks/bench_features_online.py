@@ -9,8 +9,10 @@ It writes one day of synthetic snapshots for N recipients into a temporary data 
 materializes them with Feast (timed) into the chosen online store (SQLite, or the Redis at
 ``stores.redis_url`` under a throw-away project, removed at the end), then measures in the
 same process: one recipient (p50/p99) and 1,000 recipients at once, for Feast, the fast path
-(``SqliteFeatureClient`` or ``RedisFeatureClient``, warm cache and cold) and a raw read of the
-same rows without decoding (the floor any path over that store pays). Over Redis,
+(``SqliteFeatureClient`` or ``RedisFeatureClient``, warm cache and cold), the cold fast path
+forced to read row by row (one SQLite row or ``HMGET`` value per feature, each parsed by
+protobuf: the path reads of many took before they were packed per key and decoded in bulk) and
+a raw read of the same rows without decoding (the floor of a row-by-row path). Over Redis,
 ``--python-parser`` adds the cold and raw reads over a connection forced to redis-py's
 pure-Python reply parser (the default one is ``hiredis`` when installed), and ``--rounds``
 alternates the paths so that both are timed under the same load.
@@ -30,6 +32,7 @@ import argparse
 import random
 import sqlite3
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -42,6 +45,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+import features.online
 from features.engineering.tables import (
     ENGAGEMENT_FEATURES,
     SEND_TIME_FEATURES,
@@ -101,6 +105,20 @@ def _write_tables(settings: Settings, n: int, rng: np.random.Generator) -> None:
     pq.write_table(pa.table(cols), out / "part-0.parquet")
 
 
+def _row_by_row(read: Read) -> Read:
+    """``read`` with packing turned off: every read of many goes row by row, as it used to."""
+
+    def rows(batch: list[str]) -> object:
+        saved = features.online.PACKED_MIN_KEYS
+        features.online.PACKED_MIN_KEYS = sys.maxsize
+        try:
+            return read(batch)
+        finally:
+            features.online.PACKED_MIN_KEYS = saved
+
+    return rows
+
+
 def _timeit(fn: Callable[[], object], repeats: int) -> list[float]:
     times = []
     for _ in range(repeats):
@@ -140,6 +158,7 @@ def _sqlite_paths(
     return [
         ("fast path, warm cache", fast.get_many),
         ("fast path, cold (cache of 1)", cold.get_many),
+        ("  cold, row by row (before)", _row_by_row(cold.get_many)),
         ("raw SQLite read (no decoding)", raw),
     ]
 
@@ -158,7 +177,9 @@ def _redis_paths(
     fields = [feature_field(VIEW_OF_FEATURE[f], f) for f in features]
     suffix = project.encode()
 
-    def cold_and_raw(conn: redis.Redis, cold_name: str, raw_name: str) -> list[tuple[str, Read]]:
+    def cold_and_raw(
+        conn: redis.Redis, cold_name: str, before_name: str, raw_name: str
+    ) -> list[tuple[str, Read]]:
         cold = RedisFeatureClient(settings, features, project=project, max_entries=1, redis=conn)
 
         def raw(batch: list[str]) -> list[object]:
@@ -168,20 +189,28 @@ def _redis_paths(
             replies: list[object] = pipe.execute()
             return replies
 
-        return [(cold_name, cold.get_many), (raw_name, raw)]
+        return [
+            (cold_name, cold.get_many),
+            (before_name, _row_by_row(cold.get_many)),
+            (raw_name, raw),
+        ]
 
     print(f"redis-py reply parser: {'hiredis' if HIREDIS_AVAILABLE else 'pure Python'}")
     paths: list[tuple[str, Read]] = [("Redis fast path, warm cache", fast.get_many)]
     paths += cold_and_raw(
         redis.Redis.from_url(settings.stores.redis_url),
         "Redis fast path, cold (cache of 1)",
+        "  cold, pipelined HMGET (before)",
         "raw pipelined HMGET (no decoding)",
     )
     if python_parser:
         # redis-py swaps in its RESP3 twin of this parser on a RESP3 connection.
         python = redis.Redis.from_url(settings.stores.redis_url, parser_class=_RESP2Parser)
         paths += cold_and_raw(
-            python, "  cold, pure-Python parser", "  raw HMGET, pure-Python parser"
+            python,
+            "  cold, pure-Python parser",
+            "  cold, pipelined, pure-Python (before)",
+            "  raw HMGET, pure-Python parser",
         )
     return paths
 
@@ -272,14 +301,14 @@ def _measure(
 
     feast_single, feast_batch = results["feast get_online_features"]
     print(
-        f"\n{'path':36} {'1 p50 ms':>9} {'1 p99 ms':>9} {'1000 p50 ms':>12} "
+        f"\n{'path':40} {'1 p50 ms':>9} {'1 p99 ms':>9} {'1000 p50 ms':>12} "
         f"{'vs Feast p99/batch':>20}"
     )
     for name, (single, batch) in results.items():
         ratio_single = _pct(feast_single, 99) / _pct(single, 99)
         ratio_batch = statistics.median(feast_batch) / statistics.median(batch)
         print(
-            f"{name:36} {_pct(single, 50):9.3f} {_pct(single, 99):9.3f} "
+            f"{name:40} {_pct(single, 50):9.3f} {_pct(single, 99):9.3f} "
             f"{_pct(batch, 50):12.2f} {ratio_single:9.1f}x /{ratio_batch:7.1f}x"
         )
 
@@ -319,7 +348,7 @@ def _measure_decisions(
         f"\none decision, cold: {n_features} features of 1 recipient + "
         f"{len(VARIANT_FEATURES)} for each of {len(VARIANTS)} variants, {args.single} reads"
     )
-    print(f"{'path':36} {'p50 ms':>9} {'p99 ms':>9} {'vs Feast p50':>13}")
+    print(f"{'path':40} {'p50 ms':>9} {'p99 ms':>9} {'vs Feast p50':>13}")
     results: dict[str, list[float]] = {}
     for name, read in paths:
         read(ids[0])  # warm-up
@@ -331,7 +360,7 @@ def _measure_decisions(
     feast_p50 = _pct(results["feast get_online_features"], 50)
     for name, times in results.items():
         print(
-            f"{name:36} {_pct(times, 50):9.3f} {_pct(times, 99):9.3f} "
+            f"{name:40} {_pct(times, 50):9.3f} {_pct(times, 99):9.3f} "
             f"{feast_p50 / _pct(times, 50):12.1f}x"
         )
 

@@ -31,10 +31,13 @@ import sqlite3
 import time
 from collections import OrderedDict
 from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
-from itertools import groupby, repeat
+from itertools import groupby, islice, repeat
 from operator import itemgetter
 from typing import Any, Generic, Protocol, TypeVar, cast, runtime_checkable
+
+import numpy as np
 
 from features.engineering.tables import (
     DEFAULTS,
@@ -44,11 +47,13 @@ from features.engineering.tables import (
     VARIANT_FEATURES,
     FeatureValue,
 )
+from features.packed_values import NULL_VALUE, decode_packed
 from inboxlab.errors import InvalidInputError, StoreError
 from inboxlab.settings import Settings
 
 __all__ = [
     "MEMO_LIMIT",
+    "PACKED_MIN_KEYS",
     "VARIANT_VIEW",
     "VIEW_OF_FEATURE",
     "CachedFeatureClient",
@@ -386,8 +391,12 @@ class RowCache(Generic[K]):
     def add(self, rows: Mapping[K, FeatureRow]) -> None:
         """Cache ``rows``, dropping the oldest beyond the size bound."""
         self._rows.update(rows)
-        while len(self._rows) > self._max_entries:
-            self._rows.popitem(last=False)
+        excess = len(self._rows) - self._max_entries
+        if excess > len(self._rows) // 2:  # most must go: keep the newest rather than pop the rest
+            self._rows = OrderedDict(islice(self._rows.items(), excess, None))
+        else:
+            for _ in range(excess):
+                self._rows.popitem(last=False)
 
     def clear(self) -> None:
         """Drop every row."""
@@ -496,6 +505,59 @@ def _select(tables: tuple[str, ...], n_keys: int) -> str:
     )
 
 
+#: Keys from which a read of many is packed per key by SQLite and decoded in bulk; fewer keys
+#: are read row by row, which costs them less than the bulk decoder's fixed steps.
+PACKED_MIN_KEYS = 32
+
+
+@functools.lru_cache(maxsize=64)
+def _packed_select(table: str, n_keys: int, n_names: int) -> str:
+    """One statement packing, per key, the values of ``n_names`` features (``?n_keys+1``...).
+
+    The rows are walked in the order of the primary-key index, (entity_key, feature_name),
+    which ``group_concat`` follows: a key's i-th value is that of the i-th name in sorted
+    order, and its count says whether it holds every name (the key is unique per name). An
+    empty or absent value becomes ``NULL_VALUE``, which keeps its place in the packed bytes.
+
+    >>> print(_packed_select("t", 2, 1))  # doctest: +NORMALIZE_WHITESPACE
+    SELECT entity_key, count(*), CAST(group_concat(coalesce(nullif(value, x''), x'980100'), '')
+    AS BLOB) FROM "t" INDEXED BY "sqlite_autoindex_t_1" WHERE entity_key IN (?1,?2)
+    AND +feature_name IN (?3) GROUP BY entity_key
+    """
+    keys = ",".join(f"?{i}" for i in range(1, n_keys + 1))
+    names = ",".join(f"?{i}" for i in range(n_keys + 1, n_keys + n_names + 1))
+    packed = f"coalesce(nullif(value, x''), x'{NULL_VALUE.hex()}')"
+    # The unary + keeps the name test a filter on the index walk, not one seek per name.
+    return (
+        f"SELECT entity_key, count(*), CAST(group_concat({packed}, '') AS BLOB) "
+        f'FROM "{table}" INDEXED BY "sqlite_autoindex_{table}_1" '
+        f"WHERE entity_key IN ({keys}) AND +feature_name IN ({names}) GROUP BY entity_key"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _PackedLayout:
+    """Where each requested feature sits in a packed read.
+
+    ``tables`` holds, per table, the requested names it stores in sorted order (the order of
+    the packed values) and their defaults; ``order`` gives the place of each of ``names`` in
+    those tables' names laid end to end.
+    """
+
+    names: tuple[str, ...]
+    tables: tuple[tuple[str, tuple[str, ...], tuple[FeatureValue, ...]], ...]
+    order: tuple[int, ...]
+
+    @classmethod
+    def of(cls, names: Sequence[str], table_of: Mapping[str, str]) -> _PackedLayout:
+        tables = []
+        for table in sorted({table_of[name] for name in names}):
+            stored = tuple(sorted({name for name in names if table_of[name] == table}))
+            tables.append((table, stored, tuple(_ALL_DEFAULTS[name] for name in stored)))
+        stacked = [name for _, stored, _ in tables for name in stored]
+        return cls(tuple(names), tuple(tables), tuple(map(stacked.index, names)))
+
+
 class SqliteFeatureClient(CachedFeatureClient):
     """Direct reads of Feast's SQLite online store with a bounded, explicitly stale cache.
 
@@ -514,9 +576,12 @@ class SqliteFeatureClient(CachedFeatureClient):
 
     Notes
     -----
-    A cold read is one statement for every view together (a ``UNION ALL``), per 500 keys;
-    the value blobs of the requested features are then decoded through a
-    :class:`DecodedValues` memo shared by every read of the client.
+    A cold read of fewer than :data:`PACKED_MIN_KEYS` keys is one statement for every view
+    together (a ``UNION ALL``); the value blobs of the requested features are then decoded
+    through a :class:`DecodedValues` memo shared by every read of the client. A read of more
+    keys has SQLite pack each key's values into one blob per view (:func:`_packed_select`),
+    per 500 keys, and decodes them all at once (:mod:`features.packed_values`); a key whose
+    rows are incomplete or hold a form the bulk decoder leaves to protobuf is read row by row.
     """
 
     def __init__(
@@ -550,6 +615,12 @@ class SqliteFeatureClient(CachedFeatureClient):
         self._variant_table = f"{project}_{VARIANT_VIEW}"
         self._variant_defaults = tuple(VARIANT_DEFAULTS[name] for name in VARIANT_FEATURES)
         self._variant_table_exists: bool | None = None  # looked up once per store version
+        table_of = {name: f"{project}_{VIEW_OF_FEATURE[name]}" for name in self.features}
+        self._layout = _PackedLayout.of(self.features, table_of)
+        self._variant_layout = _PackedLayout.of(
+            VARIANT_FEATURES, dict.fromkeys(VARIANT_FEATURES, self._variant_table)
+        )
+        self._packable: dict[str, bool] = {}  # per table, looked up once per store version
         self._checked_at = 0.0
         self._data_version = self._version()
 
@@ -572,6 +643,7 @@ class SqliteFeatureClient(CachedFeatureClient):
             self._cache.clear()
             self._variant_cache.clear()
             self._variant_table_exists = None
+            self._packable.clear()
 
     def _key(self, recipient_id: str) -> bytes:
         return entity_key(recipient_id)
@@ -610,12 +682,79 @@ class SqliteFeatureClient(CachedFeatureClient):
 
     def _load(self, recipient_ids: Sequence[str]) -> dict[str, FeatureRow]:
         keys = [self._key(rid) for rid in recipient_ids]
+        if self._packs(keys, self._layout):
+            return dict(zip(recipient_ids, self._load_packed(keys, self._layout), strict=True))
         found = self._rows(self._tables, keys)
         names, defaults = self.features, self._defaults
         rows = {
             rid: self._fill(found[key], names, defaults)
             for rid, key in zip(recipient_ids, keys, strict=True)
         }
+        return rows
+
+    def _packs(self, keys: Sequence[bytes], layout: _PackedLayout) -> bool:
+        """Whether to read ``keys`` packed: enough of them, and every table walks as planned.
+
+        The plan is checked once per table and store version: the packed values are in name
+        order only if SQLite walks the primary-key index and groups without sorting again.
+        """
+        if len(keys) < PACKED_MIN_KEYS:
+            return False
+        for table, names, _ in layout.tables:
+            if table not in self._packable:
+                try:
+                    plan = self._conn.execute(
+                        "EXPLAIN QUERY PLAN " + _packed_select(table, 2, len(names)),
+                        [b"", b"\x00", *names],
+                    ).fetchall()
+                except sqlite3.OperationalError:  # no such table or index: read row by row
+                    plan = []
+                steps = " ".join(str(step[-1]) for step in plan)
+                self._packable[table] = (
+                    f"USING INDEX sqlite_autoindex_{table}_1" in steps
+                    and "TEMP B-TREE" not in steps
+                )
+            if not self._packable[table]:
+                return False
+        return True
+
+    def _load_packed(self, keys: Sequence[bytes], layout: _PackedLayout) -> list[FeatureRow]:
+        """The rows of ``keys``: packed per key by SQLite, decoded in bulk.
+
+        Keys the bulk decoder leaves aside (incomplete rows, another value form) are read
+        row by row, so every row is what protobuf and the defaults give.
+        """
+        index = {key: i for i, key in enumerate(keys)}
+        slow = np.zeros(len(keys), np.bool_)
+        blocks = []
+        for table, names, defaults in layout.tables:
+            found: list[Row] = []
+            for start in range(0, len(keys), _CHUNK):
+                chunk = keys[start : start + _CHUNK]
+                sql = _packed_select(table, len(chunk), len(names))
+                found += self._conn.execute(sql, [*chunk, *names]).fetchall()
+            found_keys, counts, blobs = zip(*found, strict=True) if found else ((), (), ())
+            at = np.fromiter(map(index.__getitem__, found_keys), np.int64, len(found))
+            whole = np.fromiter(counts, np.int64, len(found)) == len(names)
+            slow[at[~whole]] = True
+            if not whole.all():
+                blobs = tuple(blob for blob, w in zip(blobs, whole, strict=True) if w)
+            values, ok = decode_packed(blobs, defaults)
+            slow[at[whole][~ok]] = True
+            block = np.empty((len(names), len(keys)), np.object_)
+            for k, default in enumerate(defaults):
+                block[k] = default  # a key the table does not hold gets the defaults
+            block[:, at[whole][ok]] = values[:, ok]
+            blocks.append(block)
+        stacked = np.concatenate(blocks)[list(layout.order)]
+        rows = [dict(zip(layout.names, col, strict=True)) for col in stacked.T.tolist()]
+        if slow.any():
+            redo = [keys[i] for i in np.flatnonzero(slow).tolist()]
+            tables = tuple(table for table, _, _ in layout.tables)
+            by_key = self._rows(tables, redo)
+            defaults = tuple(_ALL_DEFAULTS[name] for name in layout.names)
+            for i in np.flatnonzero(slow).tolist():
+                rows[i] = self._fill(by_key[keys[i]], layout.names, defaults)
         return rows
 
     def _has_variant_table(self) -> bool:
@@ -631,7 +770,10 @@ class SqliteFeatureClient(CachedFeatureClient):
     def _load_variants(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], FeatureRow]:
         keys = [variant_entity_key(rid, vid) for rid, vid in pairs]
         # An online store applied before the view existed has no table: every pair is unknown.
-        found = self._rows((self._variant_table,), keys) if self._has_variant_table() else {}
+        exists = self._has_variant_table()
+        if exists and self._packs(keys, self._variant_layout):
+            return dict(zip(pairs, self._load_packed(keys, self._variant_layout), strict=True))
+        found = self._rows((self._variant_table,), keys) if exists else {}
         defaults = self._variant_defaults
         rows = {
             pair: self._fill(found.get(key, []), VARIANT_FEATURES, defaults)

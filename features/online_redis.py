@@ -10,8 +10,15 @@
   ``"<view>:<feature>"``, holding the serialized ``feast.types.Value``; plus ``_ts:<view>``
   (the event time), which the values do not need.
 
-Many recipients are read with one pipelined ``HMGET`` per key in a single round trip. A
-missing key, a missing field or a null value gives the cold-start default, which is what
+A few recipients are read with one pipelined ``HMGET`` per key in a single round trip. From
+:data:`~features.online.PACKED_MIN_KEYS` keys on, a Lua script (:data:`PACK_SCRIPT`) runs the
+``HMGET`` of every key inside Redis and returns one string per key, its values concatenated
+(an absent or empty one as :data:`~features.packed_values.NULL_VALUE`), which
+:func:`~features.packed_values.decode_packed` decodes all at once: redis-py then packs one
+command instead of a thousand, and parses one reply per key instead of one per value. The
+script is loaded once (``EVALSHA``); it touches several keys, so a Redis Cluster would need
+the keys of one call in one slot (the settings name one standalone Redis). A missing key, a
+missing field or a null value gives the cold-start default, which is what
 ``get_online_features`` reports as a missing value; Feast does not apply the views' TTL to
 online reads, so neither does this client (keys Redis expires are simply gone).
 
@@ -27,7 +34,10 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, cast
 
-from features.engineering.tables import VARIANT_FEATURES
+import numpy as np
+
+import features.online
+from features.engineering.tables import DEFAULTS, VARIANT_DEFAULTS, VARIANT_FEATURES
 from features.online import (
     VARIANT_VIEW,
     VIEW_OF_FEATURE,
@@ -40,9 +50,27 @@ from features.online import (
     variant_entity_key,
     with_defaults,
 )
+from features.packed_values import NULL_VALUE, decode_packed
 from inboxlab.settings import Settings
 
-__all__ = ["RedisFeatureClient", "feature_field"]
+__all__ = ["PACK_SCRIPT", "RedisFeatureClient", "feature_field"]
+
+#: Per key of ``KEYS``, the values of the fields ``ARGV`` concatenated, an absent or empty one
+#: replaced by ``NULL_VALUE`` so that every value keeps its place.
+PACK_SCRIPT = r"""
+local out = {}
+for i, key in ipairs(KEYS) do
+  local values = redis.call('HMGET', key, unpack(ARGV))
+  for j = 1, #values do
+    if not values[j] or values[j] == '' then values[j] = '@NULL@' end
+  end
+  out[i] = table.concat(values)
+end
+return out
+""".replace("@NULL@", "".join(f"\\{byte}" for byte in NULL_VALUE))  # Lua decimal escapes
+
+#: Keys per script call: Redis runs nothing else meanwhile, so each call stays short.
+_SCRIPT_CHUNK = 1_000
 
 
 def feature_field(view: str, feature: str) -> bytes:
@@ -101,6 +129,9 @@ class RedisFeatureClient(CachedFeatureClient):
         self._cache = RowCache(max_entries, staleness)
         self._variant_cache = RowCache(max_entries, staleness)
         self._store_name = "Redis online store"
+        self._defaults = tuple(DEFAULTS[name] for name in self.features)
+        self._variant_defaults = tuple(VARIANT_DEFAULTS[name] for name in VARIANT_FEATURES)
+        self._script: Any = None  # registered on the first packed read
 
     def close(self) -> None:
         """Close the connection pool of the Redis client."""
@@ -116,8 +147,20 @@ class RedisFeatureClient(CachedFeatureClient):
         return replies
 
     def _rows(
+        self,
+        keys: Sequence[bytes],
+        fields: list[bytes],
+        names: Sequence[str],
+        defaults: Sequence[Any],
+    ) -> list[FeatureRow]:
+        if len(keys) >= features.online.PACKED_MIN_KEYS:  # one setting for both stores
+            return self._packed_rows(keys, fields, names, defaults)
+        return self._hmget_rows(keys, fields, names)
+
+    def _hmget_rows(
         self, keys: Sequence[bytes], fields: list[bytes], names: Sequence[str]
     ) -> list[FeatureRow]:
+        """The rows of ``keys`` through ``HMGET``, each value parsed by protobuf (memoized)."""
         decoded = self._decoded  # b"" (no value set) decodes to null, as a missing field is
         return [
             with_defaults(
@@ -127,13 +170,39 @@ class RedisFeatureClient(CachedFeatureClient):
             for reply in self._hmget(keys, fields)
         ]
 
+    def _packed_rows(
+        self,
+        keys: Sequence[bytes],
+        fields: list[bytes],
+        names: Sequence[str],
+        defaults: Sequence[Any],
+    ) -> list[FeatureRow]:
+        """The rows of ``keys`` through :data:`PACK_SCRIPT`, decoded in bulk.
+
+        Keys holding a form the bulk decoder leaves to protobuf are read again with ``HMGET``.
+        """
+        if self._script is None:
+            self._script = self._redis.register_script(PACK_SCRIPT)
+        packed: list[bytes] = []
+        for start in range(0, len(keys), _SCRIPT_CHUNK):
+            packed += self._script(keys=keys[start : start + _SCRIPT_CHUNK], args=fields)
+        values, ok = decode_packed(packed, defaults)
+        rows = [dict(zip(names, column, strict=True)) for column in values.T.tolist()]
+        if not ok.all():
+            slow = np.flatnonzero(~ok).tolist()
+            redo = self._hmget_rows([keys[i] for i in slow], fields, names)
+            for i, row in zip(slow, redo, strict=True):
+                rows[i] = row
+        return rows
+
     def _load(self, recipient_ids: Sequence[str]) -> dict[str, FeatureRow]:
-        """One pipelined round trip for every recipient."""
+        """One round trip for every recipient (a thousand keys per script call)."""
         keys = [entity_key(rid) + self._suffix for rid in recipient_ids]
-        return dict(zip(recipient_ids, self._rows(keys, self._fields, self.features), strict=True))
+        rows = self._rows(keys, self._fields, self.features, self._defaults)
+        return dict(zip(recipient_ids, rows, strict=True))
 
     def _load_variants(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], FeatureRow]:
-        """One pipelined round trip for every pair."""
+        """One round trip for every pair (a thousand keys per script call)."""
         keys = [variant_entity_key(rid, vid) + self._suffix for rid, vid in pairs]
-        rows = self._rows(keys, self._variant_fields, VARIANT_FEATURES)
+        rows = self._rows(keys, self._variant_fields, VARIANT_FEATURES, self._variant_defaults)
         return dict(zip(pairs, rows, strict=True))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import shutil
 import sqlite3
 import time
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
@@ -27,6 +29,7 @@ from features.online import (
     variant_entity_key,
     with_defaults,
 )
+from features.packed_values import decode_packed
 from features.store import feature_store, online_db_path
 from inboxlab.errors import InvalidInputError, StoreError
 from inboxlab.settings import Settings
@@ -57,8 +60,8 @@ def test_fast_path_returns_exactly_what_feast_returns(built_world: World) -> Non
         "r004", ["v2", "v0"]
     )
     seen = [row for rows in expected_variants.values() for row in rows.values()]
-    assert sum(row["variant_sends_90d"] > 0 for row in seen) > 40  # real rows, not defaults
-    assert sum(row["variant_clicks_90d"] > 0 for row in seen) > 0
+    assert sum(int(row["variant_sends_90d"]) > 0 for row in seen) > 40  # real rows, not defaults
+    assert sum(int(row["variant_clicks_90d"]) > 0 for row in seen) > 0
     assert {type(v) for v in seen[0].values()} <= {int, float}
 
 
@@ -295,3 +298,57 @@ def test_a_variant_table_created_later_is_read_once_the_store_changes(
         conn.execute("ALTER TABLE hidden RENAME TO inboxlab_recipient_variant")
     time.sleep(0.01)
     assert client.variant_features_many({"r001": VARIANTS}) == expected
+
+
+@pytest.mark.parametrize("packed_min_keys", [1, 10**9])
+def test_packed_and_row_by_row_reads_return_exactly_what_feast_returns(
+    built_world: World, monkeypatch: pytest.MonkeyPatch, packed_min_keys: int
+) -> None:
+    settings, _ = built_world
+    packed_calls: list[int] = []
+
+    def counted(packed: Sequence[bytes], defaults: Sequence[object]) -> object:
+        packed_calls.append(len(packed))
+        return decode_packed(packed, defaults)
+
+    monkeypatch.setattr(features.online, "decode_packed", counted)
+    monkeypatch.setattr(features.online, "PACKED_MIN_KEYS", packed_min_keys)
+    names = ["timezone", SEND_TIME_FEATURES[7], ENGAGEMENT_FEATURES[0], "engagement_score"]
+    for features_asked in (None, names):
+        fast = SqliteFeatureClient(settings, features_asked, max_entries=1)
+        feast_client = FeastFeatureClient.from_settings(settings, features_asked)
+        got = fast.get_many(IDS)
+        assert got == feast_client.get_many(IDS)
+        assert all(list(row) == list(fast.features) for row in got.values())
+        assert fast.get("r003") == feast_client.get("r003")
+    requests = {rid: VARIANTS for rid in IDS}
+    variants = SqliteFeatureClient(settings, max_entries=1).variant_features_many(requests)
+    assert variants == FeastFeatureClient.from_settings(settings).variant_features_many(requests)
+    # One packed read per view of a read of many; none when every read is row by row.
+    assert bool(packed_calls) == (packed_min_keys == 1)
+
+
+def test_values_the_bulk_decoder_leaves_aside_are_read_through_protobuf(
+    world_copy: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from feast.protos.feast.types.Value_pb2 import Value
+
+    monkeypatch.setattr(features.online, "PACKED_MIN_KEYS", 1)
+    twice = Value(int64_val=5).SerializeToString() * 2  # protobuf keeps the last: 5
+    nan = Value(double_val=float("nan")).SerializeToString()
+    with sqlite3.connect(online_db_path(world_copy)) as conn:
+        for rid, name, blob in (("r001", "opens_7d", twice), ("r002", "engagement_score", nan)):
+            conn.execute(
+                "UPDATE inboxlab_recipient_engagement SET value = ? "
+                "WHERE entity_key = ? AND feature_name = ?",
+                (blob, entity_key(rid), name),
+            )
+    fast = SqliteFeatureClient(world_copy).get_many(IDS)
+    expected = FeastFeatureClient.from_settings(world_copy).get_many(IDS)
+    nan_row, nan_expected = fast.pop("r002"), expected.pop("r002")
+    assert fast == expected
+    assert fast["r001"]["opens_7d"] == 5
+    # NaN equals nothing, itself included: compared apart.
+    assert math.isnan(float(nan_row.pop("engagement_score")))
+    assert math.isnan(float(nan_expected.pop("engagement_score")))
+    assert nan_row == nan_expected

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 
+import features.online
 from features.engineering.tables import DEFAULTS, VARIANT_DEFAULTS
 from features.online import FeastFeatureClient, FeatureClient, SqliteFeatureClient, entity_key
 from features.online_redis import RedisFeatureClient, feature_field
@@ -220,3 +221,51 @@ def test_cache_is_bounded_in_entries(monkeypatch: pytest.MonkeyPatch) -> None:
     assert FakeRedis.calls == 3
     client.get("a")  # the oldest was dropped
     assert FakeRedis.calls == 4
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("packed_min_keys", [1, 10**9])
+def test_packed_and_pipelined_reads_return_exactly_what_feast_returns(
+    redis_world: tuple[Settings, str], monkeypatch: pytest.MonkeyPatch, packed_min_keys: int
+) -> None:
+    settings, project = redis_world
+    monkeypatch.setattr(features.online, "PACKED_MIN_KEYS", packed_min_keys)
+    names = ["timezone", "open_hour_07", "opens_7d", "engagement_score"]
+    for asked in (None, names):
+        fast = RedisFeatureClient(settings, asked, project=project, max_entries=1)
+        feast_client = FeastFeatureClient.from_settings(settings, asked, project=project)
+        got = fast.get_many(IDS)
+        assert got == feast_client.get_many(IDS)
+        assert all(list(row) == list(fast.features) for row in got.values())
+    requests = {rid: VARIANTS for rid in IDS}
+    fast = RedisFeatureClient(settings, project=project)
+    expected = FeastFeatureClient.from_settings(settings, project=project)
+    assert fast.variant_features_many(requests) == expected.variant_features_many(requests)
+    # The script ran only when reads of many are packed.
+    assert (fast._script is not None) == (packed_min_keys == 1)
+
+
+@pytest.mark.redis
+def test_values_the_bulk_decoder_leaves_aside_are_read_through_protobuf(
+    redis_world: tuple[Settings, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import redis as redis_lib
+    from feast.protos.feast.types.Value_pb2 import Value
+
+    settings, project = redis_world
+    monkeypatch.setattr(features.online, "PACKED_MIN_KEYS", 1)
+    conn = redis_lib.Redis.from_url(settings.stores.redis_url)
+    key = entity_key("r012") + project.encode()
+    opens = feature_field("recipient_engagement", "opens_7d")
+    zone = feature_field("recipient_send_time", "timezone")
+    kept = conn.hgetall(key)
+    try:
+        # One field twice: protobuf keeps the last, 5; an empty value reads as null.
+        conn.hset(key, opens, Value(int64_val=5).SerializeToString() * 2)
+        conn.hset(key, zone, b"")
+        got = RedisFeatureClient(settings, project=project).get_many(IDS)
+        assert got == FeastFeatureClient.from_settings(settings, project=project).get_many(IDS)
+        assert (got["r012"]["opens_7d"], got["r012"]["timezone"]) == (5, "UTC")
+    finally:
+        conn.hset(key, mapping=dict(kept.items()))
+        conn.close()
