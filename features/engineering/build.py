@@ -18,8 +18,10 @@ from __future__ import annotations
 import itertools
 import logging
 import shutil
+import time
 import uuid
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -204,6 +206,29 @@ def _connect(memory_limit: str) -> duckdb.DuckDBPyConnection:
     return con
 
 
+@contextmanager
+def _timed(step: str) -> Iterator[None]:
+    """Log the wall and CPU seconds of one step at DEBUG, with ``step``, ``wall_s`` and
+    ``cpu_s`` as record attributes, so a profiler can add them up per step.
+
+    CPU is the whole process's: DuckDB's worker threads run in it, and a build runs one
+    statement at a time, so it is the statement's CPU.
+    """
+    if not logger.isEnabledFor(logging.DEBUG):
+        yield
+        return
+    wall, cpu = time.perf_counter(), time.process_time()
+    yield
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    logger.debug(
+        "%s: %.3f s wall, %.3f s CPU",
+        step,
+        wall,
+        cpu,
+        extra={"step": step, "wall_s": wall, "cpu_s": cpu},
+    )
+
+
 def _write(
     con: duckdb.DuckDBPyConnection, table: str, staging: Path, part: int, created: str
 ) -> int:
@@ -212,14 +237,15 @@ def _write(
     # rows are keyed, and sorting a wide table costs as much as writing it.
     staging.mkdir(parents=True, exist_ok=True)
     target = str(staging / f"pass-{part}").replace("'", "''")
-    row = con.execute(
-        f"COPY (SELECT * EXCLUDE (day, day_num), "
-        f"CAST(day AS TIMESTAMPTZ) AS event_timestamp, "
-        f"CAST('{created}' AS TIMESTAMPTZ) AS created_at, "
-        f"strftime(day, '%Y-%m-%d') AS date "
-        f"FROM {table}) "
-        f"TO '{target}' (FORMAT parquet, PARTITION_BY (date), FILENAME_PATTERN 'part-{{i}}')"
-    ).fetchone()
+    with _timed(f"write {table}"):
+        row = con.execute(
+            f"COPY (SELECT * EXCLUDE (day, day_num), "
+            f"CAST(day AS TIMESTAMPTZ) AS event_timestamp, "
+            f"CAST('{created}' AS TIMESTAMPTZ) AS created_at, "
+            f"strftime(day, '%Y-%m-%d') AS date "
+            f"FROM {table}) "
+            f"TO '{target}' (FORMAT parquet, PARTITION_BY (date), FILENAME_PATTERN 'part-{{i}}')"
+        ).fetchone()
     return int(row[0]) if row else 0
 
 
@@ -385,8 +411,10 @@ def run_statements(
     """Run the pipeline on DuckDB, keeping each step as a temporary table.
 
     Steps named in ``views`` are kept as views instead: computed when read, e.g. a day at a
-    time by the writer, rather than held in memory whole.
+    time by the writer, rather than held in memory whole. With DEBUG logging on, each step
+    logs its wall and CPU seconds (see ``benchmarks/bench_features_build.py --profile``).
     """
     for statement in statements:
         kind = "VIEW" if statement.name in views else "TABLE"
-        con.execute(f"CREATE OR REPLACE TEMP {kind} {statement.name} AS {statement.sql}")
+        with _timed(statement.name):
+            con.execute(f"CREATE OR REPLACE TEMP {kind} {statement.name} AS {statement.sql}")

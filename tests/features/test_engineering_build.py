@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import shutil
 from collections.abc import Callable
@@ -358,3 +359,29 @@ def test_tenure_counts_from_the_join_day_when_the_directory_knows_it(
     assert eng.loc[("old", snap), "tenure_days"] == 404
     for rid in ("new", "late", "absent"):
         assert eng.loc[(rid, snap), "tenure_days"] == 3
+
+
+def test_debug_logging_times_every_step_and_write(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    write_events(settings, [event("a", "send", START + timedelta(hours=1))])
+    with caplog.at_level(logging.DEBUG, logger="features.engineering.build"):
+        build_features(settings, rows_per_pass=1)
+    # The timings ride on the records as attributes (``extra``), read here from ``vars``.
+    timed = [vars(r) for r in caplog.records if "step" in vars(r)]
+    steps = [t["step"] for t in timed]
+    names = [s.name for s in recipient_statements(20_000, 20_001, max_events=1)]
+    for name in ("labelled_events", "cohort", *names, "recipient_variant"):
+        assert steps.count(name) == 1, name
+    for table in ("engagement", "send_time", "recipient_variant"):
+        assert steps.count(f"write {table}") == 1, table
+    assert all(t["wall_s"] >= 0 and t["cpu_s"] >= 0 for t in timed)
+
+
+def test_steps_are_not_timed_without_debug_logging(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    write_events(settings, [event("a", "send", START + timedelta(hours=1))])
+    with caplog.at_level(logging.INFO, logger="features.engineering.build"):
+        build_features(settings)
+    assert not [r for r in caplog.records if "step" in vars(r)]
