@@ -13,6 +13,11 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
+# Before anything imports feast: importing feast sets PROMETHEUS_MULTIPROC_DIR, and a
+# prometheus_client first imported after that keeps every metric value in per-process mmap
+# files keyed by metric name, so the per-app registries of the many apps a test session
+# builds would share their counts. The server imports prometheus_client first too.
+import prometheus_client  # noqa: F401
 import pytest
 
 from inboxlab.settings import Settings, get_settings
