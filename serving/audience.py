@@ -510,8 +510,7 @@ class AudienceScorer:
         ).items():
             if name in index:
                 x[:, index[name]] = values
-        raw = model.booster.predict(x, raw_score=True, num_threads=self.send_time_threads)
-        scores[scored] = np.asarray(raw, dtype=np.float64)
+        scores[scored] = model.raw_matrix(x, threads=self.send_time_threads)
         return scores
 
     # -- scores ------------------------------------------------------------------------------

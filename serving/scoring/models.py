@@ -76,7 +76,12 @@ class ModelSet:
                     continue
                 try:
                     raw: Any = mlflow.sklearn.load_model(f"models:/{name}/{version}")
-                    loaded = LoadedModel(kind, name, version, CompiledModel(raw))
+                    # Trees compiled once per version (then cached under the data dir):
+                    # a batch's hour matrices and a decision's hours are scored natively.
+                    compiled = CompiledModel(
+                        raw, native=True, cache_dir=self._settings.data_dir / "trees"
+                    )
+                    loaded = LoadedModel(kind, name, version, compiled)
                 except Exception as exc:  # keep the previous version rather than fail
                     logger.error("cannot load %s version %s: %s", name, version, exc)
                     errors[kind] = f"{name} version {version} failed to load: {exc}"
