@@ -65,27 +65,25 @@ class Server:
     peak_rss: int = 0
     _sampling: bool = field(default=False, repr=False)
 
-    def tree_rss(self) -> int:
+    def _tree(self) -> list[psutil.Process]:
+        """The server process and its workers (empty once it has exited)."""
         try:
             root = psutil.Process(self.process.pid)
-            procs = [root, *root.children(recursive=True)]
+            return [root, *root.children(recursive=True)]
         except psutil.NoSuchProcess:
-            return 0
+            return []
+
+    def tree_rss(self) -> int:
         total = 0
-        for proc in procs:
+        for proc in self._tree():
             with suppress(psutil.NoSuchProcess):
                 total += proc.memory_info().rss
         return total
 
     def tree_cpu(self) -> float:
         """CPU seconds (user + system) used so far by the server and its worker processes."""
-        try:
-            root = psutil.Process(self.process.pid)
-            procs = [root, *root.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            return 0.0
         total = 0.0
-        for proc in procs:
+        for proc in self._tree():
             with suppress(psutil.NoSuchProcess):
                 times = proc.cpu_times()
                 total += times.user + times.system

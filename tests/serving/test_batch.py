@@ -150,15 +150,8 @@ def comparable(d: DecisionResponse) -> dict[str, Any]:
     return d.model_dump(exclude={"decision_id", "scores"})
 
 
-def test_batch_decides_as_single_decisions_do_given_the_same_draws(
-    settings: Settings, store: DecisionStore, models: ModelSet
-) -> None:
-    engine = make_engine(settings, store, models, global_holdout_pct=10)
-    audience = mixed_audience()
-    engine.rng = np.random.default_rng(5)
-    single = [engine.decide(r) for r in audience]
-    engine.rng = np.random.default_rng(5)
-    batch = BatchDecider(engine, chunk_size=7).decide(audience)
+def assert_same_decisions(single: list[DecisionResponse], batch: list[DecisionResponse]) -> None:
+    """Batch and single decisions agree on everything but ids, and on scores to 1e-9."""
     assert len(batch) == len(single)
     for one, many in zip(single, batch, strict=True):
         assert comparable(many) == comparable(one)
@@ -168,6 +161,18 @@ def test_batch_decides_as_single_decisions_do_given_the_same_draws(
             assert (got is None) == (expected is None)
             if expected is not None:
                 assert got == pytest.approx(expected, abs=1e-9)
+
+
+def test_batch_decides_as_single_decisions_do_given_the_same_draws(
+    settings: Settings, store: DecisionStore, models: ModelSet
+) -> None:
+    engine = make_engine(settings, store, models, global_holdout_pct=10)
+    audience = mixed_audience()
+    engine.rng = np.random.default_rng(5)
+    single = [engine.decide(r) for r in audience]
+    engine.rng = np.random.default_rng(5)
+    batch = BatchDecider(engine, chunk_size=7).decide(audience)
+    assert_same_decisions(single, batch)
     # the audience reaches every branch
     actions = Counter(d.action for d in batch)
     assert actions[Action.SEND] and actions[Action.SUPPRESS] and actions[Action.HOLDOUT]

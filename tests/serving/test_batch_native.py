@@ -18,7 +18,7 @@ from serving.scoring.compiled import FAST_ROWS, CompiledModel
 from serving.scoring.models import LoadedModel, ModelSet
 from serving.store import DecisionStore
 from tests.serving.models import planted_pipeline
-from tests.serving.test_batch import comparable, make_engine, mixed_audience
+from tests.serving.test_batch import assert_same_decisions, make_engine, mixed_audience
 from training.specs import SPECS, ModelKind
 
 
@@ -49,13 +49,7 @@ def test_batch_on_compiled_trees_decides_as_single_decisions_do(
     engine.rng = np.random.default_rng(5)
     decider = BatchDecider(engine, chunk_size=len(audience))
     batch = decider.decide(audience)
-    for one, many in zip(single, batch, strict=True):
-        assert comparable(many) == comparable(one)
-        for name in ("p_open", "p_click", "p_convert"):
-            expected, got = getattr(one.scores, name), getattr(many.scores, name)
-            assert (got is None) == (expected is None)
-            if expected is not None:
-                assert got == pytest.approx(expected, abs=1e-9)
+    assert_same_decisions(single, batch)
     sends = sum(d.send_at is not None for d in batch)
     assert sends * 4 > FAST_ROWS  # the chunk's hour matrix went through the compiled trees
 
