@@ -30,7 +30,7 @@ import functools
 import sqlite3
 import time
 from collections import OrderedDict
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from itertools import groupby, islice, repeat
@@ -398,6 +398,19 @@ class RowCache(Generic[K]):
             for _ in range(excess):
                 self._rows.popitem(last=False)
 
+    def read_through(
+        self, keys: Sequence[K], load: Callable[[list[K]], Mapping[K, FeatureRow]]
+    ) -> dict[K, FeatureRow]:
+        """The rows of ``keys`` (unique): the cached ones, and the rest from ``load``, cached."""
+        # Hits are taken before loading: the size bound may evict them during the load.
+        rows = self.hits(keys)
+        missing = [key for key in keys if key not in rows]
+        if missing:
+            loaded = load(missing)
+            self.add(loaded)
+            rows.update(loaded)
+        return rows
+
     def clear(self) -> None:
         """Drop every row."""
         self._rows.clear()
@@ -437,14 +450,7 @@ class CachedFeatureClient:
         """The features of many recipients; the misses are read together."""
         try:
             self._revalidate()
-            unique = list(dict.fromkeys(recipient_ids))
-            # Hits are taken before loading: the size bound may evict them during the load.
-            rows = self._cache.hits(unique)
-            missing = [rid for rid in unique if rid not in rows]
-            if missing:
-                loaded = self._load(missing)
-                self._cache.add(loaded)
-                rows.update(loaded)
+            rows = self._cache.read_through(list(dict.fromkeys(recipient_ids)), self._load)
             return {rid: rows[rid] for rid in recipient_ids}
         except self._errors as exc:
             raise StoreError(f"reading the {self._store_name} failed: {exc}") from exc
@@ -459,13 +465,7 @@ class CachedFeatureClient:
         """Per-variant rows of many recipients; the misses are read together."""
         try:
             self._revalidate()
-            pairs = unique_pairs(requests)
-            rows = self._variant_cache.hits(pairs)
-            missing = [pair for pair in pairs if pair not in rows]
-            if missing:
-                loaded = self._load_variants(missing)
-                self._variant_cache.add(loaded)
-                rows.update(loaded)
+            rows = self._variant_cache.read_through(unique_pairs(requests), self._load_variants)
             return nest_pairs(requests, rows)
         except self._errors as exc:
             raise StoreError(f"reading the {self._store_name} failed: {exc}") from exc

@@ -15,7 +15,6 @@ __all__ = [
     "DecideKey",
     "OutcomesKey",
     "authenticate",
-    "request_keys",
     "require_scope",
 ]
 
@@ -63,14 +62,14 @@ def require_scope(
     return dependency
 
 
-def request_keys(request: Request) -> KeyRing:
+def _request_keys(request: Request) -> KeyRing:
     # The key ring the app's lifespan opened (``Resources.keys``).
     keys: KeyRing = request.state.resources.keys
     return keys
 
 
 #: The caller's key, required to hold the named scope (``AnyKey``: any valid key).
-DecideKey = Annotated[ApiKey, Depends(require_scope("decide", request_keys))]
-OutcomesKey = Annotated[ApiKey, Depends(require_scope("outcomes", request_keys))]
-AdminKey = Annotated[ApiKey, Depends(require_scope("admin", request_keys))]
-AnyKey = Annotated[ApiKey, Depends(require_scope(None, request_keys))]
+DecideKey = Annotated[ApiKey, Depends(require_scope("decide", _request_keys))]
+OutcomesKey = Annotated[ApiKey, Depends(require_scope("outcomes", _request_keys))]
+AdminKey = Annotated[ApiKey, Depends(require_scope("admin", _request_keys))]
+AnyKey = Annotated[ApiKey, Depends(require_scope(None, _request_keys))]

@@ -150,6 +150,16 @@ def comparable(d: DecisionResponse) -> dict[str, Any]:
     return d.model_dump(exclude={"decision_id", "scores"})
 
 
+def decided_both_ways(
+    engine: DecisionEngine, audience: list[DecisionRequest], *, chunk_size: int, seed: int
+) -> tuple[list[DecisionResponse], list[DecisionResponse]]:
+    """``audience`` decided one by one, then as a batch, each from the same random draws."""
+    engine.rng = np.random.default_rng(seed)
+    single = [engine.decide(r) for r in audience]
+    engine.rng = np.random.default_rng(seed)
+    return single, BatchDecider(engine, chunk_size=chunk_size).decide(audience)
+
+
 def assert_same_decisions(single: list[DecisionResponse], batch: list[DecisionResponse]) -> None:
     """Batch and single decisions agree on everything but ids, and on scores to 1e-9."""
     assert len(batch) == len(single)
@@ -167,11 +177,7 @@ def test_batch_decides_as_single_decisions_do_given_the_same_draws(
     settings: Settings, store: DecisionStore, models: ModelSet
 ) -> None:
     engine = make_engine(settings, store, models, global_holdout_pct=10)
-    audience = mixed_audience()
-    engine.rng = np.random.default_rng(5)
-    single = [engine.decide(r) for r in audience]
-    engine.rng = np.random.default_rng(5)
-    batch = BatchDecider(engine, chunk_size=7).decide(audience)
+    single, batch = decided_both_ways(engine, mixed_audience(), chunk_size=7, seed=5)
     assert_same_decisions(single, batch)
     # the audience reaches every branch
     actions = Counter(d.action for d in batch)
@@ -185,11 +191,7 @@ def test_batch_decides_as_single_decisions_do_without_models(
     settings: Settings, store: DecisionStore
 ) -> None:
     engine = make_engine(settings, store, ModelSet(settings))
-    audience = mixed_audience()
-    engine.rng = np.random.default_rng(2)
-    single = [engine.decide(r) for r in audience]
-    engine.rng = np.random.default_rng(2)
-    batch = BatchDecider(engine, chunk_size=16).decide(audience)
+    single, batch = decided_both_ways(engine, mixed_audience(), chunk_size=16, seed=2)
     assert [comparable(d) for d in batch] == [comparable(d) for d in single]
     assert any("send_time_unscored" not in d.reasons and d.send_at for d in batch)
 

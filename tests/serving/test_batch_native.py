@@ -18,7 +18,12 @@ from serving.scoring.compiled import FAST_ROWS, CompiledModel
 from serving.scoring.models import LoadedModel, ModelSet
 from serving.store import DecisionStore
 from tests.serving.models import planted_pipeline
-from tests.serving.test_batch import assert_same_decisions, make_engine, mixed_audience
+from tests.serving.test_batch import (
+    assert_same_decisions,
+    decided_both_ways,
+    make_engine,
+    mixed_audience,
+)
 from training.specs import SPECS, ModelKind
 
 
@@ -44,11 +49,7 @@ def test_batch_on_compiled_trees_decides_as_single_decisions_do(
 ) -> None:
     engine = make_engine(settings, sqlite_store, native_models, global_holdout_pct=10)
     audience = mixed_audience()
-    engine.rng = np.random.default_rng(5)
-    single = [engine.decide(r) for r in audience]
-    engine.rng = np.random.default_rng(5)
-    decider = BatchDecider(engine, chunk_size=len(audience))
-    batch = decider.decide(audience)
+    single, batch = decided_both_ways(engine, audience, chunk_size=len(audience), seed=5)
     assert_same_decisions(single, batch)
     sends = sum(d.send_at is not None for d in batch)
     assert sends * 4 > FAST_ROWS  # the chunk's hour matrix went through the compiled trees
