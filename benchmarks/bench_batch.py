@@ -5,11 +5,12 @@ Usage (from the repository root; the demo comes from ``inboxlab demo``)::
     python benchmarks/bench_batch.py --demo /tmp/demo1 --audience 100000 [--audience 1000000]
 
 Each audience is sent in calls of at most ``MAX_BATCH`` (100,000) requests, one after the
-other, to one ``inboxlab serve`` worker on loopback (4 variants of a bandit, the default
-24-hour window, the demo's three champion models, SQLite decision store). Reported per
-audience: wall time from the first request to the last line, decisions per second, time to
-the first line, and the peak resident memory of the server process tree (sampled every
-50 ms), which must not grow with the audience.
+other (``--concurrency C``: C calls at a time, as a send system with C connections would), to
+``inboxlab serve`` on loopback (``--workers W`` uvicorn worker processes, default 1; 4
+variants of a bandit, the default 24-hour window, the demo's three champion models, SQLite
+decision store). Reported per audience: wall time from the first request to the last line,
+decisions per second, time to the first line, and the peak resident memory of the server
+process tree (sampled every 50 ms), which must not grow with the audience.
 
 Baseline in the same run, in process: LightGBM alone scoring the send-time champion on the
 same number of rows the batch scores (the allowed hours of every recipient), one thread —
@@ -24,7 +25,9 @@ import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -50,40 +53,61 @@ def _body(start: int, n: int) -> bytes:
     return json.dumps({"decisions": decisions}).encode()
 
 
-def run_audience(server: Server, key: str, audience: int) -> dict[str, Any]:
-    """Decide ``audience`` recipients in calls of at most ``MAX_BATCH``; time and memory."""
-    bodies = [_body(s, min(MAX_BATCH, audience - s)) for s in range(0, audience, MAX_BATCH)]
-    lines = 0
-    sends = 0
-    first: float | None = None
+def run_audience(
+    server: Server, key: str, audience: int, concurrency: int = 1, call_size: int = MAX_BATCH
+) -> dict[str, Any]:
+    """Decide ``audience`` recipients in calls of at most ``call_size``, ``concurrency`` calls
+    at a time; time and memory."""
+    starts = list(range(0, audience, call_size))
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-    with server.sampling_rss(), httpx.Client(timeout=1800) as client:
-        started = time.perf_counter()
-        for body in bodies:
-            with client.stream(
+    lock = threading.Lock()
+    counts = {"lines": 0, "sends": 0}
+    first: list[float] = []
+
+    def call(start: int, started: float) -> None:
+        body = _body(start, min(call_size, audience - start))
+        lines = sends = 0
+        with (
+            httpx.Client(timeout=1800) as client,
+            client.stream(
                 "POST",
                 f"http://{HOST}:{server.port}/v1/decisions/batch",
                 content=body,
                 headers=headers,
-            ) as response:
-                response.raise_for_status()
-                for line in response.iter_lines():
-                    if not line:
-                        continue
-                    if first is None:
-                        first = time.perf_counter() - started
-                    lines += 1
-                    sends += '"action":"send"' in line
+            ) as response,
+        ):
+            response.raise_for_status()
+            for line in response.iter_lines():
+                if not line:
+                    continue
+                if not first:
+                    with lock:
+                        first.append(time.perf_counter() - started)
+                lines += 1
+                sends += '"action":"send"' in line
+        with lock:
+            counts["lines"] += lines
+            counts["sends"] += sends
+
+    with server.sampling_rss(), ThreadPoolExecutor(concurrency) as pool:
+        cpu = server.tree_cpu()
+        started = time.perf_counter()
+        for done in [pool.submit(call, s, started) for s in starts]:
+            done.result()
         seconds = time.perf_counter() - started
+        cpu = server.tree_cpu() - cpu
+    lines = counts["lines"]
     return {
         "audience": audience,
-        "calls": len(bodies),
+        "calls": len(starts),
+        "concurrency": concurrency,
         "decisions_out": lines,
-        "sends": sends,
+        "sends": counts["sends"],
         "seconds": seconds,
         "per_second": lines / seconds,
         "us_per_decision": seconds / max(lines, 1) * 1e6,
-        "first_line_s": first,
+        "server_cpu_us_per_decision": cpu / max(lines, 1) * 1e6,
+        "first_line_s": min(first) if first else None,
         "peak_rss_mb": server.peak_rss / 2**20,
         "load_after": os.getloadavg(),
     }
@@ -223,6 +247,8 @@ def main() -> None:
         "in process (no server)",
     )
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=1, help="inboxlab serve worker processes")
+    parser.add_argument("--concurrency", type=int, default=1, help="calls in flight at a time")
     args = parser.parse_args()
     audiences = args.audience or [100_000]
     scratch = args.scratch or Path(tempfile.mkdtemp(prefix="inboxlab-batch-"))
@@ -233,12 +259,15 @@ def main() -> None:
         print(_markdown(results))
         return
     command = [str(BIN / "inboxlab"), "serve", "--host", HOST, "--port", "{port}"]
+    command += ["--workers", str(args.workers)]
     with serve("inboxlab-serve", command, env, scratch, "/readyz") as server:
         create_experiment(server.port, key)
-        if args.warmup:
-            run_audience(server, key, args.warmup)  # imports, caches, first allocation
+        if args.warmup:  # imports, caches, first allocation: a call per worker at once
+            n = args.warmup * args.workers
+            run_audience(server, key, n, concurrency=args.workers, call_size=args.warmup)
         for audience in audiences:
-            result = run_audience(server, key, audience)
+            result = run_audience(server, key, audience, concurrency=args.concurrency)
+            result["workers"] = args.workers
             print(f"  {result}", file=sys.stderr)
             results["runs"].append(result)
     if args.floor:
@@ -250,13 +279,16 @@ def main() -> None:
 
 def _markdown(r: dict[str, Any]) -> str:
     rows = [
-        "| audience | calls | s | decisions/s | µs per decision | first line s | peak RSS MB |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "| audience | calls | workers | calls at a time | s | decisions/s | µs per decision "
+        "| server CPU µs per decision | first line s | peak RSS MB |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for run in r["runs"]:
         rows.append(
-            f"| {run['audience']:,} | {run['calls']} | {run['seconds']:.1f} | "
+            f"| {run['audience']:,} | {run['calls']} | {run['workers']} | {run['concurrency']} "
+            f"| {run['seconds']:.1f} | "
             f"{run['per_second']:,.0f} | {run['us_per_decision']:.0f} | "
+            f"{run['server_cpu_us_per_decision']:.0f} | "
             f"{run['first_line_s']:.2f} | {run['peak_rss_mb']:,.0f} |"
         )
     if "floor" in r:
