@@ -120,6 +120,7 @@ class AudienceDecisions:
     #: chosen hour. Empty without the model.
     context: dict[str, FloatArray] = field(default_factory=dict, repr=False)
     context_at: dict[int, int] = field(default_factory=dict, repr=False)
+    _feature_json: list[str] | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.requests)
@@ -182,16 +183,10 @@ class AudienceDecisions:
     def columns(self) -> tuple[DecisionColumns, Counter[StatKey]]:
         """The decisions as store columns, and the bandit trials they add per arm and day.
 
-        A recipient's feature row is encoded once, however often the chunk repeats it.
+        The feature rows are encoded by :meth:`feature_json` (once).
         """
         n = len(self)
-        by_row: dict[int, str] = {}
-        feature_json = []
-        for row in self.features:
-            text = by_row.get(id(row))
-            if text is None:
-                text = by_row[id(row)] = _json(row)
-            feature_json.append(text)
+        feature_json = self.feature_json()
         send = Action.SEND
         shown = [a is send for a in self.actions]
         variant = [v if s else None for v, s in zip(self.variant_id, shown, strict=True)]
@@ -238,6 +233,20 @@ class AudienceDecisions:
                 day = self.now[i].astimezone(UTC).date()
                 trials[experiment, arm, self.segment[i] or "", day] += 1
         return columns, trials
+
+    def feature_json(self) -> list[str]:
+        """Each decision's feature row as JSON text, encoded on the first call; a recipient's
+        row is encoded once, however often the group repeats it."""
+        if self._feature_json is None:
+            by_row: dict[int, str] = {}
+            encoded = []
+            for row in self.features:
+                text = by_row.get(id(row))
+                if text is None:
+                    text = by_row[id(row)] = _json(row)
+                encoded.append(text)
+            self._feature_json = encoded
+        return self._feature_json
 
     def records(self) -> list[tuple[DecisionRecord, FeatureRow]]:
         """The decisions as validated records, each with the feature row it was made with

@@ -148,6 +148,9 @@ class BatchDecider:
                     pending = previous.decisions.sends() if previous is not None else None
                     with paused_gc():
                         decisions = self.scorer.decide(chunk, pending=pending)
+                        # Encoded here, not by the writer thread: both hold the GIL, and in
+                        # sequence they cost less wall time than contending for it.
+                        decisions.feature_json()
                     if previous is not None:
                         previous.commit.result()
                         yield previous.decisions.ndjson()
