@@ -17,6 +17,15 @@ its own child process under ``/usr/bin/time -v`` (so each has its own peak RSS):
 
 Afterwards a sample of recipients is read back with Feast's ``get_online_features`` and
 compared with the Parquet rows, so the figure is for a load that wrote the right values.
+
+``materialize`` ends by adding the fast path's covering indexes
+(:func:`features.online.add_cover_indexes`), timed apart; the online store's size is given
+with their share of it. ``--second-day`` then writes a second snapshot day with new values
+and loads it twice, into two copies of the loaded store: one with the covering indexes, so
+that Feast's upserts keep them current, and one without (the indexes are then built after
+the load), to time what the indexes add to a later materialization::
+
+    .venv/bin/python benchmarks/bench_features_materialize.py --recipients 20000 --second-day
 """
 
 from __future__ import annotations
@@ -24,11 +33,14 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -50,15 +62,15 @@ TABLES = {ENGAGEMENT_TABLE: ENGAGEMENT_FEATURES, SEND_TIME_TABLE: SEND_TIME_FEAT
 VIEWS = {"recipient_engagement": ENGAGEMENT_TABLE, "recipient_send_time": SEND_TIME_TABLE}
 
 
-def _path(data: Path, table: str) -> Path:
-    return table_dir(Settings(data_dir=data), table) / f"date={DAY.date()}" / "part-0.parquet"
+def _path(data: Path, table: str, day: datetime = DAY) -> Path:
+    return table_dir(Settings(data_dir=data), table) / f"date={day.date()}" / "part-0.parquet"
 
 
-def write_snapshots(data: Path, recipients: int) -> None:
+def write_snapshots(data: Path, recipients: int, day: datetime = DAY) -> None:
     """One snapshot day of both feature tables for ``recipients`` recipients."""
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng((day - DAY).days)
     ids = pa.array([f"r{i:07d}" for i in range(recipients)])
-    stamp = pa.array([DAY] * recipients, pa.timestamp("us", tz="UTC"))
+    stamp = pa.array([day] * recipients, pa.timestamp("us", tz="UTC"))
     zones = np.array(["Europe/Berlin", "America/New_York", "Asia/Tokyo", "UTC"])
     for table, names in TABLES.items():
         cols: dict[str, pa.Array] = {"recipient_id": ids}
@@ -72,23 +84,32 @@ def write_snapshots(data: Path, recipients: int) -> None:
                 cols[name] = pa.array(rng.integers(0, 50, recipients))
         cols["event_timestamp"] = stamp
         cols["created_at"] = stamp
-        path = _path(data, table)
+        path = _path(data, table, day)
         path.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(pa.table(cols), path)
 
 
 def _child_materialize(data: Path) -> dict[str, float]:
+    import features.online
     from features.store import materialize
 
     marks: list[tuple[str, float]] = []
+    add_cover_indexes = features.online.add_cover_indexes
+
+    def timed_indexes(path: Path | str, tables: Iterable[str]) -> list[str]:
+        marks.append(("cover_indexes", time.perf_counter()))
+        return add_cover_indexes(path, tables)
+
+    # materialize imports it when it gets there: the mark ends the last view's load.
+    features.online.add_cover_indexes = timed_indexes
     start = time.perf_counter()
     materialize(Settings(data_dir=data), progress=lambda v: marks.append((v, time.perf_counter())))
     end = time.perf_counter()
-    per_view = {
+    per_step = {
         name: (marks[i + 1][1] if i + 1 < len(marks) else end) - at
         for i, (name, at) in enumerate(marks)
     }
-    return {"total": end - start, "setup": marks[0][1] - start if marks else 0.0, **per_view}
+    return {"total": end - start, "setup": marks[0][1] - start if marks else 0.0, **per_step}
 
 
 def _child_read(data: Path) -> dict[str, float]:
@@ -113,7 +134,18 @@ def _measure(which: str, data: Path) -> tuple[dict[str, float], float]:
     return json.loads(done.stdout.strip().splitlines()[-1]), int(rss.group(1)) / 1024 / 1024
 
 
-def check_online(data: Path, sample: int = 200) -> int:
+def online_sizes(data: Path) -> tuple[float, float]:
+    """The online store's size and that of its covering indexes, in MB."""
+    from features.online import cover_index
+    from features.store import online_db_path
+
+    with sqlite3.connect(f"file:{online_db_path(Settings(data_dir=data))}?mode=ro", uri=True) as c:
+        pages = c.execute("SELECT name, sum(pgsize) FROM dbstat GROUP BY name").fetchall()
+    covers = {cover_index(f"inboxlab_{view}") for view in VIEWS}
+    return sum(n for _, n in pages) / 1e6, sum(n for name, n in pages if name in covers) / 1e6
+
+
+def check_online(data: Path, sample: int = 200, day: datetime = DAY) -> int:
     """Compare ``get_online_features`` of ``sample`` recipients with the Parquet rows.
 
     Returns the number of values compared; raises ``AssertionError`` naming the first
@@ -124,7 +156,7 @@ def check_online(data: Path, sample: int = 200) -> int:
     store = feature_store(Settings(data_dir=data))
     compared = 0
     for view, table in VIEWS.items():
-        rows = pq.read_table(_path(data, table)).slice(0, sample).to_pylist()
+        rows = pq.read_table(_path(data, table, day)).slice(0, sample).to_pylist()
         names = list(TABLES[table])
         online = store.get_online_features(
             features=[f"{view}:{n}" for n in names],
@@ -139,9 +171,32 @@ def check_online(data: Path, sample: int = 200) -> int:
     return compared
 
 
+def _print_load(label: str, loaded: dict[str, float], n: int, rss: float) -> None:
+    total_values = n * sum(len(v) for v in TABLES.values())
+    steps: list[tuple[str, float, int | None]] = [
+        ("apply the repository (registry, tables)", loaded["setup"], None)
+    ]
+    for view, table in VIEWS.items():
+        label_view = f"materialize {view} ({len(TABLES[table])} features)"
+        steps.append((label_view, loaded[view], n * len(TABLES[table])))
+    steps.append(("covering indexes (features.online)", loaded["cover_indexes"], total_values))
+    steps.append(("whole call", loaded["total"], total_values))
+    print(f"{label}:")
+    print(f"  {'step':48} {'seconds':>8} {'µs/value':>9} {'peak RSS GiB':>13}")
+    for step, seconds, values in steps:
+        per_value = f"{seconds / values * 1e6:9.2f}" if values else " " * 9
+        print(f"  {step:48} {seconds:8.2f} {per_value}")
+    print(f"  {'peak RSS of the whole call':48} {'':8} {'':9} {rss:13.2f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipients", type=int, default=100_000)
+    parser.add_argument(
+        "--second-day",
+        action="store_true",
+        help="then load a second day into copies of the store with and without the indexes",
+    )
     parser.add_argument("--child", choices=["materialize", "read"], help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -149,30 +204,39 @@ def main(argv: list[str] | None = None) -> int:
         run = _child_materialize if args.child == "materialize" else _child_read
         print(json.dumps(run(args.data)))
         return 0
+    n = args.recipients
+    total_values = n * sum(len(v) for v in TABLES.values())
     with tempfile.TemporaryDirectory(prefix="inboxlab-bench-materialize-") as tmp:
-        data = Path(tmp)
-        write_snapshots(data, args.recipients)
+        data = Path(tmp) / "data"
+        write_snapshots(data, n)
         read, read_rss = _measure("read", data)
         loaded, load_rss = _measure("materialize", data)
         compared = check_online(data)
-    n = args.recipients
-    print(f"{n:,} recipients, one snapshot day; online values checked: {compared:,}")
-    print(f"{'step':44} {'seconds':>8} {'µs/value':>9} {'peak RSS GiB':>13}")
-    print(f"{'apply the repository (registry, tables)':44} {loaded['setup']:8.2f}")
-    for view, table in VIEWS.items():
-        values = n * len(TABLES[table])
-        label = f"materialize {view} ({len(TABLES[table])} features)"
-        print(f"{label:44} {loaded[view]:8.2f} {loaded[view] / values * 1e6:9.2f}")
-    total_values = n * sum(len(v) for v in TABLES.values())
-    print(
-        f"{'materialize, whole call (apply + both views)':44} {loaded['total']:8.2f} "
-        f"{loaded['total'] / total_values * 1e6:9.2f} {load_rss:13.2f}"
-    )
-    print(
-        f"{'baseline: pyarrow read of the same rows':44} {read['total']:8.2f} "
-        f"{read['total'] / total_values * 1e6:9.2f} {read_rss:13.2f}"
-    )
-    print(f"materialize / read: {loaded['total'] / read['total']:.0f}×")
+        size, covers = online_sizes(data)
+        print(f"{n:,} recipients, one snapshot day; online values checked: {compared:,}")
+        _print_load("first load", loaded, n, load_rss)
+        print(
+            f"  {'baseline: pyarrow read of the same rows':48} {read['total']:8.2f} "
+            f"{read['total'] / total_values * 1e6:9.2f} {read_rss:13.2f}"
+        )
+        print(f"materialize / read: {loaded['total'] / read['total']:.0f}×")
+        print(f"online store: {size:.1f} MB, of which covering indexes {covers:.1f} MB")
+        if args.second_day:
+            from features.online import cover_index
+            from features.store import online_db_path
+
+            day = DAY + timedelta(days=1)
+            write_snapshots(data, n, day)
+            bare = Path(tmp) / "without-indexes"
+            shutil.copytree(data, bare)
+            with sqlite3.connect(online_db_path(Settings(data_dir=bare))) as conn:
+                for view in VIEWS:
+                    conn.execute(f'DROP INDEX "{cover_index(f"inboxlab_{view}")}"')
+            for label, where in (("with", data), ("without", bare)):
+                again, rss = _measure("materialize", where)
+                checked = check_online(where, day=day)
+                print(f"second day, {checked:,} values checked")
+                _print_load(f"second day, store {label} the covering indexes", again, n, rss)
     return 0
 
 

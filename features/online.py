@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from itertools import groupby, islice, repeat
 from operator import itemgetter
+from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar, cast, runtime_checkable
 
 import numpy as np
@@ -65,7 +66,9 @@ __all__ = [
     "RowCache",
     "SqliteFeatureClient",
     "VariantRows",
+    "add_cover_indexes",
     "check_features",
+    "cover_index",
     "decode_value",
     "entity_key",
     "nest_pairs",
@@ -510,28 +513,87 @@ def _select(tables: tuple[str, ...], n_keys: int) -> str:
 PACKED_MIN_KEYS = 32
 
 
+def cover_index(table: str) -> str:
+    """The covering index of an online table: ``(entity_key, feature_name, value)``.
+
+    Feast's tables hold a row per (key, feature) with the value, its text, timestamps and a
+    spare vector column; with this index a packed read walks index entries only, with no
+    lookup of the table row behind each. :func:`features.store.materialize` creates it after
+    Feast writes, and SQLite keeps it current through Feast's later upserts. A store without
+    it is still read, through the primary-key index.
+
+    It is a partial index (``WHERE value IS NOT NULL``, which every row Feast writes meets) so
+    that only statements naming that condition use it: Feast's own read, which also wants
+    ``event_ts``, keeps walking its ``entity_key`` index (given a full index, SQLite picks this
+    one and its table lookups come in name order rather than row order, a slower read).
+    """
+    return f"{table}_cover"
+
+
+def add_cover_indexes(path: Path | str, tables: Iterable[str]) -> list[str]:
+    """Create the :func:`cover_index` of each of ``tables`` that exists in the SQLite store at
+    ``path`` and lacks it; the names of the tables indexed now.
+
+    Idempotent (``IF NOT EXISTS``); one transaction for all.
+    """
+    conn = sqlite3.connect(path)
+    try:
+        with conn:
+            existing = {
+                name
+                for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            }
+            indexes = {
+                name
+                for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+            }
+            added = []
+            for table in tables:
+                if table in existing and cover_index(table) not in indexes:
+                    conn.execute(
+                        f'CREATE INDEX IF NOT EXISTS "{cover_index(table)}" '
+                        f'ON "{table}" (entity_key, feature_name, value) WHERE value IS NOT NULL'
+                    )
+                    added.append(table)
+        return added
+    finally:
+        conn.close()
+
+
 @functools.lru_cache(maxsize=64)
-def _packed_select(table: str, n_keys: int, n_names: int) -> str:
+def _packed_select(table: str, n_keys: int, n_names: int, index: str) -> str:
     """One statement packing, per key, the values of ``n_names`` features (``?n_keys+1``...).
 
-    The rows are walked in the order of the primary-key index, (entity_key, feature_name),
-    which ``group_concat`` follows: a key's i-th value is that of the i-th name in sorted
-    order, and its count says whether it holds every name (the key is unique per name). An
-    empty or absent value becomes ``NULL_VALUE``, which keeps its place in the packed bytes.
+    It gives one row per key (``?1``...), in the order of the keys, holding: the key's values
+    concatenated when it has a row for every name; ``NULL`` when it has none; an empty blob
+    when it has some but not all (to be read row by row). The rows are walked in the order of
+    ``index``, which starts with (entity_key, feature_name): the covering index
+    (:func:`cover_index`), or else the primary-key index. ``group_concat`` follows that order,
+    so a key's i-th value is that of the i-th name in sorted order. An empty value (a null)
+    becomes ``NULL_VALUE``, which keeps its place in the packed bytes. Only rows holding a
+    value are walked, as every row Feast writes does: that is the covering index's condition.
 
-    >>> print(_packed_select("t", 2, 1))  # doctest: +NORMALIZE_WHITESPACE
-    SELECT entity_key, count(*), CAST(group_concat(coalesce(nullif(value, x''), x'980100'), '')
-    AS BLOB) FROM "t" INDEXED BY "sqlite_autoindex_t_1" WHERE entity_key IN (?1,?2)
-    AND +feature_name IN (?3) GROUP BY entity_key
+    >>> print(_packed_select("t", 2, 1, "t_cover"))  # doctest: +NORMALIZE_WHITESPACE
+    SELECT (SELECT CASE count(*) WHEN 1 THEN CAST(group_concat(CASE WHEN length(value)
+    THEN value ELSE x'980100' END, '') AS BLOB) WHEN 0 THEN NULL ELSE x'' END
+    FROM "t" INDEXED BY "t_cover" WHERE entity_key = k.column1 AND value IS NOT NULL
+    AND +feature_name IN (?3)) FROM (VALUES (?1),(?2)) AS k
     """
-    keys = ",".join(f"?{i}" for i in range(1, n_keys + 1))
+    keys = ",".join(f"(?{i})" for i in range(1, n_keys + 1))
     names = ",".join(f"?{i}" for i in range(n_keys + 1, n_keys + n_names + 1))
-    packed = f"coalesce(nullif(value, x''), x'{NULL_VALUE.hex()}')"
-    # The unary + keeps the name test a filter on the index walk, not one seek per name.
+    value = f"CASE WHEN length(value) THEN value ELSE x'{NULL_VALUE.hex()}' END"
+    packed = (
+        f"CASE count(*) WHEN {n_names} THEN CAST(group_concat({value}, '') AS BLOB) "
+        "WHEN 0 THEN NULL ELSE x'' END"
+    )
+    # One aggregate per key rather than a GROUP BY over all keys: no key comparison per row,
+    # and the rows come back in the keys' order. SQLite tests "value IS NOT NULL" on no row
+    # of the covering index, whose condition it is. The unary + keeps the name test a filter
+    # on the index walk, not one seek per name.
     return (
-        f"SELECT entity_key, count(*), CAST(group_concat({packed}, '') AS BLOB) "
-        f'FROM "{table}" INDEXED BY "sqlite_autoindex_{table}_1" '
-        f"WHERE entity_key IN ({keys}) AND +feature_name IN ({names}) GROUP BY entity_key"
+        f'SELECT (SELECT {packed} FROM "{table}" INDEXED BY "{index}" '
+        f"WHERE entity_key = k.column1 AND value IS NOT NULL AND +feature_name IN ({names})) "
+        f"FROM (VALUES {keys}) AS k"
     )
 
 
@@ -580,8 +642,11 @@ class SqliteFeatureClient(CachedFeatureClient):
     together (a ``UNION ALL``); the value blobs of the requested features are then decoded
     through a :class:`DecodedValues` memo shared by every read of the client. A read of more
     keys has SQLite pack each key's values into one blob per view (:func:`_packed_select`),
-    per 500 keys, and decodes them all at once (:mod:`features.packed_values`); a key whose
-    rows are incomplete or hold a form the bulk decoder leaves to protobuf is read row by row.
+    per 500 keys in key order, and decodes them all at once (:mod:`features.packed_values`);
+    a key whose rows are incomplete or hold a form the bulk decoder leaves to protobuf is read
+    row by row. Packed reads walk the covering index (:func:`cover_index`) that
+    :func:`features.store.materialize` adds, which holds every column they read, or, in a
+    store without it, Feast's primary-key index and a table lookup per value.
     """
 
     def __init__(
@@ -620,7 +685,7 @@ class SqliteFeatureClient(CachedFeatureClient):
         self._variant_layout = _PackedLayout.of(
             VARIANT_FEATURES, dict.fromkeys(VARIANT_FEATURES, self._variant_table)
         )
-        self._packable: dict[str, bool] = {}  # per table, looked up once per store version
+        self._packed_via: dict[str, str | None] = {}  # per table, once per store version
         self._checked_at = 0.0
         self._data_version = self._version()
 
@@ -643,7 +708,7 @@ class SqliteFeatureClient(CachedFeatureClient):
             self._cache.clear()
             self._variant_cache.clear()
             self._variant_table_exists = None
-            self._packable.clear()
+            self._packed_via.clear()
 
     def _key(self, recipient_id: str) -> bytes:
         return entity_key(recipient_id)
@@ -682,8 +747,10 @@ class SqliteFeatureClient(CachedFeatureClient):
 
     def _load(self, recipient_ids: Sequence[str]) -> dict[str, FeatureRow]:
         keys = [self._key(rid) for rid in recipient_ids]
-        if self._packs(keys, self._layout):
-            return dict(zip(recipient_ids, self._load_packed(keys, self._layout), strict=True))
+        indexes = self._packs(keys, self._layout)
+        if indexes is not None:
+            packed = self._load_packed(keys, self._layout, indexes)
+            return dict(zip(recipient_ids, packed, strict=True))
         found = self._rows(self._tables, keys)
         names, defaults = self.features, self._defaults
         rows = {
@@ -692,62 +759,88 @@ class SqliteFeatureClient(CachedFeatureClient):
         }
         return rows
 
-    def _packs(self, keys: Sequence[bytes], layout: _PackedLayout) -> bool:
-        """Whether to read ``keys`` packed: enough of them, and every table walks as planned.
-
-        The plan is checked once per table and store version: the packed values are in name
-        order only if SQLite walks the primary-key index and groups without sorting again.
-        """
+    def _packs(self, keys: Sequence[bytes], layout: _PackedLayout) -> tuple[str, ...] | None:
+        """The index to walk in each of ``layout``'s tables to read ``keys`` packed, or
+        ``None`` to read them row by row: too few keys, or a table that does not walk as
+        planned."""
         if len(keys) < PACKED_MIN_KEYS:
-            return False
+            return None
+        indexes = []
         for table, names, _ in layout.tables:
-            if table not in self._packable:
-                try:
-                    plan = self._conn.execute(
-                        "EXPLAIN QUERY PLAN " + _packed_select(table, 2, len(names)),
-                        [b"", b"\x00", *names],
-                    ).fetchall()
-                except sqlite3.OperationalError:  # no such table or index: read row by row
-                    plan = []
-                steps = " ".join(str(step[-1]) for step in plan)
-                self._packable[table] = (
-                    f"USING INDEX sqlite_autoindex_{table}_1" in steps
-                    and "TEMP B-TREE" not in steps
-                )
-            if not self._packable[table]:
-                return False
-        return True
+            index = self._packed_index(table, names)
+            if index is None:
+                return None
+            indexes.append(index)
+        return tuple(indexes)
 
-    def _load_packed(self, keys: Sequence[bytes], layout: _PackedLayout) -> list[FeatureRow]:
-        """The rows of ``keys``: packed per key by SQLite, decoded in bulk.
+    def _packed_index(self, table: str, names: tuple[str, ...]) -> str | None:
+        """The index a packed read of ``table`` walks, or ``None`` to read it row by row.
+
+        Checked once per table and store version: the covering index if SQLite walks it
+        alone, else the primary-key index (a store Feast wrote without it), and each only
+        if SQLite walks it without sorting (no temporary B-tree), so the packed values are
+        in name order.
+        """
+        if table not in self._packed_via:
+            # Read from the schema first: an EXPLAIN alone may be served by a statement
+            # prepared before another connection dropped or added an index.
+            present = {
+                name
+                for (name,) in self._conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?",
+                    (table,),
+                )
+            }
+            self._packed_via[table] = None
+            for index, step in (
+                (cover_index(table), "USING COVERING INDEX"),
+                (f"sqlite_autoindex_{table}_1", "USING INDEX"),
+            ):
+                if index not in present:
+                    continue
+                plan = self._conn.execute(
+                    "EXPLAIN QUERY PLAN " + _packed_select(table, 2, len(names), index),
+                    [b"", b"\x00", *names],
+                ).fetchall()
+                steps = " ".join(str(row[-1]) for row in plan)
+                if f"{step} {index}" in steps and "TEMP B-TREE" not in steps:
+                    self._packed_via[table] = index
+                    break
+        return self._packed_via[table]
+
+    def _load_packed(
+        self, keys: Sequence[bytes], layout: _PackedLayout, indexes: Sequence[str]
+    ) -> list[FeatureRow]:
+        """The rows of ``keys``: packed per key by SQLite walking ``indexes`` (one per table
+        of ``layout``), decoded in bulk.
 
         Keys the bulk decoder leaves aside (incomplete rows, another value form) are read
         row by row, so every row is what protobuf and the defaults give.
         """
-        index = {key: i for i, key in enumerate(keys)}
+        # Keys in sorted order: neighbours share the index's pages.
+        order = np.array(sorted(range(len(keys)), key=keys.__getitem__), np.int64)
+        ordered = [keys[i] for i in order.tolist()]
         slow = np.zeros(len(keys), np.bool_)
         blocks = []
-        for table, names, defaults in layout.tables:
-            found: list[Row] = []
+        for (table, names, defaults), index in zip(layout.tables, indexes, strict=True):
+            packed: list[bytes | None] = []
             for start in range(0, len(keys), _CHUNK):
-                chunk = keys[start : start + _CHUNK]
-                sql = _packed_select(table, len(chunk), len(names))
-                found += self._conn.execute(sql, [*chunk, *names]).fetchall()
-            found_keys, counts, blobs = zip(*found, strict=True) if found else ((), (), ())
-            at = np.fromiter(map(index.__getitem__, found_keys), np.int64, len(found))
-            whole = np.fromiter(counts, np.int64, len(found)) == len(names)
-            slow[at[~whole]] = True
-            if not whole.all():
-                blobs = tuple(blob for blob, w in zip(blobs, whole, strict=True) if w)
-            values, ok = decode_packed(blobs, defaults)
-            slow[at[whole][~ok]] = True
+                chunk = ordered[start : start + _CHUNK]
+                sql = _packed_select(table, len(chunk), len(names), index)
+                packed += [blob for (blob,) in self._conn.execute(sql, [*chunk, *names])]
+            # A key with no row here (None) keeps the defaults; one with some of the rows (an
+            # empty blob) is not decoded: it is read row by row.
+            held = [i for i, blob in enumerate(packed) if blob is not None]
+            values, ok = decode_packed([blob for blob in packed if blob is not None], defaults)
+            at = order[held]
+            slow[at[~ok]] = True
             block = np.empty((len(names), len(keys)), np.object_)
             for k, default in enumerate(defaults):
-                block[k] = default  # a key the table does not hold gets the defaults
-            block[:, at[whole][ok]] = values[:, ok]
+                block[k] = default
+            block[:, at[ok]] = values[:, ok]
             blocks.append(block)
-        stacked = np.concatenate(blocks)[list(layout.order)]
-        rows = [dict(zip(layout.names, col, strict=True)) for col in stacked.T.tolist()]
+        columns = np.concatenate(blocks)[list(layout.order)].tolist()
+        rows = list(map(dict, map(zip, repeat(layout.names), zip(*columns, strict=True))))
         if slow.any():
             redo = [keys[i] for i in np.flatnonzero(slow).tolist()]
             tables = tuple(table for table, _, _ in layout.tables)
@@ -771,8 +864,10 @@ class SqliteFeatureClient(CachedFeatureClient):
         keys = [variant_entity_key(rid, vid) for rid, vid in pairs]
         # An online store applied before the view existed has no table: every pair is unknown.
         exists = self._has_variant_table()
-        if exists and self._packs(keys, self._variant_layout):
-            return dict(zip(pairs, self._load_packed(keys, self._variant_layout), strict=True))
+        indexes = self._packs(keys, self._variant_layout) if exists else None
+        if indexes is not None:
+            packed = self._load_packed(keys, self._variant_layout, indexes)
+            return dict(zip(pairs, packed, strict=True))
         found = self._rows((self._variant_table,), keys) if exists else {}
         defaults = self._variant_defaults
         rows = {

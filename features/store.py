@@ -241,4 +241,16 @@ def materialize(
             store.materialize(start_date=start, end_date=until, feature_views=[name])
         except Exception as exc:  # Feast raises many types; the operator needs the cause
             raise StoreError(f"materializing {name} failed: {exc}") from exc
+    if settings.stores.online == "sqlite":
+        # The fast path's covering index, built once in bulk after Feast's first load; Feast's
+        # later upserts keep it current. Stores materialized before it get it on the next run.
+        import sqlite3
+
+        from features.online import VARIANT_VIEW, add_cover_indexes
+
+        tables = [f"{project}_{view}" for view in (*views, VARIANT_VIEW)]
+        try:
+            add_cover_indexes(online_db_path(settings), dict.fromkeys(tables))
+        except sqlite3.Error as exc:
+            raise StoreError(f"indexing the online store failed: {exc}") from exc
     return MaterializeResult(views=views, start=min(starts, default=None), end=until)

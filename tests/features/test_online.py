@@ -6,7 +6,7 @@ import math
 import shutil
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,11 +20,14 @@ from features.engineering.tables import (
     VARIANT_DEFAULTS,
 )
 from features.online import (
+    VARIANT_VIEW,
     DecodedValues,
     FeastFeatureClient,
     FeatureClient,
     InMemoryFeatureClient,
     SqliteFeatureClient,
+    add_cover_indexes,
+    cover_index,
     entity_key,
     variant_entity_key,
     with_defaults,
@@ -352,3 +355,133 @@ def test_values_the_bulk_decoder_leaves_aside_are_read_through_protobuf(
     assert math.isnan(float(nan_row.pop("engagement_score")))
     assert math.isnan(float(nan_expected.pop("engagement_score")))
     assert nan_row == nan_expected
+
+
+ONLINE_TABLES = [
+    f"inboxlab_{view}" for view in ("recipient_engagement", "recipient_send_time", VARIANT_VIEW)
+]
+
+
+def _packed_walks(client: SqliteFeatureClient, read: Callable[[], object]) -> dict[str, str]:
+    """Per table, how SQLite walks it in the packed statements ``read`` runs on ``client``:
+    the steps of their query plans that name the table.
+
+    Each statement is traced as run (parameters bound) and explained on another connection.
+    """
+    statements: list[str] = []
+    client._conn.set_trace_callback(statements.append)
+    try:
+        read()
+    finally:
+        client._conn.set_trace_callback(None)
+    path = client._conn.execute("PRAGMA database_list").fetchone()[2]
+    walks: dict[str, str] = {}
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+        for sql in statements:
+            if sql.startswith("SELECT (SELECT"):
+                plan = [row[-1] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}")]
+                assert not any("TEMP B-TREE" in step for step in plan), plan
+                table = sql.split('FROM "', 1)[1].split('"', 1)[0]
+                walk = " | ".join(step for step in plan if f" {table} " in step)
+                assert walks.setdefault(table, walk) == walk  # the same for every statement
+    return walks
+
+
+def _cover_walk(table: str) -> str:
+    return f"SEARCH {table} USING COVERING INDEX {cover_index(table)} (entity_key=?)"
+
+
+def test_materialize_adds_the_covering_indexes_that_packed_reads_walk(
+    built_world: World,
+) -> None:
+    settings, _ = built_world
+    path = online_db_path(settings)
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+        for table in ONLINE_TABLES:
+            info = conn.execute(f'PRAGMA index_info("{cover_index(table)}")').fetchall()
+            assert [column for *_, column in info] == ["entity_key", "feature_name", "value"]
+    assert add_cover_indexes(path, ONLINE_TABLES) == []  # already there: nothing to add
+    client = SqliteFeatureClient(settings, max_entries=1)
+    requests = {rid: VARIANTS for rid in IDS}
+
+    def read() -> object:
+        return client.get_many(IDS), client.variant_features_many(requests)
+
+    walks = _packed_walks(client, read)
+    assert walks == {table: _cover_walk(table) for table in ONLINE_TABLES}
+    # Feast's own read (its statement in feast.infra.online_stores.sqlite) keeps its index.
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+        for table in ONLINE_TABLES:
+            feast_read = (
+                f'SELECT entity_key, feature_name, value, event_ts FROM "{table}" '
+                "WHERE entity_key IN (?, ?) ORDER BY entity_key"
+            )
+            plan = conn.execute(f"EXPLAIN QUERY PLAN {feast_read}", (b"a", b"b")).fetchall()
+            assert [step for *_, step in plan] == [
+                f"SEARCH {table} USING INDEX {table}_ek (entity_key=?)"
+            ]
+
+
+def test_reads_with_and_without_the_covering_index_equal_feast(world_copy: Settings) -> None:
+    path = online_db_path(world_copy)
+    feast_client = FeastFeatureClient.from_settings(world_copy)
+    requests = {rid: VARIANTS for rid in IDS}
+    expected = feast_client.get_many(IDS), feast_client.variant_features_many(requests)
+
+    def walks(client: SqliteFeatureClient) -> dict[str, str]:
+        def read() -> None:
+            # Many keys (packed), and one key of each kind (row by row).
+            assert (client.get_many(IDS), client.variant_features_many(requests)) == expected
+            assert client.get("r003") == feast_client.get("r003")
+            assert client.variant_features("r004", VARIANTS) == expected[1]["r004"]
+
+        return _packed_walks(client, read)
+
+    client = SqliteFeatureClient(world_copy, max_entries=1, max_staleness=timedelta(0))
+    assert walks(client) == {table: _cover_walk(table) for table in ONLINE_TABLES}
+    # A store Feast materialized without them: the same client reads it once it has changed,
+    # and a new one from the start, through the primary-key index and the table.
+    with sqlite3.connect(path) as conn:
+        for table in ONLINE_TABLES:
+            conn.execute(f'DROP INDEX "{cover_index(table)}"')
+    primary = {
+        table: f"SEARCH {table} USING INDEX sqlite_autoindex_{table}_1 (entity_key=?)"
+        for table in ONLINE_TABLES
+    }
+    assert walks(client) == primary
+    assert walks(SqliteFeatureClient(world_copy, max_entries=1)) == primary
+    # Added again (as the next materialization does), the same client walks them again.
+    assert add_cover_indexes(path, reversed(ONLINE_TABLES)) == ONLINE_TABLES[::-1]
+    assert walks(client) == {table: _cover_walk(table) for table in ONLINE_TABLES}
+
+
+def test_feast_writes_after_the_covering_index_keep_it_current(world_copy: Settings) -> None:
+    import pandas as pd
+
+    from features.engineering.tables import feature_type
+
+    client = SqliteFeatureClient(world_copy, ENGAGEMENT_FEATURES, max_entries=1)
+    feast_client = FeastFeatureClient.from_settings(world_copy, ENGAGEMENT_FEATURES)
+    before = feast_client.get_many(IDS)
+    ids = ["r001", "r002", "r039", "newcomer"]  # three stored recipients and a new one
+    now = pd.Timestamp.now(tz="UTC")
+    frame = pd.DataFrame(
+        {
+            "recipient_id": ids,
+            "event_timestamp": [now] * len(ids),
+            "created_at": [now] * len(ids),
+            **{
+                name: [feature_type(name)(100 + i + k / 8) for i in range(len(ids))]
+                for k, name in enumerate(ENGAGEMENT_FEATURES)
+            },
+        }
+    )
+    # Feast's own upsert (the path of every later materialization) with the index in place.
+    feature_store(world_copy).write_to_online_store("recipient_engagement", frame)
+    after = feast_client.get_many([*IDS, "newcomer"])
+    assert all(after[rid] != before.get(rid) for rid in ids)
+    assert after["r039"]["sends_7d"] == 102
+    table = "inboxlab_recipient_engagement"
+    walks = _packed_walks(client, lambda: client.get_many([*IDS, "newcomer"]))
+    assert walks == {table: _cover_walk(table)}
+    assert client.get_many([*IDS, "newcomer"]) == after
