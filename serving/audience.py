@@ -1,14 +1,14 @@
-"""Decisions for a group of requests, computed column by column.
+"""Decisions for a chunk of an audience, computed column by column.
 
-Eligibility, variant, send time and scores, with the rules, models and reasons documented in
-:mod:`serving.decide`, each step working on the whole group: one state query, the bandit
-draws of each (experiment, tier, day) in one call, the hour-expanded send-time matrix of every
-recipient in one model call, one call per scoring model, and the decisions kept as columns
-rather than validated records. A single decision is a group of one, requests that arrived
-together (:mod:`serving.coalesce`) a group of a few, a batch chunk a group of thousands. With
-send-time exploration on, the exploration draws of a group are taken together, after its
-bandit draws, rather than interleaved per recipient, so a group and the same requests decided
-one by one explore different recipients from the same seed.
+The same steps as :class:`~serving.decide.DecisionEngine` — eligibility, variant, send time,
+scores — with the same rules, models and reasons, but every step works on the whole chunk:
+one state query, the bandit draws of each (experiment, tier, day) in one call, the
+hour-expanded send-time matrix of every recipient in one model call, one call per scoring
+model, and the decisions kept as columns rather than validated records. Given the same
+inputs and random generator state, a decision equals the one ``DecisionEngine.decide`` makes
+(a test compares both on a small audience), with one documented difference: with send-time
+exploration on, the exploration draws of a chunk are taken together, after its bandit
+draws, rather than interleaved per recipient, so the same seed explores other recipients.
 """
 
 from __future__ import annotations
@@ -20,19 +20,18 @@ from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pydantic_core
 from numpy.typing import NDArray
 
-from features.engineering.tables import VARIANT_DEFAULTS, FeatureValue
-from features.online import VIEW_OF_FEATURE, FeatureClient, FeatureRow, with_defaults
-from inboxlab.records import Action, DecisionRecord
+from features.online import VIEW_OF_FEATURE, FeatureRow, with_defaults
+from inboxlab.records import Action
 from serving.assignment import FixedSplit
-from serving.budget import BudgetExceededError, ReadGuard
-from serving.budget import Pending as PendingRead
+from serving.bandit import Allocation
 from serving.columns import FeatureBlock
+from serving.decide import DecisionEngine, variant_columns
 from serving.eligibility import RecipientState, evaluate
 from serving.hours import HourGrid, profile_scores
 from serving.policy import engagement_tier
@@ -40,13 +39,10 @@ from serving.schemas import DecisionRequest, DecisionResponse, Scores
 from serving.scoring.send_time import Candidates, candidate_hours
 from serving.store.bulk import DecisionColumns
 from serving.store.stats import StatKey
-from training.context import LIFT_INPUTS, PROFILE_COLUMNS, context_features, engagement_inputs
+from training.context import context_features, engagement_inputs
 from training.specs import ModelKind
 
-if TYPE_CHECKING:
-    from serving.decide import DecisionEngine
-
-__all__ = ["AudienceDecisions", "AudienceScorer", "score_hours", "variant_columns"]
+__all__ = ["AudienceDecisions", "AudienceScorer"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,9 +51,6 @@ IntArray = NDArray[np.int64]
 Pending = Mapping[str, Mapping[str, datetime]]
 
 _SCORE_KEYS = ("p_open", "p_click", "p_convert")
-#: Up to this many distinct recipients, a model's input rows are encoded from the feature
-#: rows directly: cheaper than named column views when the group is small.
-ROWWISE = 16
 
 
 def _new_ids(n: int) -> list[str]:
@@ -68,15 +61,8 @@ def _new_ids(n: int) -> list[str]:
     for every row (about a quarter of the insert time at a few hundred thousand rows). The
     74 random bits keep them unique across replicas.
     """
-    millis = time.time_ns() // 1_000_000
-    if n <= 8:  # the same layout from one integer each: cheaper than arrays for a few
-        ids = []
-        for _ in range(n):
-            rand = int.from_bytes(os.urandom(10), "big")  # 80 bits, 74 of them used
-            value = millis << 80 | 0x7 << 76 | (rand >> 68) << 64 | 0b10 << 62
-            ids.append(f"{value | rand & (1 << 62) - 1:032x}")
-        return ids
     raw = np.frombuffer(os.urandom(16 * n), dtype=np.uint8).reshape(n, 16).copy()
+    millis = time.time_ns() // 1_000_000
     raw[:, :6] = np.frombuffer(millis.to_bytes(6, "big"), dtype=np.uint8)
     raw[:, 6] = (raw[:, 6] & 0x0F) | 0x70  # version 7
     raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80  # RFC 9562 variant
@@ -115,12 +101,6 @@ class AudienceDecisions:
     scores: dict[str, list[float | None]]
     #: Local (hour, weekday) of each chosen send time, by request position.
     local: dict[int, tuple[int, int]] = field(default_factory=dict, repr=False)
-    #: The send-time model's hour-affinity inputs of every scored hour (name -> values), and
-    #: where each request's chosen hour is among them: the engagement model reads them at the
-    #: chosen hour. Empty without the model.
-    context: dict[str, FloatArray] = field(default_factory=dict, repr=False)
-    context_at: dict[int, int] = field(default_factory=dict, repr=False)
-    _feature_json: list[str] | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.requests)
@@ -180,13 +160,13 @@ class AudienceDecisions:
         body = pydantic_core.to_json(lines)
         return body[1:-1].replace(b'},{"decision_id"', b'}\n{"decision_id"') + b"\n"
 
-    def columns(self) -> tuple[DecisionColumns, Counter[StatKey]]:
+    def columns(self, feature_json: Sequence[str]) -> tuple[DecisionColumns, Counter[StatKey]]:
         """The decisions as store columns, and the bandit trials they add per arm and day.
 
-        The feature rows are encoded by :meth:`feature_json` (once).
+        ``feature_json`` holds each request's features already encoded (shared between
+        repeats of a recipient).
         """
         n = len(self)
-        feature_json = self.feature_json()
         send = Action.SEND
         shown = [a is send for a in self.actions]
         variant = [v if s else None for v, s in zip(self.variant_id, shown, strict=True)]
@@ -222,7 +202,7 @@ class AudienceDecisions:
             send_time_propensity=self.send_time_propensity,
             scores=score_json,
             model_versions=[_json(self.versions)] * n,
-            features=feature_json,
+            features=list(feature_json),
             segment=self.segment,
             policy=self.policy,
         )
@@ -233,47 +213,6 @@ class AudienceDecisions:
                 day = self.now[i].astimezone(UTC).date()
                 trials[experiment, arm, self.segment[i] or "", day] += 1
         return columns, trials
-
-    def feature_json(self) -> list[str]:
-        """Each decision's feature row as JSON text, encoded on the first call; a recipient's
-        row is encoded once, however often the group repeats it."""
-        if self._feature_json is None:
-            by_row: dict[int, str] = {}
-            encoded = []
-            for row in self.features:
-                text = by_row.get(id(row))
-                if text is None:
-                    text = by_row[id(row)] = _json(row)
-                encoded.append(text)
-            self._feature_json = encoded
-        return self._feature_json
-
-    def records(self) -> list[tuple[DecisionRecord, FeatureRow]]:
-        """The decisions as validated records, each with the feature row it was made with
-        (what the render path's writer queues)."""
-        out = []
-        for i, request in enumerate(self.requests):
-            variant, propensity = self._shown(i)
-            scores = {k: v for k in _SCORE_KEYS if (v := self.scores[k][i]) is not None}
-            record = DecisionRecord(
-                decision_id=self.decision_ids[i],
-                recipient_id=request.recipient_id,
-                campaign_id=request.campaign_id,
-                experiment_id=request.experiment_id,
-                decided_at=self.now[i],
-                action=self.actions[i],
-                reasons=tuple(self.reasons[i]),
-                variant_id=variant,
-                variant_propensity=propensity,
-                send_at=self.send_at[i],
-                send_time_propensity=self.send_time_propensity[i],
-                scores=scores,
-                model_versions=self.versions,
-                segment=self.segment[i],
-                policy=self.policy[i],
-            )
-            out.append((record, self.features[i]))
-        return out
 
     def sends(self) -> dict[str, dict[str, datetime]]:
         """``{recipient: {decision_id: send time}}`` of the chunk's sends (pending writes)."""
@@ -307,32 +246,18 @@ class AudienceScorer:
             or d.fatigue_threshold is not None
         )
         self._default_row = with_defaults(None, VIEW_OF_FEATURE)
-        self._inline = ReadGuard(0)
-        self._inputs: tuple[tuple[object, ...], frozenset[str]] | None = None
         self._splits: dict[str, FixedSplit] = {}
         self._candidates: dict[tuple[datetime, datetime, str], Candidates] = {}
-        self._grids: dict[int, tuple[Candidates, HourGrid]] = {}
 
     # -- the chunk ---------------------------------------------------------------------------
 
     def decide(
-        self,
-        requests: Sequence[DecisionRequest],
-        *,
-        pending: Pending | None = None,
-        guard: ReadGuard | None = None,
-    ) -> AudienceDecisions:
-        """The decisions of ``requests`` (not stored).
+        self, requests: Sequence[DecisionRequest], *, pending: Pending | None = None
+    ) -> tuple[AudienceDecisions, list[str]]:
+        """The decisions of ``requests`` (not stored), and each request's features as JSON.
 
         ``pending`` holds sends decided but not yet committed (the previous chunk of a
         pipelined batch); they count for frequency caps and fatigue.
-
-        ``guard`` bounds the two reads, features and recipient state, by the render path's
-        budget: both start at once on the guard's threads and are collected by one deadline.
-        Without it they run inline, unbounded. Either way a read that fails or runs over
-        gives its documented fallback (see :mod:`serving.decide`): cold-start features with
-        ``features_unavailable`` or ``features_timeout``, or ``suppress`` with
-        ``recipient_state_unavailable``.
         """
         default_now = datetime.now(UTC)
         n = len(requests)
@@ -340,15 +265,10 @@ class AudienceScorer:
         unique = list(dict.fromkeys(ids))
         where = {rid: j for j, rid in enumerate(unique)}
         owner = np.fromiter((where[rid] for rid in ids), dtype=np.int64, count=n)
-        now = [r.now or default_now for r in requests]
-        guard = guard or self._inline
-        deadline = guard.deadline()
-        client = self.engine.features
-        features = guard.start(lambda: client.get_many(unique)) if client is not None else None
-        states = guard.start(lambda: self._states(ids, now, unique, pending))
-        found, failed = _feature_rows(guard, features, deadline)
+        found, failed = self._read_features(unique)
         unique_rows = [found.get(rid) or self._default_row for rid in unique]
         rows = [unique_rows[j] for j in owner.tolist()]
+        now = [r.now or default_now for r in requests]
         out = AudienceDecisions(
             requests=requests,
             decision_ids=_new_ids(n),
@@ -366,57 +286,63 @@ class AudienceScorer:
             scores={k: [None] * n for k in _SCORE_KEYS},
         )
         block = FeatureBlock(unique_rows)
-        try:
-            stored = guard.result(states, deadline)
-        except Exception as exc:  # a slow or failing store must not fail the decisions
-            logger.error("recipient state unavailable: %s", exc)
-            stored = None
-        self._eligibility(out, stored)
+        self._eligibility(out, unique, pending)
         sendable = [i for i in range(n) if out.actions[i] is Action.SEND]
         self._variants(out, sendable)
         self._send_times(out, sendable, block, owner)
         self._scores(out, block, owner)
-        return out
+        encoded = [_json(row) for row in unique_rows]
+        return out, [encoded[j] for j in owner.tolist()]
+
+    def _read_features(self, unique: list[str]) -> tuple[Mapping[str, FeatureRow], str | None]:
+        client = self.engine.features
+        if client is None:
+            return {}, "features_unavailable"
+        try:
+            return client.get_many(unique), None
+        except Exception as exc:  # the batch, like the render path, falls back to defaults
+            logger.error("feature store failed: %s", exc)
+            return {}, "features_unavailable"
 
     # -- eligibility -------------------------------------------------------------------------
 
     def _states(
-        self,
-        ids: Sequence[str],
-        now: Sequence[datetime],
-        unique: list[str],
-        pending: Pending | None,
-    ) -> dict[tuple[str, datetime], RecipientState]:
-        """Each request's stored state, by (recipient, time of the request)."""
+        self, out: AudienceDecisions, unique: list[str], pending: Pending | None
+    ) -> dict[tuple[str, datetime], RecipientState] | None:
         engine = self.engine
-        if not self._frequency_rules:
-            # Only consent matters: one query, whatever the recipients' send history.
-            flags = engine.store.recipient_states(
-                unique, now=now[0] if now else datetime.now(UTC), history=False
-            )
-            return {(rid, at): flags[rid] for rid, at in zip(ids, now, strict=True)}
-        by_now: dict[datetime, list[str]] = {}
-        for rid, at in zip(ids, now, strict=True):
-            by_now.setdefault(at, []).append(rid)
-        states: dict[tuple[str, datetime], RecipientState] = {}
-        for at, group in by_now.items():
-            queued: dict[str, dict[str, datetime]] = defaultdict(dict)
-            sources = [pending or {}]
-            if engine.writer is not None:
-                sources.append(engine.writer.pending_sends(group))
-            for source in sources:
-                for rid, sends in source.items():
-                    queued[rid].update(sends)
-            found = engine.store.recipient_states(group, now=at, pending=queued)
-            for rid, state in found.items():
-                states[rid, at] = state
-        return states
+        try:
+            if not self._frequency_rules:
+                # Only consent matters: one query, whatever the recipients' send history.
+                flags = engine.store.recipient_states(
+                    unique, now=out.now[0] if out.now else datetime.now(UTC), history=False
+                )
+                return {(rid, at): flags[rid] for rid, at in zip(_ids(out), out.now, strict=True)}
+            by_now: dict[datetime, list[str]] = {}
+            for rid, at in zip(_ids(out), out.now, strict=True):
+                by_now.setdefault(at, []).append(rid)
+            states: dict[tuple[str, datetime], RecipientState] = {}
+            for at, group in by_now.items():
+                queued: dict[str, dict[str, datetime]] = defaultdict(dict)
+                sources = [pending or {}]
+                if engine.writer is not None:
+                    sources.append(engine.writer.pending_sends(group))
+                for source in sources:
+                    for rid, sends in source.items():
+                        queued[rid].update(sends)
+                found = engine.store.recipient_states(group, now=at, pending=queued)
+                for rid, state in found.items():
+                    states[rid, at] = state
+            return states
+        except Exception as exc:  # a failing store must not fail the batch
+            logger.error("recipient state unavailable: %s", exc)
+            return None
 
     def _eligibility(
-        self, out: AudienceDecisions, states: Mapping[tuple[str, datetime], RecipientState] | None
+        self, out: AudienceDecisions, unique: list[str], pending: Pending | None
     ) -> None:
         engine = self.engine
         config = engine.eligibility
+        states = self._states(out, unique, pending)
         for i, request in enumerate(out.requests):
             if states is None:
                 out.actions[i] = Action.SUPPRESS
@@ -493,7 +419,7 @@ class AudienceScorer:
             allocation = engine.policy.allocation(
                 engine.definition(experiment_id), tier=tier, today=today
             )
-            arms, probabilities = allocation.draw_many(draws[members])
+            arms, probabilities = _draw(allocation, draws[members])
             for k, arm, p in zip(members, arms, probabilities, strict=True):
                 out.variant_id[order[k]], out.variant_propensity[order[k]] = arm, p
 
@@ -515,15 +441,6 @@ class AudienceScorer:
             self._candidates[key] = found
         return found
 
-    def _grid(self, window: Candidates) -> HourGrid:
-        """The grid of one window (a single decision's), kept with the window."""
-        held = self._grids.get(id(window))
-        if held is None or held[0] is not window:
-            if len(self._grids) > 10_000:
-                self._grids.clear()
-            held = self._grids[id(window)] = (window, HourGrid([window]))
-        return held[1]
-
     def _send_times(
         self, out: AudienceDecisions, sendable: list[int], block: FeatureBlock, owner: IntArray
     ) -> None:
@@ -532,12 +449,10 @@ class AudienceScorer:
         d = self.engine.settings.decisions
         loaded = self.engine.models.models.get(ModelKind.SEND_TIME)
         windows = [self._window(out, i) for i in sendable]
-        hours = self._grid(windows[0]) if len(windows) == 1 else HourGrid(windows)
+        hours = HourGrid(windows)
         who = owner[sendable]
         if loaded is not None:
-            scores, out.context = score_hours(
-                loaded.model, hours, block, who, self.send_time_threads
-            )
+            scores = self._score_hours(loaded.model, hours, block, who)
             unscored = np.zeros(len(sendable), dtype=bool)
         else:
             for i in sendable:
@@ -554,8 +469,6 @@ class AudienceScorer:
                 out.reasons[i].append("send_window_has_no_whole_hour")
                 continue
             at = int(chosen.index[k])
-            if out.context and hours.allowed[k, at]:
-                out.context_at[i] = int(hours.positions[k, at])
             out.send_at[i] = window.utc[at]
             out.local[i] = (int(window.local_hour[at]), int(window.local_weekday[at]))
             out.send_time_propensity[i] = float(chosen.propensity[k])
@@ -566,6 +479,40 @@ class AudienceScorer:
             if p_open is not None:
                 out.scores["p_open"][i] = p_open[k]
 
+    def _score_hours(
+        self, model: Any, hours: HourGrid, block: FeatureBlock, who: IntArray
+    ) -> FloatArray:
+        """Raw send-time scores, (recipients × longest window), ``-inf`` where not a candidate.
+
+        Only the hours that can be chosen are scored: a quiet hour never is (unless the whole
+        window is quiet), so scoring it would only cost time. Each distinct recipient is
+        encoded once and its row repeated for each of its hours; only the hour-dependent
+        columns differ between the repeats.
+        """
+        scores = np.full(hours.valid.shape, -np.inf)
+        scored = hours.allowed
+        if not scored.any():
+            return scores
+        distinct, back = np.unique(who, return_inverse=True)
+        base = model.matrix(block.columns(distinct), len(distinct))
+        owners = np.repeat(back, scored.sum(axis=1))
+        x = base[owners]
+        flat_hours = hours.local_hour[scored]
+        flat_days = hours.local_weekday[scored]
+        index = model.index
+        if "local_hour" in index:
+            x[:, index["local_hour"]] = flat_hours
+        if "local_weekday" in index:
+            x[:, index["local_weekday"]] = flat_days
+        # One profile row per distinct recipient, read by each of its hours through ``owners``.
+        for name, values in context_features(
+            lambda names: block.profile(names, distinct, None), flat_hours, flat_days, owners
+        ).items():
+            if name in index:
+                x[:, index[name]] = values
+        scores[scored] = model.raw_matrix(x, threads=self.send_time_threads)
+        return scores
+
     # -- scores ------------------------------------------------------------------------------
 
     def _scores(self, out: AudienceDecisions, block: FeatureBlock, owner: IntArray) -> None:
@@ -573,13 +520,7 @@ class AudienceScorer:
         if not live:
             return
         models = self.engine.models.models
-        # The engagement model's hour affinities at the chosen hours, from the send-time
-        # scoring when every send has them (computed from the profiles otherwise).
-        context = None
-        if out.context and all(i in out.context_at for i in live):
-            at = np.array([out.context_at[i] for i in live])
-            context = {name: values[at] for name, values in out.context.items()}
-        columns = block.columns(owner[live], self._stored_inputs(profiles=context is None))
+        columns = block.columns(owner[live])
         local = [out.local[i] for i in live]
         columns["local_hour"] = np.array([h for h, _ in local], dtype=float)
         columns["local_weekday"] = np.array([w for _, w in local], dtype=float)
@@ -590,141 +531,31 @@ class AudienceScorer:
                 for i in live:
                     out.reasons[i].append(f"model_unavailable:{kind.value}")
                 continue
-            inputs = (
-                self._engagement_inputs(out, live, columns, context)
-                if key == "p_click"
-                else columns
-            )
+            inputs = self._engagement_inputs(out, live, columns) if key == "p_click" else columns
             probs = loaded.model.predict(inputs, len(live)).tolist()
             target = out.scores[key]
             for i, p in zip(live, probs, strict=True):
                 target[i] = p
 
-    def _stored_inputs(self, profiles: bool) -> frozenset[str]:
-        """Names of the stored features the engagement and propensity models read, plus the
-        profiles when the engagement model has to derive its hour affinities itself."""
-        models = self.engine.models.models
-        key = (profiles, *(id(m) for m in models.values()))
-        if self._inputs is None or self._inputs[0] != key:
-            names = set(LIFT_INPUTS)
-            for kind in (ModelKind.ENGAGEMENT, ModelKind.PROPENSITY):
-                loaded = models.get(kind)
-                if loaded is not None:
-                    names.update(loaded.model.features)
-            if profiles:
-                names.update(PROFILE_COLUMNS)
-            self._inputs = (key, frozenset(names))
-        return self._inputs[1]
-
     def _engagement_inputs(
-        self,
-        out: AudienceDecisions,
-        live: list[int],
-        columns: Mapping[str, Any],
-        context: Mapping[str, FloatArray] | None,
+        self, out: AudienceDecisions, live: list[int], columns: Mapping[str, Any]
     ) -> dict[str, Any]:
         """The engagement model's columns, with each send's own variant history."""
         sends = [(out.requests[i].recipient_id, out.variant_id[i]) for i in live]
         reasons = [out.reasons[i] for i in live]
         stored = {**columns, **variant_columns(self.engine.features, sends, reasons)}
         return engagement_inputs(
-            stored,
-            columns["variant_id"],
-            columns["local_hour"],
-            columns["local_weekday"],
-            context=context,
+            stored, columns["variant_id"], columns["local_hour"], columns["local_weekday"]
         )
 
 
-def score_hours(
-    model: Any, hours: HourGrid, block: FeatureBlock, who: IntArray, threads: int = 1
-) -> tuple[FloatArray, dict[str, FloatArray]]:
-    """Raw send-time scores, (recipients × longest window), ``-inf`` where not a candidate;
-    and the hour-affinity inputs (:func:`~training.context.context_features`) of every scored
-    hour, in the row-major order of ``hours.allowed``.
-
-    Only the hours that can be chosen are scored: a quiet hour never is (unless the whole
-    window is quiet), so scoring it would only cost time. Each distinct recipient (``who``
-    indexes ``block``) is encoded once and its row repeated for each of its hours; only the
-    hour-dependent columns differ between the repeats. ``threads`` is for the model call.
-    """
-    scores = np.full(hours.valid.shape, -np.inf)
-    scored = hours.allowed
-    if not scored.any():
-        return scores, {}
-    if len(who) == 1 or bool((np.diff(who) > 0).all()):  # distinct already (np.unique is slow)
-        distinct, back = who, np.arange(len(who))
-    else:
-        distinct, back = np.unique(who, return_inverse=True)
-    if len(distinct) <= ROWWISE:  # a few recipients: straight from their rows
-        base = model.rows([block.rows[j] for j in distinct.tolist()])
-    else:
-        base = model.matrix(block.columns(distinct, model.index), len(distinct))
-    owners = np.repeat(back, scored.sum(axis=1))
-    x = base[owners]
-    flat_hours = hours.local_hour[scored]
-    flat_days = hours.local_weekday[scored]
-    index = model.index
-    if "local_hour" in index:
-        x[:, index["local_hour"]] = flat_hours
-    if "local_weekday" in index:
-        x[:, index["local_weekday"]] = flat_days
-    # One profile row per distinct recipient, read by each of its hours through ``owners``.
-    context = context_features(
-        lambda names: block.profile(names, distinct, None), flat_hours, flat_days, owners
-    )
-    for name, values in context.items():
-        if name in index:
-            x[:, index[name]] = values
-    scores[scored] = model.raw_matrix(x, threads=threads)
-    return scores, context
+def _ids(out: AudienceDecisions) -> list[str]:
+    return [r.recipient_id for r in out.requests]
 
 
-def variant_columns(
-    client: FeatureClient | None,
-    sends: Sequence[tuple[str, str | None]],
-    reasons: Sequence[list[str]],
-) -> dict[str, list[FeatureValue]]:
-    """The per-variant features of each send's (recipient, variant) pair, as columns.
-
-    A pair the store does not know, a send without a variant, and every send when the store
-    fails get :data:`~features.engineering.tables.VARIANT_DEFAULTS`; a failure also adds the
-    reason ``features_unavailable`` to each send's ``reasons``. One recipient may appear
-    several times, with different variants.
-    """
-    wanted: dict[str, list[str]] = {}
-    for rid, variant in sends:
-        if variant:
-            wanted.setdefault(rid, []).append(variant)
-    pairs: Mapping[str, Mapping[str, FeatureRow]] = {}
-    if wanted and client is not None:
-        try:
-            pairs = client.variant_features_many(wanted)
-        except Exception:
-            logger.exception("per-variant features unavailable; using cold-start defaults")
-            for own in reasons:
-                if "features_unavailable" not in own:
-                    own.append("features_unavailable")
-    empty: FeatureRow = {}
-    found = [pairs.get(rid, {}).get(variant or "", empty) for rid, variant in sends]
-    return {
-        name: [row.get(name, default) for row in found]
-        for name, default in VARIANT_DEFAULTS.items()
-    }
-
-
-def _feature_rows(
-    guard: ReadGuard, read: PendingRead[dict[str, FeatureRow]] | None, deadline: float
-) -> tuple[Mapping[str, FeatureRow], str | None]:
-    """The online feature rows, or none and the reason why (the decisions then use the
-    cold-start defaults)."""
-    if read is None:
-        return {}, "features_unavailable"
-    try:
-        return guard.result(read, deadline), None
-    except BudgetExceededError as exc:
-        logger.warning("feature store over budget: %s", exc)
-        return {}, "features_timeout"
-    except Exception as exc:  # the render path must not fail on the feature store
-        logger.error("feature store failed: %s", exc)
-        return {}, "features_unavailable"
+def _draw(allocation: Allocation, uniforms: FloatArray) -> tuple[list[str], list[float]]:
+    """:meth:`Allocation.draw` for many uniforms at once (the same arm for the same one)."""
+    cumulative = np.cumsum(allocation.probabilities)
+    cumulative = cumulative / cumulative[-1]
+    index = np.searchsorted(cumulative, uniforms, side="right").tolist()
+    return [allocation.arms[k] for k in index], [allocation.probabilities[k] for k in index]

@@ -272,11 +272,6 @@ class Allocation:
         index = int(np.searchsorted(self._cumulative, rng.random(), side="right"))
         return self.arms[index], self.probabilities[index]
 
-    def draw_many(self, uniforms: FloatArray) -> tuple[list[str], list[float]]:
-        """:meth:`draw` for many uniforms at once: the same arm for the same uniform."""
-        index = np.searchsorted(self._cumulative, uniforms, side="right").tolist()
-        return [self.arms[k] for k in index], [self.probabilities[k] for k in index]
-
     def probability(self, arm: str) -> float:
         """The allocation probability of ``arm``."""
         return self.probabilities[self.arms.index(arm)]

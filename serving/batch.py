@@ -147,14 +147,11 @@ class BatchDecider:
                     chunk = requests[start : start + self.chunk_size]
                     pending = previous.decisions.sends() if previous is not None else None
                     with paused_gc():
-                        decisions = self.scorer.decide(chunk, pending=pending)
-                        # Encoded here, not by the writer thread: both hold the GIL, and in
-                        # sequence they cost less wall time than contending for it.
-                        decisions.feature_json()
+                        decisions, feature_json = self.scorer.decide(chunk, pending=pending)
                     if previous is not None:
                         previous.commit.result()
                         yield previous.decisions.ndjson()
-                    write = pool.submit(self._store, decisions)
+                    write = pool.submit(self._store, decisions, feature_json)
                     previous = _Written(decisions, write)
                 if previous is not None:
                     previous.commit.result()
@@ -164,9 +161,9 @@ class BatchDecider:
                 if previous is not None:  # the client left: still finish the write under way
                     previous.commit.exception()
 
-    def _store(self, decisions: AudienceDecisions) -> int:
+    def _store(self, decisions: AudienceDecisions, feature_json: Sequence[str]) -> int:
         with paused_gc():
-            columns, trials = decisions.columns()
+            columns, trials = decisions.columns(feature_json)
             return insert_decisions(self.engine.store.engine, columns, trials)
 
     def decide(self, requests: Sequence[DecisionRequest]) -> list[DecisionResponse]:
@@ -177,7 +174,7 @@ class BatchDecider:
         for start in range(0, len(requests), self.chunk_size):
             chunk = requests[start : start + self.chunk_size]
             with paused_gc():
-                decisions = self.scorer.decide(chunk)
-            self._store(decisions)
+                decisions, feature_json = self.scorer.decide(chunk)
+            self._store(decisions, feature_json)
             out.extend(decisions.responses())
         return out

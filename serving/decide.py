@@ -1,11 +1,5 @@
 """The render-time decision: eligibility, variant, send time, scores, stored with propensities.
 
-:class:`DecisionEngine` owns what a decision needs (stores, feature client, models, bandit
-policy, random generator, writer) and checks, decides and stores; the steps themselves run
-column by column in :class:`~serving.audience.AudienceScorer`, for one request, a group that
-arrived together (:mod:`serving.coalesce`) and a batch chunk alike, so the three give the same
-decisions from the same draws.
-
 Never fails the render path: missing features, a model that cannot load or a feature store
 that errors each give a documented fallback and a reason in ``reasons``:
 
@@ -29,25 +23,69 @@ that errors each give a documented fallback and a reason in ``reasons``:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+import uuid
+from collections.abc import Container, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
 
 import numpy as np
+from numpy.typing import NDArray
 
-from features.online import FeatureClient
+from features.engineering.tables import DEFAULTS, VARIANT_DEFAULTS, FeatureValue
+from features.online import VIEW_OF_FEATURE, FeatureClient, FeatureRow, with_defaults
 from inboxlab.errors import InvalidInputError, NotFoundError
 from inboxlab.experiment import ExperimentDefinition
+from inboxlab.records import Action, DecisionRecord
 from inboxlab.settings import Settings
-from serving.audience import AudienceScorer
-from serving.budget import ReadGuard
-from serving.eligibility import EligibilityConfig
-from serving.policy import VariantPolicy
-from serving.schemas import DecisionRequest, DecisionResponse
+from serving.budget import BudgetExceededError, Pending, ReadGuard
+from serving.eligibility import EligibilityConfig, RecipientState, evaluate
+from serving.policy import VariantPolicy, engagement_tier
+from serving.schemas import DecisionRequest, DecisionResponse, Scores
 from serving.scoring.models import ModelSet
+from serving.scoring.send_time import Candidates, candidate_hours, choose
 from serving.store import DecisionStore
 from serving.store.experiments import ExperimentStore
 from serving.store.writer import DecisionWriter
+from training.context import (
+    LIFT_INPUTS,
+    OPEN_DAYS,
+    OPEN_HOURS,
+    PROFILE_COLUMNS,
+    context_features,
+    engagement_inputs,
+)
+from training.specs import ModelKind
 
-__all__ = ["DecisionEngine"]
+__all__ = ["DecisionEngine", "variant_columns"]
+
+logger = logging.getLogger(__name__)
+
+FloatArray = NDArray[np.float64]
+
+
+@dataclass(slots=True)
+class _Draft:
+    request: DecisionRequest
+    now: datetime
+    decision_id: str
+    features: FeatureRow
+    timezone: str
+    reasons: list[str] = field(default_factory=list)
+    action: Action = Action.SEND
+    definition: ExperimentDefinition | None = None
+    variant_id: str | None = None
+    variant_propensity: float | None = None
+    policy: Literal["bandit", "ab", "fixed", "none"] = "none"
+    segment: str | None = None
+    send_at: datetime | None = None
+    send_time_propensity: float | None = None
+    scores: dict[str, float | None] = field(default_factory=dict)
+    # The send-time model's hour-affinity inputs of each candidate hour (name -> values), as
+    # the engagement model needs them at the chosen hour; None without the model.
+    context: dict[str, FloatArray] | None = None
+    context_at: int = -1
 
 
 class DecisionEngine:
@@ -88,9 +126,13 @@ class DecisionEngine:
         self.policy = VariantPolicy(
             store, refresh_seconds=d.allocation_refresh_seconds, salt=d.holdout_salt
         )
+        # Send and engagement history only matter to a frequency cap or the fatigue rule:
+        # without one, the recipient state is the consent flags alone (a far smaller read).
+        self._history = any(
+            rule is not None for rule in (d.max_sends_1d, d.max_sends_7d, d.fatigue_threshold)
+        )
         self._definitions: dict[str, ExperimentDefinition] = {}
-        #: The decisions themselves, column by column (the batch endpoint's scorer too).
-        self.scorer = AudienceScorer(self)
+        self._inputs: tuple[tuple[object, ...], frozenset[str]] | None = None
 
     # -- public ------------------------------------------------------------------------------
 
@@ -106,17 +148,40 @@ class DecisionEngine:
         return self._decide(requests)
 
     def _decide(self, requests: Sequence[DecisionRequest]) -> list[DecisionResponse]:
-        for request in requests:
-            self.check(request)  # NotFoundError, InvalidInputError before anything is read
-        decisions = self.scorer.decide(requests, guard=self.guard)
-        items = decisions.records()
+        guard = self.guard
+        deadline = guard.deadline()
+        default_now = datetime.now(UTC)
+        ids = list(dict.fromkeys(r.recipient_id for r in requests))
+        client = self.features
+        features = guard.start(lambda: client.get_many(ids)) if client is not None else None
+        state = guard.start(lambda: self._states(requests, default_now))
+        drafts = self._drafts(requests, default_now, self._features(guard, features, deadline))
+        try:
+            states = guard.result(state, deadline)
+        except Exception as exc:  # a slow or failing store must not fail the render path
+            logger.error("recipient state unavailable: %s", exc)
+            states = None
+        for draft in drafts:
+            if states is None:
+                draft.action = Action.SUPPRESS
+                draft.reasons.append("recipient_state_unavailable")
+            else:
+                self._eligibility(draft, states[draft.request.recipient_id, draft.now])
+        sendable = [d for d in drafts if d.action is Action.SEND]
+        for draft in sendable:
+            self._variant(draft)
+        self._send_times(sendable)
+        self._scores(sendable)
+        versions = self.models.versions
+        made = [self._record(d, versions) for d in drafts]
+        items = [(record, features) for record, features, _ in made]
         if self.writer is not None:
             self.writer.submit(items)
         elif len(items) == 1:
             self.store.record_decision(items[0][0], features=items[0][1])
         else:
             self.store.record_decisions(items)
-        return decisions.responses()
+        return [response for _, _, response in made]
 
     def check(self, request: DecisionRequest) -> ExperimentDefinition | None:
         """The request's experiment (None without one), refusing an unknown experiment or
@@ -148,6 +213,42 @@ class DecisionEngine:
         if self.writer is not None:
             self.writer.close()
 
+    def _states(
+        self, requests: Sequence[DecisionRequest], default_now: datetime
+    ) -> dict[tuple[str, datetime], RecipientState]:
+        """Stored state of every recipient, per distinct request time (one query each)."""
+        by_now: dict[datetime, list[str]] = {}
+        for r in requests:
+            by_now.setdefault(r.now or default_now, []).append(r.recipient_id)
+        states: dict[tuple[str, datetime], RecipientState] = {}
+        history = self._history
+        for now, group in by_now.items():
+            pending = None
+            if history and self.writer is not None:
+                pending = self.writer.pending_sends(group)
+            found = self.store.recipient_states(group, now=now, pending=pending, history=history)
+            for rid, one in found.items():
+                states[rid, now] = one
+        return states
+
+    def _features(
+        self,
+        guard: ReadGuard,
+        read: Pending[dict[str, FeatureRow]] | None,
+        deadline: float,
+    ) -> tuple[Mapping[str, FeatureRow], str | None]:
+        """Online features, or none and the reason why (the drafts then use defaults)."""
+        if read is None:
+            return {}, "features_unavailable"
+        try:
+            return guard.result(read, deadline), None
+        except BudgetExceededError as exc:
+            logger.warning("feature store over budget: %s", exc)
+            return {}, "features_timeout"
+        except Exception as exc:  # the render path must not fail on the feature store
+            logger.error("feature store failed: %s", exc)
+            return {}, "features_unavailable"
+
     def definition(self, experiment_id: str) -> ExperimentDefinition:
         """The experiment's definition (cached; definitions are immutable)."""
         found = self._definitions.get(experiment_id)
@@ -157,3 +258,326 @@ class DecisionEngine:
                 raise NotFoundError(f"experiment {experiment_id!r} does not exist")
             self._definitions[experiment_id] = found
         return found
+
+    # -- steps -------------------------------------------------------------------------------
+
+    def _drafts(
+        self,
+        requests: Sequence[DecisionRequest],
+        default_now: datetime,
+        read: tuple[Mapping[str, FeatureRow], str | None],
+    ) -> list[_Draft]:
+        rows, failed = read
+        drafts: list[_Draft] = []
+        for request in requests:
+            features = rows.get(request.recipient_id) or with_defaults(None, VIEW_OF_FEATURE)
+            timezone = request.context.timezone or str(features.get("timezone") or "UTC")
+            draft = _Draft(
+                request=request,
+                now=request.now or default_now,
+                decision_id=uuid.uuid4().hex,
+                features=features,
+                timezone=timezone,
+            )
+            if failed is not None:
+                draft.reasons.append(failed)
+            draft.definition = self.check(request)
+            drafts.append(draft)
+        return drafts
+
+    def _eligibility(self, draft: _Draft, stored: RecipientState) -> None:
+        f = draft.features
+        # History imported into the event log reaches the decision through the features.
+        state = RecipientState(
+            unsubscribed=stored.unsubscribed or bool(f.get("is_unsubscribed")),
+            complained=stored.complained or bool(f.get("has_complained")),
+            hard_bounced=stored.hard_bounced or bool(f.get("has_bounced")),
+            send_times=stored.send_times,
+            engagement_times=stored.engagement_times,
+        )
+        result = evaluate(
+            self.eligibility,
+            state,
+            recipient_id=draft.request.recipient_id,
+            now=draft.now,
+            experiment_id=draft.request.experiment_id,
+            experiment_holdout_pct=draft.definition.holdout_pct if draft.definition else 0.0,
+        )
+        draft.action = result.action
+        draft.reasons.extend(result.reasons)
+
+    def _variant(self, draft: _Draft) -> None:
+        if draft.definition is not None:
+            choice = self.policy.choose(
+                draft.definition,
+                draft.request.recipient_id,
+                tier=engagement_tier(draft.features),
+                today=draft.now.date(),
+                rng=self.rng,
+            )
+            draft.variant_id, draft.variant_propensity = choice.variant_id, choice.propensity
+            draft.policy, draft.segment = choice.policy, choice.segment
+        elif draft.request.variants:
+            # No experiment: the first variant, deterministically (propensity 1).
+            draft.variant_id, draft.variant_propensity = draft.request.variants[0], 1.0
+            draft.policy = "fixed"
+
+    def _send_times(self, drafts: Sequence[_Draft]) -> None:
+        d = self.settings.decisions
+        loaded = self.models.models.get(ModelKind.SEND_TIME)
+        candidates: list[Candidates] = []
+        for draft in drafts:
+            window = draft.request.send_window
+            start = window.start if window else draft.now
+            end = window.end if window else draft.now + timedelta(hours=d.default_window_hours)
+            candidates.append(
+                candidate_hours(start, end, draft.timezone, d.quiet_start_hour, d.quiet_end_hour)
+            )
+        scores: list[FloatArray | None]
+        if loaded is not None and drafts:
+            scores = _score_hours(loaded.model, drafts, candidates)
+        else:
+            scores = [
+                _profile_scores(dr.features, c) for dr, c in zip(drafts, candidates, strict=True)
+            ]
+            for draft in drafts:
+                draft.reasons.append("model_unavailable:send-time")
+        for draft, cand, hour_scores in zip(drafts, candidates, scores, strict=True):
+            result = choose(
+                cand,
+                hour_scores,
+                exploration=d.send_time_exploration,
+                rng=self.rng,
+            )
+            if result is None:
+                draft.action = Action.SUPPRESS
+                draft.reasons.append("send_window_has_no_whole_hour")
+                continue
+            draft.send_at, draft.send_time_propensity = result.send_at, result.propensity
+            draft.context_at = result.index
+            draft.reasons.extend(result.reasons)
+            if loaded is not None and result.score is not None:
+                draft.scores["p_open"] = float(loaded.model.calibrate(np.array([result.score]))[0])
+
+    def _scores(self, drafts: Sequence[_Draft]) -> None:
+        live = [d for d in drafts if d.send_at is not None]
+        if not live:
+            return
+        # One set of input columns serves both models (each picks the columns it uses): only
+        # the stored features they read, plus the profiles when the engagement model has to
+        # derive its hour affinities itself (no send-time scoring to take them from).
+        context = _chosen_context(live)
+        columns = _columns([d.features for d in live], self._stored_inputs(context is None))
+        local = [_local(d) for d in live]
+        columns["local_hour"] = np.array([h for h, _ in local], dtype=float)
+        columns["local_weekday"] = np.array([w for _, w in local], dtype=float)
+        columns["variant_id"] = [d.variant_id for d in live]
+        for kind, key in ((ModelKind.ENGAGEMENT, "p_click"), (ModelKind.PROPENSITY, "p_convert")):
+            loaded = self.models.models.get(kind)
+            if loaded is None:
+                for draft in live:
+                    draft.reasons.append(f"model_unavailable:{kind.value}")
+                continue
+            inputs = (
+                self._engagement_inputs(live, columns, context) if key == "p_click" else columns
+            )
+            probs = loaded.model.predict(inputs, len(live))
+            for draft, p in zip(live, probs, strict=True):
+                draft.scores[key] = float(p)
+
+    def _stored_inputs(self, profiles: bool) -> frozenset[str]:
+        """Names of the stored features the engagement and propensity models read."""
+        models = self.models.models
+        key = (profiles, *(id(m) for m in models.values()))
+        if self._inputs is None or self._inputs[0] != key:
+            names = set(LIFT_INPUTS)
+            for kind in (ModelKind.ENGAGEMENT, ModelKind.PROPENSITY):
+                loaded = models.get(kind)
+                if loaded is not None:
+                    names.update(loaded.model.features)
+            if profiles:
+                names.update(PROFILE_COLUMNS)
+            self._inputs = (key, frozenset(names))
+        return self._inputs[1]
+
+    def _engagement_inputs(
+        self,
+        live: Sequence[_Draft],
+        columns: Mapping[str, Any],
+        context: Mapping[str, FloatArray] | None,
+    ) -> dict[str, Any]:
+        """The engagement model's columns: the recipient's, the chosen variant's history, and
+        the hour affinities at the send hour, built by the function training uses."""
+        sends = [(d.request.recipient_id, d.variant_id) for d in live]
+        stored = {**columns, **variant_columns(self.features, sends, [d.reasons for d in live])}
+        return engagement_inputs(
+            stored,
+            columns["variant_id"],
+            columns["local_hour"],
+            columns["local_weekday"],
+            context=context,
+        )
+
+    def _record(
+        self, draft: _Draft, versions: dict[str, str]
+    ) -> tuple[DecisionRecord, Mapping[str, Any], DecisionResponse]:
+        scores = Scores(**{k: v for k, v in draft.scores.items() if v is not None})
+        record = DecisionRecord(
+            decision_id=draft.decision_id,
+            recipient_id=draft.request.recipient_id,
+            campaign_id=draft.request.campaign_id,
+            experiment_id=draft.request.experiment_id,
+            decided_at=draft.now,
+            action=draft.action,
+            reasons=tuple(draft.reasons),
+            variant_id=draft.variant_id if draft.action is Action.SEND else None,
+            variant_propensity=draft.variant_propensity if draft.action is Action.SEND else None,
+            send_at=draft.send_at,
+            send_time_propensity=draft.send_time_propensity,
+            scores=scores.model_dump(exclude_none=True),
+            model_versions=versions,
+            segment=draft.segment,
+            policy=draft.policy,
+        )
+        # Built from the validated record: constructed, not validated a second time.
+        response = DecisionResponse.model_construct(
+            decision_id=record.decision_id,
+            recipient_id=record.recipient_id,
+            action=record.action,
+            reasons=list(record.reasons),
+            variant_id=record.variant_id,
+            variant_propensity=record.variant_propensity,
+            send_at=record.send_at,
+            send_time_propensity=record.send_time_propensity,
+            scores=scores,
+            model_versions=versions,
+        )
+        # The row itself, not a copy: feature rows are read-only, and the store's JSON
+        # encoding turns NumPy scalars into plain values.
+        return record, draft.features, response
+
+
+def variant_columns(
+    client: FeatureClient | None,
+    sends: Sequence[tuple[str, str | None]],
+    reasons: Sequence[list[str]],
+) -> dict[str, list[FeatureValue]]:
+    """The per-variant features of each send's (recipient, variant) pair, as columns.
+
+    A pair the store does not know, a send without a variant, and every send when the store
+    fails get :data:`~features.engineering.tables.VARIANT_DEFAULTS`; a failure also adds the
+    reason ``features_unavailable`` to each send's ``reasons``. One recipient may appear
+    several times, with different variants.
+    """
+    wanted: dict[str, list[str]] = {}
+    for rid, variant in sends:
+        if variant:
+            wanted.setdefault(rid, []).append(variant)
+    pairs: Mapping[str, Mapping[str, FeatureRow]] = {}
+    if wanted and client is not None:
+        try:
+            pairs = client.variant_features_many(wanted)
+        except Exception:
+            logger.exception("per-variant features unavailable; using cold-start defaults")
+            for own in reasons:
+                if "features_unavailable" not in own:
+                    own.append("features_unavailable")
+    empty: FeatureRow = {}
+    found = [pairs.get(rid, {}).get(variant or "", empty) for rid, variant in sends]
+    return {
+        name: [row.get(name, default) for row in found]
+        for name, default in VARIANT_DEFAULTS.items()
+    }
+
+
+def _chosen_context(live: Sequence[_Draft]) -> dict[str, FloatArray] | None:
+    """The hour-affinity inputs at each draft's chosen hour, from the send-time scoring.
+
+    The chosen hour is one of the candidates the send-time model scored, so these are
+    exactly what :func:`~training.context.context_features` gives at its local hour and
+    weekday; ``None`` (computed again) when a draft has none.
+    """
+    first = live[0].context
+    if first is None or any(d.context is None or d.context_at < 0 for d in live):
+        return None
+    return {
+        name: np.array([d.context[name][d.context_at] for d in live])  # type: ignore[index]
+        for name in first
+    }
+
+
+def _columns(rows: Sequence[Mapping[str, Any]], names: Container[str]) -> dict[str, Any]:
+    """The ``names`` of feature rows as columns: text ones as lists, numeric ones as float
+    arrays."""
+    if not rows:
+        return {}
+    first = rows[0]
+    text = [n for n, v in first.items() if n in names and isinstance(v, str)]
+    numbers = [n for n, v in first.items() if n in names and not isinstance(v, str)]
+    # One conversion for every numeric column; each column is a view into it (the rows of
+    # the transpose, produced by iteration in C rather than one slice call per name).
+    block = np.array([[r.get(n) for n in numbers] for r in rows], dtype=float)
+    out: dict[str, Any] = dict(zip(numbers, block.T, strict=True))
+    for name in text:
+        out[name] = [r.get(name) for r in rows]
+    return out
+
+
+def _local(draft: _Draft) -> tuple[int, int]:
+    from serving.scoring.send_time import zone
+
+    assert draft.send_at is not None
+    local = draft.send_at.astimezone(zone(draft.timezone))
+    return local.hour, local.weekday()
+
+
+def _score_hours(
+    model: Any, drafts: Sequence[_Draft], candidates: Sequence[Candidates]
+) -> list[FloatArray | None]:
+    """Raw send-time scores of every candidate hour of every draft, in one model call.
+
+    A recipient's stored features are encoded once and the row repeated for each hour; only
+    the hour-dependent columns differ between the repeats.
+    """
+    sizes = [len(c.utc) for c in candidates]
+    total = sum(sizes)
+    if total == 0:
+        return [None for _ in drafts]
+    # The hour-invariant part: one row per recipient, repeated for each of its hours.
+    x = np.repeat(model.rows([d.features for d in drafts]), sizes, axis=0)
+    hours = np.concatenate([c.local_hour for c in candidates]).astype(int)
+    days = np.concatenate([c.local_weekday for c in candidates]).astype(int)
+    index = model.index
+    if "local_hour" in index:
+        x[:, index["local_hour"]] = hours
+    if "local_weekday" in index:
+        x[:, index["local_weekday"]] = days
+    owners = np.repeat(np.arange(len(drafts)), sizes)
+
+    def profile(names: Sequence[str]) -> FloatArray:
+        # One row per draft: every hour of a draft reads the same profile.
+        return np.array([[float(d.features.get(n, DEFAULTS[n])) for n in names] for d in drafts])
+
+    context = context_features(profile, hours, days, owners)
+    for name, values in context.items():
+        if name in index:
+            x[:, index[name]] = values
+    probs = model.raw_matrix(x)  # ranked raw; calibrated only for the chosen hour
+    out: list[FloatArray | None] = []
+    start = 0
+    for draft, n in zip(drafts, sizes, strict=True):
+        out.append(probs[start : start + n] if n else None)
+        # The engagement model reads these at the chosen hour (views, no copy).
+        draft.context = {name: values[start : start + n] for name, values in context.items()}
+        start += n
+    return out
+
+
+def _profile_scores(features: Mapping[str, Any], cand: Candidates) -> FloatArray | None:
+    """Without a send-time model: the recipient's smoothed open-time profile ranks hours."""
+    if not len(cand.utc):
+        return None
+    hours = np.array([float(features.get(h, 1 / 24) or 0) for h in OPEN_HOURS])
+    days = np.array([float(features.get(d, 1 / 7) or 0) for d in OPEN_DAYS])
+    scores = hours[cand.local_hour] * days[cand.local_weekday]
+    return None if np.allclose(scores, scores[0]) else scores

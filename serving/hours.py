@@ -71,16 +71,6 @@ class HourGrid:
         self.quiet = ~self.allowed.any(axis=1) & (self.sizes > 0)
         # Every hour quiet: the whole window competes (as in the single path).
         self.allowed[self.quiet] = self.valid[self.quiet]
-        self._positions: IntArray | None = None
-
-    @property
-    def positions(self) -> IntArray:
-        """Where each allowed (row, hour) comes among the allowed ones in row-major order
-        (``-1`` for one not allowed): the index into a matrix of only the allowed hours."""
-        if self._positions is None:
-            flat = np.cumsum(self.allowed.ravel()) - 1
-            self._positions = np.where(self.allowed.ravel(), flat, -1).reshape(self.allowed.shape)
-        return self._positions
 
     def choose(
         self,
@@ -90,33 +80,6 @@ class HourGrid:
         rng: np.random.Generator,
     ) -> ChosenHours:
         """:func:`~serving.scoring.send_time.choose` for every row (exploration draws last)."""
-        if len(scores) == 1:
-            return self._choose_one(scores[0], bool(unscored[0]), exploration, rng)
-        return self._choose_rows(scores, unscored, exploration, rng)
-
-    def _choose_one(
-        self, scores: FloatArray, unscored: bool, exploration: float, rng: np.random.Generator
-    ) -> ChosenHours:
-        """:meth:`_choose_rows` of a single row (a single decision), with the same draws and
-        the same numbers, without the vector machinery."""
-        allowed = self.allowed[0]
-        best = int(np.where(allowed, 0.0 if unscored else scores, -np.inf).argmax())
-        k = int(np.count_nonzero(allowed))
-        chosen = best
-        if exploration > 0 and k > 1 and rng.random(1)[0] < exploration:
-            nth = rng.integers(0, np.array([k], dtype=np.int64))
-            chosen = int((allowed.cumsum() > nth[0]).argmax())
-        eps = exploration if k > 1 else 0.0
-        propensity = (1 - eps) * (chosen == best) + eps / max(k, 1)
-        return ChosenHours(np.array([chosen]), np.array([propensity]), self.quiet)
-
-    def _choose_rows(
-        self,
-        scores: FloatArray,
-        unscored: NDArray[np.bool_],
-        exploration: float,
-        rng: np.random.Generator,
-    ) -> ChosenHours:
         allowed = self.allowed
         ranked = np.where(allowed, scores, -np.inf)
         ranked[unscored] = np.where(allowed[unscored], 0.0, -np.inf)  # the first allowed hour

@@ -213,15 +213,3 @@ def test_invalid_config_names_the_field(kwargs: dict[str, object], field: str) -
 def test_impossible_counts_are_refused(successes: float, trials: float) -> None:
     with pytest.raises(InvalidInputError, match="successes"):
         ArmCounts(successes, trials)
-
-
-def test_many_draws_at_once_give_each_uniform_the_arm_a_single_draw_gives() -> None:
-    allocation = Allocation.from_probabilities(
-        ("a", "b", "c", "d"), np.array([0.4, 0.0, 0.35, 0.25]), 1
-    )
-    uniforms = np.random.default_rng(4).random(2_000)
-    arms, probabilities = allocation.draw_many(uniforms)
-    rng = np.random.default_rng(4)
-    one_by_one = [allocation.draw(rng) for _ in range(2_000)]
-    assert list(zip(arms, probabilities, strict=True)) == one_by_one
-    assert "b" not in arms

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
-from features.online import VIEW_OF_FEATURE, InMemoryFeatureClient, with_defaults
+from features.online import InMemoryFeatureClient
 from inboxlab.experiment import parse_definition
 from inboxlab.records import Action
 from inboxlab.settings import DecisionSettings, Settings
@@ -232,33 +232,35 @@ class _Echo:
     def rows(self, records: list[dict[str, Any]]) -> np.ndarray:
         return np.zeros((len(records), 2))
 
-    def raw_matrix(self, x: np.ndarray, threads: int = 1) -> np.ndarray:
+    def raw_matrix(self, x: np.ndarray) -> np.ndarray:
         return x[:, 1].copy()
 
 
-def _hour_scores(column: str, features: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
-    """The echoed ``column`` at every hour of one recipient's next 24 h, and those hours."""
-    from serving.audience import score_hours
-    from serving.columns import FeatureBlock
-    from serving.hours import HourGrid
-    from serving.scoring.send_time import candidate_hours
-
-    cand = candidate_hours(NOW, NOW + timedelta(hours=24), "UTC", 0, 0)
-    row = with_defaults(features, VIEW_OF_FEATURE)
-    scores, _ = score_hours(_Echo(column), HourGrid([cand]), FeatureBlock([row]), np.array([0]))
-    return scores[0], cand.local_hour
+class _Draft:
+    def __init__(self, features: dict[str, float]) -> None:
+        self.features = features
 
 
 def test_each_candidate_hour_is_scored_with_the_send_hour_rate_of_its_bucket() -> None:
-    rates = {f"send_hour_rate_{h:02d}": h / 100 for h in range(0, 24, 3)}
-    scores, hours = _hour_scores("send_hour_rate", rates)
-    np.testing.assert_allclose(scores, (hours // 3) * 3 / 100)
+    from serving.decide import _score_hours
+    from serving.scoring.send_time import candidate_hours
+
+    draft = _Draft({f"send_hour_rate_{h:02d}": h / 100 for h in range(0, 24, 3)})
+    cand = candidate_hours(NOW, NOW + timedelta(hours=24), "UTC", 0, 0)
+    (scores,) = _score_hours(_Echo("send_hour_rate"), [draft], [cand])  # type: ignore[list-item]
+    assert scores is not None
+    np.testing.assert_allclose(scores, (cand.local_hour // 3) * 3 / 100)
 
 
 def test_late_hour_affinity_sums_the_late_profile_over_neighbouring_hours() -> None:
-    late = {f"late_open_hour_{h:02d}": float(h == 19) for h in range(24)}
-    scores, hours = _hour_scores("late_hour_affinity", late)
-    np.testing.assert_allclose(scores, np.isin(hours, [18, 19, 20]).astype(float))
+    from serving.decide import _score_hours
+    from serving.scoring.send_time import candidate_hours
+
+    draft = _Draft({f"late_open_hour_{h:02d}": float(h == 19) for h in range(24)})
+    cand = candidate_hours(NOW, NOW + timedelta(hours=24), "UTC", 0, 0)
+    (scores,) = _score_hours(_Echo("late_hour_affinity"), [draft], [cand])  # type: ignore[list-item]
+    assert scores is not None
+    np.testing.assert_allclose(scores, np.isin(cand.local_hour, [18, 19, 20]).astype(float))
 
 
 class RecordingModel:
@@ -354,29 +356,3 @@ def test_consent_is_read_without_a_frequency_rule(
     )
     out = make_engine(settings, store, models).decide(request())
     assert out.action is Action.SUPPRESS and out.reasons == ["complained"]
-
-
-def test_engagement_hour_affinities_from_the_send_time_scoring_are_trainings(
-    settings: Settings, store: DecisionStore, models: ModelSet
-) -> None:
-    # The engagement model reads the hour affinities the send-time scoring computed for the
-    # chosen hour: they must equal what training's engagement_inputs derives from the
-    # stored profiles at that local hour and weekday.
-    from training.context import ENGAGEMENT_CONTEXT, PROFILE_COLUMNS, engagement_inputs
-
-    rng = np.random.default_rng(3)
-    values = rng.random(len(PROFILE_COLUMNS)).tolist()
-    profile = dict(zip(PROFILE_COLUMNS, values, strict=True))
-    rows = {f"r{k}": {"timezone": tz, **profile} for k, tz in enumerate(["Asia/Tokyo", "UTC"])}
-    spy, recording = spied_engagement(settings, models)
-    engine = make_engine(settings, store, spy, features=InMemoryFeatureClient(rows))
-    engine.decide_together([request(recipient_id=r, variants=["v1"]) for r in rows])
-    seen = recording.columns[-1]
-    stored = {name: np.full(2, value) for name, value in profile.items()}
-    stored |= {"click_rate_90d": [0.0, 0.0], "variant_click_rate_90d": [0.0, 0.0]}
-    stored |= {"variant_deliveries_90d": [0, 0]}
-    expected = engagement_inputs(stored, ["v1", "v1"], seen["local_hour"], seen["local_weekday"])
-    derived = [n for n in ENGAGEMENT_CONTEXT if n not in ("local_hour", "local_weekday")]
-    for name in derived:
-        if name != "variant_click_lift":
-            np.testing.assert_array_equal(seen[name], expected[name], err_msg=name)
