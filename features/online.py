@@ -28,9 +28,11 @@ from __future__ import annotations
 
 import functools
 import sqlite3
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from itertools import groupby, islice, repeat
@@ -668,7 +670,12 @@ class SqliteFeatureClient(CachedFeatureClient):
         if not path.exists():
             raise StoreError(f"no online store at {path}; run `inboxlab features materialize`")
         # Read-only and shared across threads of the API; SQLite serializes access itself.
-        self._conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        self._uri = f"file:{path}?mode=ro"
+        self._conn = sqlite3.connect(self._uri, uri=True, check_same_thread=False)
+        # A second connection on a thread of its own, opened at the first read of several
+        # chunks: it reads half of them while the calling thread reads the other half.
+        self._second: tuple[ThreadPoolExecutor, sqlite3.Connection] | None = None
+        self._second_lock = threading.Lock()
         views = sorted({VIEW_OF_FEATURE[f] for f in self.features})
         self._tables = tuple(f"{project}_{view}" for view in views)
         self._defaults = tuple(DEFAULTS[name] for name in self.features)
@@ -690,8 +697,41 @@ class SqliteFeatureClient(CachedFeatureClient):
         self._data_version = self._version()
 
     def close(self) -> None:
-        """Close the SQLite connection."""
+        """Close the SQLite connections."""
+        if self._second is not None:
+            pool, conn = self._second
+            pool.shutdown(wait=True)
+            conn.close()
+            self._second = None
         self._conn.close()
+
+    def _packed_rows(self, statements: Sequence[tuple[str, list[Any]]]) -> list[bytes | None]:
+        """The first column of every row of ``statements``, in order. With several statements
+        the later half runs on the second connection's thread at the same time: SQLite runs
+        without the GIL, so a large read uses two cores.
+
+        Each statement is its own read of the store (as the statements of one connection
+        are): a key's rows of one table always come from one statement.
+        """
+        if len(statements) < 2:
+            return [blob for sql, args in statements for (blob,) in self._conn.execute(sql, args)]
+        half = len(statements) // 2
+        pool, conn = self._second_connection()
+
+        def read(conn: sqlite3.Connection, part: Sequence[tuple[str, list[Any]]]) -> list[Any]:
+            return [blob for sql, args in part for (blob,) in conn.execute(sql, args)]
+
+        later = pool.submit(read, conn, statements[half:])
+        first = read(self._conn, statements[:half])
+        return first + later.result()
+
+    def _second_connection(self) -> tuple[ThreadPoolExecutor, sqlite3.Connection]:
+        with self._second_lock:
+            if self._second is None:
+                conn = sqlite3.connect(self._uri, uri=True, check_same_thread=False)
+                pool = ThreadPoolExecutor(1, thread_name_prefix="online-read")
+                self._second = (pool, conn)
+            return self._second
 
     def _version(self) -> int:
         row = self._conn.execute("PRAGMA data_version").fetchone()
@@ -822,12 +862,14 @@ class SqliteFeatureClient(CachedFeatureClient):
         ordered = [keys[i] for i in order.tolist()]
         slow = np.zeros(len(keys), np.bool_)
         blocks = []
-        for (table, names, defaults), index in zip(layout.tables, indexes, strict=True):
-            packed: list[bytes | None] = []
-            for start in range(0, len(keys), _CHUNK):
-                chunk = ordered[start : start + _CHUNK]
-                sql = _packed_select(table, len(chunk), len(names), index)
-                packed += [blob for (blob,) in self._conn.execute(sql, [*chunk, *names])]
+        statements = [
+            (_packed_select(table, len(chunk), len(names), index), [*chunk, *names])
+            for (table, names, _), index in zip(layout.tables, indexes, strict=True)
+            for chunk in (ordered[s : s + _CHUNK] for s in range(0, len(keys), _CHUNK))
+        ]
+        blobs = self._packed_rows(statements)
+        for t, (_, names, defaults) in enumerate(layout.tables):
+            packed = blobs[t * len(keys) : (t + 1) * len(keys)]
             # A key with no row here (None) keeps the defaults; one with some of the rows (an
             # empty blob) is not decoded: it is read row by row.
             held = [i for i, blob in enumerate(packed) if blob is not None]

@@ -369,11 +369,15 @@ def _packed_walks(client: SqliteFeatureClient, read: Callable[[], object]) -> di
     Each statement is traced as run (parameters bound) and explained on another connection.
     """
     statements: list[str] = []
-    client._conn.set_trace_callback(statements.append)
+    # Reads of several chunks run half of them on the client's second connection.
+    connections = (client._conn, client._second_connection()[1])
+    for conn in connections:
+        conn.set_trace_callback(statements.append)
     try:
         read()
     finally:
-        client._conn.set_trace_callback(None)
+        for conn in connections:
+            conn.set_trace_callback(None)
     path = client._conn.execute("PRAGMA database_list").fetchone()[2]
     walks: dict[str, str] = {}
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
