@@ -705,15 +705,19 @@ class SqliteFeatureClient(CachedFeatureClient):
             self._second = None
         self._conn.close()
 
-    def _packed_rows(self, statements: Sequence[tuple[str, list[Any]]]) -> list[bytes | None]:
-        """The first column of every row of ``statements``, in order. With several statements
-        the later half runs on the second connection's thread at the same time: SQLite runs
-        without the GIL, so a large read uses two cores.
+    def _packed_rows(
+        self, statements: Sequence[tuple[str, list[Any]]], *, parallel: bool
+    ) -> list[bytes | None]:
+        """The first column of every row of ``statements``, in order. With ``parallel`` and
+        several statements the later half runs on the second connection's thread at the same
+        time: SQLite runs without the GIL, so a large read uses two cores. (A small read, such
+        as a group of single decisions, stays on one thread: the hand-off would cost more
+        than it saves, and a busy server's other core is taken anyway.)
 
         Each statement is its own read of the store (as the statements of one connection
         are): a key's rows of one table always come from one statement.
         """
-        if len(statements) < 2:
+        if not parallel or len(statements) < 2:
             return [blob for sql, args in statements for (blob,) in self._conn.execute(sql, args)]
         half = len(statements) // 2
         pool, conn = self._second_connection()
@@ -867,7 +871,7 @@ class SqliteFeatureClient(CachedFeatureClient):
             for (table, names, _), index in zip(layout.tables, indexes, strict=True)
             for chunk in (ordered[s : s + _CHUNK] for s in range(0, len(keys), _CHUNK))
         ]
-        blobs = self._packed_rows(statements)
+        blobs = self._packed_rows(statements, parallel=len(keys) >= _CHUNK)
         for t, (_, names, defaults) in enumerate(layout.tables):
             packed = blobs[t * len(keys) : (t + 1) * len(keys)]
             # A key with no row here (None) keeps the defaults; one with some of the rows (an

@@ -245,6 +245,11 @@ def test_many_keys_are_read_in_chunks(built_world: World, monkeypatch: pytest.Mo
     chunked = SqliteFeatureClient(settings)
     assert chunked.get_many(IDS) == expected
     assert chunked.variant_features_many({rid: VARIANTS for rid in IDS}) == expected_variants
+    # A read of several chunks ran half of them on the second connection; reads of fewer
+    # keys than a chunk never open it.
+    assert chunked._second is not None and reference._second is None
+    chunked.close()
+    assert chunked._second is None
 
 
 def test_null_and_missing_values_get_their_defaults_as_in_feast(world_copy: Settings) -> None:
