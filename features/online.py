@@ -672,8 +672,9 @@ class SqliteFeatureClient(CachedFeatureClient):
         # Read-only and shared across threads of the API; SQLite serializes access itself.
         self._uri = f"file:{path}?mode=ro"
         self._conn = sqlite3.connect(self._uri, uri=True, check_same_thread=False)
-        # A second connection on a thread of its own, opened at the first read of several
-        # chunks: it reads half of them while the calling thread reads the other half.
+        # A second connection on a thread of its own, opened at the first read of a chunk of
+        # keys or more: it runs half of the read's statements while the calling thread runs
+        # the other half (see _packed_rows).
         self._second: tuple[ThreadPoolExecutor, sqlite3.Connection] | None = None
         self._second_lock = threading.Lock()
         views = sorted({VIEW_OF_FEATURE[f] for f in self.features})
