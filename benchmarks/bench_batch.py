@@ -9,8 +9,9 @@ other (``--concurrency C``: C calls at a time, as a send system with C connectio
 ``inboxlab serve`` on loopback (``--workers W`` uvicorn worker processes, default 1; 4
 variants of a bandit, the default 24-hour window, the demo's three champion models, SQLite
 decision store). Reported per audience: wall time from the first request to the last line,
-decisions per second, time to the first line, and the peak resident memory of the server
-process tree (sampled every 50 ms), which must not grow with the audience.
+decisions per second, time to the first streamed bytes (the first chunk's lines), and the
+peak resident memory of the server process tree (sampled every 50 ms), which must not grow
+with the audience.
 
 Baseline in the same run, in process: LightGBM alone scoring the send-time champion on the
 same number of rows the batch scores (the allowed hours of every recipient), one thread —
@@ -268,7 +269,9 @@ def main() -> None:
     command += ["--workers", str(args.workers)]
     with serve("inboxlab-serve", command, env, scratch, "/readyz") as server:
         create_experiment(server.port, key)
-        if args.warmup:  # imports, caches, first allocation: a call per worker at once
+        # Imports, caches, first allocation: one call per worker at once (the kernel decides
+        # which worker accepts each connection, so each worker is likely, not sure, to get one).
+        if args.warmup:
             n = args.warmup * args.workers
             run_audience(server, key, n, concurrency=args.workers, call_size=args.warmup)
         for audience in audiences:

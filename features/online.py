@@ -536,7 +536,8 @@ def add_cover_indexes(path: Path | str, tables: Iterable[str]) -> list[str]:
     """Create the :func:`cover_index` of each of ``tables`` that exists in the SQLite store at
     ``path`` and lacks it; the names of the tables indexed now.
 
-    Idempotent (``IF NOT EXISTS``); one transaction for all.
+    Idempotent (``IF NOT EXISTS``): each index is committed as it is built, so a run cut short
+    leaves whole indexes, and the next run adds the missing ones.
     """
     conn = sqlite3.connect(path)
     try:
@@ -677,6 +678,7 @@ class SqliteFeatureClient(CachedFeatureClient):
         # the other half (see _packed_rows).
         self._second: tuple[ThreadPoolExecutor, sqlite3.Connection] | None = None
         self._second_lock = threading.Lock()
+        self._closed = False
         views = sorted({VIEW_OF_FEATURE[f] for f in self.features})
         self._tables = tuple(f"{project}_{view}" for view in views)
         self._defaults = tuple(DEFAULTS[name] for name in self.features)
@@ -698,12 +700,14 @@ class SqliteFeatureClient(CachedFeatureClient):
         self._data_version = self._version()
 
     def close(self) -> None:
-        """Close the SQLite connections."""
-        if self._second is not None:
-            pool, conn = self._second
-            pool.shutdown(wait=True)
-            conn.close()
-            self._second = None
+        """Close the SQLite connections; a read after this fails with ``StoreError``."""
+        with self._second_lock:
+            self._closed = True
+            if self._second is not None:
+                pool, conn = self._second
+                pool.shutdown(wait=True)
+                conn.close()
+                self._second = None
         self._conn.close()
 
     def _packed_rows(
@@ -726,12 +730,17 @@ class SqliteFeatureClient(CachedFeatureClient):
         def read(conn: sqlite3.Connection, part: Sequence[tuple[str, list[Any]]]) -> list[Any]:
             return [blob for sql, args in part for (blob,) in conn.execute(sql, args)]
 
-        later = pool.submit(read, conn, statements[half:])
+        try:
+            later = pool.submit(read, conn, statements[half:])
+        except RuntimeError as exc:  # shut down by close() since it was handed out
+            raise sqlite3.ProgrammingError("the online store client is closed") from exc
         first = read(self._conn, statements[:half])
         return first + later.result()
 
     def _second_connection(self) -> tuple[ThreadPoolExecutor, sqlite3.Connection]:
         with self._second_lock:
+            if self._closed:
+                raise sqlite3.ProgrammingError("the online store client is closed")
             if self._second is None:
                 conn = sqlite3.connect(self._uri, uri=True, check_same_thread=False)
                 pool = ThreadPoolExecutor(1, thread_name_prefix="online-read")
@@ -792,9 +801,8 @@ class SqliteFeatureClient(CachedFeatureClient):
 
     def _load(self, recipient_ids: Sequence[str]) -> dict[str, FeatureRow]:
         keys = [self._key(rid) for rid in recipient_ids]
-        indexes = self._packs(keys, self._layout)
-        if indexes is not None:
-            packed = self._load_packed(keys, self._layout, indexes)
+        packed = self._read_packed(keys, self._layout)
+        if packed is not None:
             return dict(zip(recipient_ids, packed, strict=True))
         found = self._rows(self._tables, keys)
         names, defaults = self.features, self._defaults
@@ -836,7 +844,7 @@ class SqliteFeatureClient(CachedFeatureClient):
                     (table,),
                 )
             }
-            self._packed_via[table] = None
+            chosen: str | None = None
             for index, step in (
                 (cover_index(table), "USING COVERING INDEX"),
                 (f"sqlite_autoindex_{table}_1", "USING INDEX"),
@@ -849,9 +857,28 @@ class SqliteFeatureClient(CachedFeatureClient):
                 ).fetchall()
                 steps = " ".join(str(row[-1]) for row in plan)
                 if f"{step} {index}" in steps and "TEMP B-TREE" not in steps:
-                    self._packed_via[table] = index
+                    chosen = index
                     break
-        return self._packed_via[table]
+            # Set once, whole: another thread reads it at any time, and a revalidation may
+            # clear the dict meanwhile.
+            self._packed_via[table] = chosen
+            return chosen
+        return self._packed_via.get(table)
+
+    def _read_packed(self, keys: Sequence[bytes], layout: _PackedLayout) -> list[FeatureRow] | None:
+        """The rows of ``keys`` read packed, or ``None`` to read them row by row: too few keys,
+        a table that does not walk as planned, or an index dropped since it was chosen (a
+        table Feast re-created: the choice is made again at the next read)."""
+        indexes = self._packs(keys, layout)
+        if indexes is None:
+            return None
+        try:
+            return self._load_packed(keys, layout, indexes)
+        except sqlite3.OperationalError as exc:
+            if "no such index" not in str(exc):
+                raise
+            self._packed_via.clear()
+            return None
 
     def _load_packed(
         self, keys: Sequence[bytes], layout: _PackedLayout, indexes: Sequence[str]
@@ -911,9 +938,8 @@ class SqliteFeatureClient(CachedFeatureClient):
         keys = [variant_entity_key(rid, vid) for rid, vid in pairs]
         # An online store applied before the view existed has no table: every pair is unknown.
         exists = self._has_variant_table()
-        indexes = self._packs(keys, self._variant_layout) if exists else None
-        if indexes is not None:
-            packed = self._load_packed(keys, self._variant_layout, indexes)
+        packed = self._read_packed(keys, self._variant_layout) if exists else None
+        if packed is not None:
             return dict(zip(pairs, packed, strict=True))
         found = self._rows((self._variant_table,), keys) if exists else {}
         defaults = self._variant_defaults

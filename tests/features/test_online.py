@@ -241,15 +241,34 @@ def test_many_keys_are_read_in_chunks(built_world: World, monkeypatch: pytest.Mo
     reference = SqliteFeatureClient(settings)
     expected = reference.get_many(IDS)
     expected_variants = reference.variant_features_many({rid: VARIANTS for rid in IDS})
-    monkeypatch.setattr(features.online, "_CHUNK", 7)
+    monkeypatch.setattr(features.online, "_CHUNK", 8)  # the last chunk is a partial one
     chunked = SqliteFeatureClient(settings)
+    second: list[str] = []
+    chunked._second_connection()[1].set_trace_callback(second.append)
     assert chunked.get_many(IDS) == expected
     assert chunked.variant_features_many({rid: VARIANTS for rid in IDS}) == expected_variants
-    # A read of several chunks ran half of them on the second connection; reads of fewer
-    # keys than a chunk never open it.
-    assert chunked._second is not None and reference._second is None
+    # A read of several chunks ran half of its statements on the second connection; reads of
+    # fewer keys than a chunk never open it.
+    assert sum(sql.startswith("SELECT (SELECT") for sql in second) >= 2
+    assert reference._second is None
     chunked.close()
     assert chunked._second is None
+    with pytest.raises(StoreError, match="closed"):
+        chunked.get_many([f"other-{i}" for i in range(40)])
+
+
+def test_an_index_dropped_after_it_was_chosen_is_read_around(world_copy: Settings) -> None:
+    client = SqliteFeatureClient(world_copy, max_entries=1)
+    expected = client.get_many(IDS)
+    path = online_db_path(world_copy)
+    with sqlite3.connect(path) as conn:  # as if Feast re-created the tables meanwhile
+        for table in ONLINE_TABLES:
+            conn.execute(f'DROP INDEX "{cover_index(table)}"')
+    assert client.get_many(IDS) == expected  # read row by row, not failed
+    assert client.get_many(IDS) == expected  # and the choice made again: the primary key
+    assert set(client._packed_via.values()) <= {
+        f"sqlite_autoindex_{table}_1" for table in ONLINE_TABLES
+    }
 
 
 def test_null_and_missing_values_get_their_defaults_as_in_feast(world_copy: Settings) -> None:
