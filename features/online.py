@@ -134,6 +134,10 @@ def check_features(features: Sequence[str] | None) -> tuple[str, ...]:
 
 
 _ALL_DEFAULTS: dict[str, FeatureValue] = {**DEFAULTS, **VARIANT_DEFAULTS}
+#: The per-variant defaults in the order of VARIANT_FEATURES.
+_VARIANT_DEFAULT_VALUES: tuple[FeatureValue, ...] = tuple(
+    VARIANT_DEFAULTS[name] for name in VARIANT_FEATURES
+)
 
 
 def with_defaults(values: Mapping[str, Any] | None, features: Iterable[str]) -> FeatureRow:
@@ -437,6 +441,13 @@ class CachedFeatureClient:
     _variant_cache: RowCache[tuple[str, str]]
     _errors: tuple[type[Exception], ...]
     _store_name: str
+    #: The per-variant defaults, in the order of ``VARIANT_FEATURES``.
+    _variant_defaults = _VARIANT_DEFAULT_VALUES
+
+    @functools.cached_property
+    def _defaults(self) -> tuple[FeatureValue, ...]:
+        """The defaults of ``features``, in their order."""
+        return tuple(DEFAULTS[name] for name in self.features)
 
     def _revalidate(self) -> None:
         """Drop cached rows the store may have changed (nothing by default)."""
@@ -606,12 +617,13 @@ class _PackedLayout:
 
     ``tables`` holds, per table, the requested names it stores in sorted order (the order of
     the packed values) and their defaults; ``order`` gives the place of each of ``names`` in
-    those tables' names laid end to end.
+    those tables' names laid end to end; ``defaults`` are those of ``names``, in their order.
     """
 
     names: tuple[str, ...]
     tables: tuple[tuple[str, tuple[str, ...], tuple[FeatureValue, ...]], ...]
     order: tuple[int, ...]
+    defaults: tuple[FeatureValue, ...]
 
     @classmethod
     def of(cls, names: Sequence[str], table_of: Mapping[str, str]) -> _PackedLayout:
@@ -620,7 +632,8 @@ class _PackedLayout:
             stored = tuple(sorted({name for name in names if table_of[name] == table}))
             tables.append((table, stored, tuple(_ALL_DEFAULTS[name] for name in stored)))
         stacked = [name for _, stored, _ in tables for name in stored]
-        return cls(tuple(names), tuple(tables), tuple(map(stacked.index, names)))
+        defaults = tuple(_ALL_DEFAULTS[name] for name in names)
+        return cls(tuple(names), tuple(tables), tuple(map(stacked.index, names)), defaults)
 
 
 class SqliteFeatureClient(CachedFeatureClient):
@@ -681,14 +694,12 @@ class SqliteFeatureClient(CachedFeatureClient):
         self._closed = False
         views = sorted({VIEW_OF_FEATURE[f] for f in self.features})
         self._tables = tuple(f"{project}_{view}" for view in views)
-        self._defaults = tuple(DEFAULTS[name] for name in self.features)
         self._max_staleness = max_staleness.total_seconds()
         self._cache = RowCache(max_entries)
         self._variant_cache = RowCache(max_entries)
         self._errors = (sqlite3.Error,)
         self._store_name = "online store"
         self._variant_table = f"{project}_{VARIANT_VIEW}"
-        self._variant_defaults = tuple(VARIANT_DEFAULTS[name] for name in VARIANT_FEATURES)
         self._variant_table_exists: bool | None = None  # looked up once per store version
         table_of = {name: f"{project}_{VIEW_OF_FEATURE[name]}" for name in self.features}
         self._layout = _PackedLayout.of(self.features, table_of)
@@ -919,9 +930,8 @@ class SqliteFeatureClient(CachedFeatureClient):
             redo = [keys[i] for i in np.flatnonzero(slow).tolist()]
             tables = tuple(table for table, _, _ in layout.tables)
             by_key = self._rows(tables, redo)
-            defaults = tuple(_ALL_DEFAULTS[name] for name in layout.names)
             for i in np.flatnonzero(slow).tolist():
-                rows[i] = self._fill(by_key[keys[i]], layout.names, defaults)
+                rows[i] = self._fill(by_key[keys[i]], layout.names, layout.defaults)
         return rows
 
     def _has_variant_table(self) -> bool:

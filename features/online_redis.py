@@ -37,7 +37,7 @@ from typing import Any, cast
 import numpy as np
 
 import features.online
-from features.engineering.tables import DEFAULTS, VARIANT_DEFAULTS, VARIANT_FEATURES
+from features.engineering.tables import VARIANT_FEATURES
 from features.online import (
     VARIANT_VIEW,
     VIEW_OF_FEATURE,
@@ -129,8 +129,6 @@ class RedisFeatureClient(CachedFeatureClient):
         self._cache = RowCache(max_entries, staleness)
         self._variant_cache = RowCache(max_entries, staleness)
         self._store_name = "Redis online store"
-        self._defaults = tuple(DEFAULTS[name] for name in self.features)
-        self._variant_defaults = tuple(VARIANT_DEFAULTS[name] for name in VARIANT_FEATURES)
         self._script: Any = None  # registered on the first packed read
 
     def close(self) -> None:
