@@ -28,7 +28,7 @@ def test_only_a_salted_hash_is_stored(keys: KeyRing, store: DecisionStore) -> No
         rows = conn.execute(select(api_keys)).mappings().all()
     stored = " ".join(str(value) for row in rows for value in row.values())
     for created in (first, second):
-        assert created.plaintext.rsplit("_", 1)[1] not in stored
+        assert created.plaintext.split("_", 2)[2] not in stored
     assert len({row["salt"] for row in rows}) == 2
 
 
