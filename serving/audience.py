@@ -38,6 +38,7 @@ from serving.policy import engagement_tier
 from serving.schemas import DecisionRequest, DecisionResponse, Scores
 from serving.scoring.send_time import Candidates, candidate_hours
 from serving.store.bulk import DecisionColumns
+from serving.store.feature_codec import Layout, encode_features
 from serving.store.stats import StatKey
 from training.context import context_features, engagement_inputs
 from training.specs import ModelKind
@@ -101,6 +102,8 @@ class AudienceDecisions:
     scores: dict[str, list[float | None]]
     #: Local (hour, weekday) of each chosen send time, by request position.
     local: dict[int, tuple[int, int]] = field(default_factory=dict, repr=False)
+    #: The feature layouts that the chunk's stored features name.
+    layouts: tuple[Layout, ...] = ()
 
     def __len__(self) -> int:
         return len(self.requests)
@@ -205,6 +208,7 @@ class AudienceDecisions:
             features=list(feature_json),
             segment=self.segment,
             policy=self.policy,
+            layouts=self.layouts,
         )
         trials: Counter[StatKey] = Counter()
         for i in range(n):
@@ -291,8 +295,9 @@ class AudienceScorer:
         self._variants(out, sendable)
         self._send_times(out, sendable, block, owner)
         self._scores(out, block, owner)
-        encoded = [_json(row) for row in unique_rows]
-        return out, [encoded[j] for j in owner.tolist()]
+        encoded = [encode_features(row) for row in unique_rows]
+        out.layouts = tuple({x.layout_id: x for _, x in encoded if x is not None}.values())
+        return out, [encoded[j][0] for j in owner.tolist()]
 
     def _read_features(self, unique: list[str]) -> tuple[Mapping[str, FeatureRow], str | None]:
         client = self.engine.features

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from serving.store.decisions import core_insert_decisions, sqlite_insert_decisions
+from serving.store.feature_codec import Layout
 from serving.store.schema import decisions
 from serving.store.stats import StatKey
 
@@ -36,7 +37,9 @@ _COLUMNS = tuple(c.name for c in decisions.columns)
 class DecisionColumns:
     """Decisions as the ``decisions`` table holds them, one list per column (equal lengths).
 
-    JSON columns hold encoded text; timestamps are aware datetimes.
+    JSON columns hold encoded text, ``features`` as
+    :func:`~serving.store.feature_codec.encode_features` writes it; timestamps are aware
+    datetimes.
     """
 
     decision_id: list[str]
@@ -55,6 +58,8 @@ class DecisionColumns:
     features: list[str]
     segment: list[str | None]
     policy: list[str]
+    #: The feature layouts that ``features`` names (:mod:`serving.store.feature_codec`).
+    layouts: tuple[Layout, ...] = ()
 
     def __len__(self) -> int:
         return len(self.decision_id)
@@ -89,7 +94,7 @@ def insert_decisions(engine: Engine, columns: DecisionColumns, trials: Counter[S
         }
         for row in zip(*lists.values(), strict=True)
     ]
-    core_insert_decisions(engine, params, trials)
+    core_insert_decisions(engine, params, trials, columns.layouts)
     return len(columns)
 
 
@@ -103,6 +108,6 @@ def _insert_sqlite(engine: Engine, columns: DecisionColumns, trials: Counter[Sta
     # tuples built in C, in the table's column order
     raw = engine.raw_connection()
     try:
-        sqlite_insert_decisions(raw, list(zip(*lists, strict=True)), trials)
+        sqlite_insert_decisions(raw, list(zip(*lists, strict=True)), trials, columns.layouts)
     finally:
         raw.close()

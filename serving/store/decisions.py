@@ -53,6 +53,14 @@ from inboxlab.errors import ConflictError
 from inboxlab.records import Action, DecisionRecord, EventKind, EventRecord
 from serving.eligibility import RecipientState
 from serving.store.engine import ThreadConnections, create_store_engine, json_scalar
+from serving.store.feature_codec import (
+    Layout,
+    add_layouts,
+    add_layouts_sqlite,
+    decode_features,
+    feature_values,
+    stored_layouts,
+)
 from serving.store.schema import arm_stats, audit_log, decisions, metadata, outcomes
 from serving.store.stats import (
     DEFAULT_REWARD,
@@ -155,14 +163,34 @@ def _sqlite_value(value: Any, is_json: bool) -> Any:
     return value
 
 
+def _decision_row(
+    record: DecisionRecord, features: Mapping[str, Any] | None
+) -> tuple[dict[str, Any], Layout | None]:
+    """A decision's row for the Core layer, and the feature layout its features name."""
+    stored, layout = feature_values(features or {})
+    row = {
+        **record.model_dump(mode="json", exclude={"decided_at", "send_at", "reasons"}),
+        "decided_at": record.decided_at,
+        "send_at": record.send_at,
+        "reasons": list(record.reasons),
+        "features": stored,
+    }
+    return row, layout
+
+
 def core_insert_decisions(
-    engine: Engine, rows: list[dict[str, Any]], trials: Counter[StatKey]
+    engine: Engine,
+    rows: list[dict[str, Any]],
+    trials: Counter[StatKey],
+    layouts: Iterable[Layout | None] = (),
 ) -> None:
-    """Decision rows and their arms' trial counts in one transaction through the Core layer
-    (any database). Raises :class:`~inboxlab.errors.ConflictError`, with nothing written,
-    when a decision id is already stored."""
+    """Decision rows, the feature layouts they name and their arms' trial counts in one
+    transaction through the Core layer (any database). Raises
+    :class:`~inboxlab.errors.ConflictError`, with nothing written, when a decision id is
+    already stored."""
     try:
         with engine.begin() as conn:
+            add_layouts(conn, layouts)
             conn.execute(decisions.insert(), rows)
             for key, n in sorted(trials.items()):
                 add_counts(conn, key, trials=n)
@@ -171,10 +199,14 @@ def core_insert_decisions(
 
 
 def sqlite_insert_decisions(
-    raw: Any, rows: list[tuple[Any, ...]], trials: Counter[StatKey]
+    raw: Any,
+    rows: list[tuple[Any, ...]],
+    trials: Counter[StatKey],
+    layouts: Iterable[Layout | None] = (),
 ) -> None:
-    """Decision rows (in the table's column order, SQLite encodings) and their arms' trial
-    counts, in one transaction on the DB-API connection ``raw`` (pooled or autocommit).
+    """Decision rows (in the table's column order, SQLite encodings), the feature layouts
+    they name and their arms' trial counts, in one transaction on the DB-API connection
+    ``raw`` (pooled or autocommit).
 
     Raises :class:`~inboxlab.errors.ConflictError`, with nothing written, when a decision
     id is already stored.
@@ -183,6 +215,7 @@ def sqlite_insert_decisions(
     cursor = raw.cursor()
     try:
         cursor.execute("BEGIN")  # explicit: an autocommit connection would not open one
+        add_layouts_sqlite(cursor, layouts)
         cursor.executemany(_SQLITE_INSERT_DECISION, rows)
         cursor.executemany(_SQLITE_ADD_TRIALS, counts)
         raw.commit()
@@ -334,15 +367,10 @@ class DecisionStore:
         self, record: DecisionRecord, *, features: Mapping[str, Any] | None = None
     ) -> None:
         """Store a decision; a sent bandit decision adds one trial to its arm."""
-        row = {
-            **record.model_dump(mode="json", exclude={"decided_at", "send_at", "reasons"}),
-            "decided_at": record.decided_at,
-            "send_at": record.send_at,
-            "reasons": list(record.reasons),
-            "features": dict(features or {}),
-        }
+        row, layout = _decision_row(record, features)
         try:
             with self.engine.begin() as conn:
+                add_layouts(conn, [layout])
                 conn.execute(decisions.insert(), row)
                 if counts_as_trial(row):
                     add_counts(conn, stat_key(row), trials=1)
@@ -357,26 +385,21 @@ class DecisionStore:
         One multi-row insert and one counter update per arm and day, instead of a transaction
         per decision: the batch endpoint's write cost per decision drops several-fold.
         """
-        rows = [
-            {
-                **record.model_dump(mode="json", exclude={"decided_at", "send_at", "reasons"}),
-                "decided_at": record.decided_at,
-                "send_at": record.send_at,
-                "reasons": list(record.reasons),
-                "features": dict(features or {}),
-            }
-            for record, features in records
-        ]
-        if not rows:
+        made = [_decision_row(record, features) for record, features in records]
+        if not made:
             return 0
+        rows = [row for row, _ in made]
+        layouts = [layout for _, layout in made]
         trials = Counter(stat_key(row) for row in rows if counts_as_trial(row))
         if self.engine.dialect.name == "sqlite":
-            self._insert_sqlite(rows, trials)
+            self._insert_sqlite(rows, trials, layouts)
             return len(rows)
-        core_insert_decisions(self.engine, rows, trials)
+        core_insert_decisions(self.engine, rows, trials, layouts)
         return len(rows)
 
-    def _insert_sqlite(self, rows: list[dict[str, Any]], trials: Counter[StatKey]) -> None:
+    def _insert_sqlite(
+        self, rows: list[dict[str, Any]], trials: Counter[StatKey], layouts: list[Layout | None]
+    ) -> None:
         """:meth:`record_decisions` on the DB-API connection, stored as SQLAlchemy stores it.
 
         Timestamps as SQLAlchemy's SQLite text, JSON columns as JSON text: the rows
@@ -388,7 +411,7 @@ class DecisionStore:
             for row in rows
         ]
         with self._connections.connection(self.engine) as raw:
-            sqlite_insert_decisions(raw, values, trials)
+            sqlite_insert_decisions(raw, values, trials, layouts)
 
     def get_decision(self, decision_id: str) -> DecisionRecord | None:
         """The stored decision, or None."""
@@ -412,7 +435,9 @@ class DecisionStore:
             value = conn.execute(
                 select(decisions.c.features).where(decisions.c.decision_id == decision_id)
             ).scalar_one_or_none()
-        return dict(value) if value is not None else None
+            if value is None:
+                return None
+            return decode_features(value, stored_layouts(conn, [value]))
 
     # -- outcomes ----------------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ __all__ = [
     "audit_log",
     "decisions",
     "experiments",
+    "feature_layouts",
     "metadata",
     "outcomes",
 ]
@@ -51,9 +52,19 @@ decisions = Table(
     Column("send_time_propensity", Float, nullable=True),
     Column("scores", JSON, nullable=False),
     Column("model_versions", JSON, nullable=False),
+    # A layout id then the values (``serving.store.feature_codec``), or an object.
     Column("features", JSON, nullable=False),
     Column("segment", String(_ID), nullable=True),
     Column("policy", String(16), nullable=False),
+)
+
+# The ordered feature names of each layout that a decision's ``features`` names. Names only,
+# no personal data: erasure leaves them.
+feature_layouts = Table(
+    "feature_layouts",
+    metadata,
+    Column("layout_id", String(64), primary_key=True),
+    Column("names", JSON, nullable=False),
 )
 
 outcomes = Table(

@@ -16,6 +16,7 @@ from inboxlab.errors import NotFoundError
 from inboxlab.experiment import ExperimentDefinition
 from inboxlab.records import Action
 from serving.store.experiments import ExperimentStore
+from serving.store.feature_codec import decode_features, stored_layouts
 from serving.store.schema import decisions, outcomes
 
 __all__ = ["experiment_units", "stored_experiment_units"]
@@ -63,16 +64,21 @@ def experiment_units(
         )
         .group_by(decisions.c.decision_id)
     )
+    features: list[dict[str, Any]] = []
     with engine.connect() as conn:
         frame = pd.DataFrame(conn.execute(query).mappings().all())
+        if with_features and not frame.empty:
+            stored = frame.pop("features").tolist()
+            names = stored_layouts(conn, stored)
+            features = [decode_features(value, names) for value in stored]
     if frame.empty:
         columns = [c.name for c in query.selected_columns]
         return pd.DataFrame(columns=columns)
     frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
     if with_features:
-        features = pd.json_normalize(frame.pop("features").tolist()).add_prefix("f_")
         frame["send_at"] = pd.to_datetime(frame["send_at"], utc=True)
-        frame = pd.concat([frame.reset_index(drop=True), features], axis=1)
+        feature_frame = pd.json_normalize(features).add_prefix("f_")
+        frame = pd.concat([frame.reset_index(drop=True), feature_frame], axis=1)
     return frame
 
 

@@ -11,6 +11,7 @@ from inboxlab.errors import ConflictError
 from inboxlab.records import Action, DecisionRecord, EventKind, EventRecord
 from serving.store import DecisionStore
 from serving.store.bulk import DecisionColumns, insert_decisions
+from serving.store.feature_codec import encode_features
 from serving.store.stats import counts_as_trial, stat_key
 from tests.serving.conftest import T0, decision
 
@@ -18,7 +19,9 @@ FEATURES = {"opens_7d": 3, "timezone": "Asia/Tokyo", "open_rate_30d": 0.12345678
 
 
 def columns_of(records: list[DecisionRecord], features: dict[str, Any]) -> DecisionColumns:
-    """The bulk columns of ``records``, encoded with the standard library for contrast."""
+    """The bulk columns of ``records``, encoded with the standard library for contrast (the
+    features as the batch path encodes them)."""
+    text, layout = encode_features(features)
     return DecisionColumns(
         decision_id=[r.decision_id for r in records],
         recipient_id=[r.recipient_id for r in records],
@@ -33,9 +36,10 @@ def columns_of(records: list[DecisionRecord], features: dict[str, Any]) -> Decis
         send_time_propensity=[r.send_time_propensity for r in records],
         scores=[json.dumps(r.scores) for r in records],
         model_versions=[json.dumps(r.model_versions) for r in records],
-        features=[json.dumps(features) for _ in records],
+        features=[text for _ in records],
         segment=[r.segment for r in records],
         policy=[r.policy for r in records],
+        layouts=(layout,) if layout is not None else (),
     )
 
 
