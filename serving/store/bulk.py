@@ -12,6 +12,10 @@ exactly as if it had been written there. A test pins that equivalence.
 from __future__ import annotations
 
 import json
+import logging
+import sqlite3
+import threading
+import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,12 +29,23 @@ from serving.store.feature_codec import Layout
 from serving.store.schema import decisions
 from serving.store.stats import StatKey
 
-__all__ = ["DecisionColumns", "insert_decisions", "sqlite_time"]
+__all__ = ["BULK_LOCK_WAIT_S", "DecisionColumns", "insert_decisions", "sqlite_time"]
+
+logger = logging.getLogger(__name__)
 
 #: How SQLAlchemy's ``DateTime`` stores a (UTC) timestamp in SQLite.
 _SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
 
 _COLUMNS = tuple(c.name for c in decisions.columns)
+
+#: How long a bulk insert into SQLite keeps trying while other processes hold the write lock,
+#: in seconds. A batch has no render-time budget; the render path keeps the busy timeout.
+BULK_LOCK_WAIT_S = 120.0
+# The bulk inserts of one process into SQLite, one at a time. Several batch calls in one
+# worker otherwise poll for the write lock with SQLite's sleeping busy handler, which is not
+# fair: with four calls at a time on two workers a chunk waited past the 5 s busy timeout,
+# and its call ended mid-stream. Waiting here is first come, first served.
+_BULK_WRITES = threading.Lock()
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,9 +120,19 @@ def _insert_sqlite(engine: Engine, columns: DecisionColumns, trials: Counter[Sta
         if name in ("decided_at", "send_at"):
             values = [None if v is None else sqlite_time(v) for v in values]
         lists.append(values)
-    # tuples built in C, in the table's column order
-    raw = engine.raw_connection()
-    try:
-        sqlite_insert_decisions(raw, list(zip(*lists, strict=True)), trials, columns.layouts)
-    finally:
-        raw.close()
+    rows = list(zip(*lists, strict=True))  # tuples built in C, in the table's column order
+    deadline = time.monotonic() + BULK_LOCK_WAIT_S
+    with _BULK_WRITES:
+        while True:
+            raw = engine.raw_connection()
+            try:
+                sqlite_insert_decisions(raw, rows, trials, columns.layouts)
+                return
+            except sqlite3.OperationalError as exc:
+                # Another process held the write lock past the busy timeout. The transaction
+                # was rolled back, so nothing of the chunk is stored: write it again.
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                logger.warning("decision store locked by another writer; writing the chunk again")
+            finally:
+                raw.close()

@@ -1,15 +1,20 @@
 from __future__ import annotations
 
 import json
+import logging
+import sqlite3
+import threading
 from collections import Counter
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from inboxlab.errors import ConflictError
 from inboxlab.records import Action, DecisionRecord, EventKind, EventRecord
-from serving.store import DecisionStore
+from serving.store import DecisionStore, bulk
+from serving.store import engine as engine_module
 from serving.store.bulk import DecisionColumns, insert_decisions
 from serving.store.feature_codec import encode_features
 from serving.store.stats import counts_as_trial, stat_key
@@ -106,3 +111,38 @@ def test_consent_flags_equal_the_recipient_state_ones(store: DecisionStore) -> N
             a.hard_bounced,
         ), rid
     assert flags["r-bounced"].hard_bounced and not flags["r-recovered"].hard_bounced
+
+
+def test_a_chunk_waits_for_another_process_holding_the_write_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Another process's writer holds the lock past the busy timeout (shortened here): the
+    # chunk is written again once the lock is free, not lost with its call's stream.
+    monkeypatch.setattr(engine_module, "SQLITE_BUSY_TIMEOUT_MS", 50)
+    path = tmp_path / "decisions.db"
+    store = DecisionStore(f"sqlite:///{path}")
+    store.create_schema()
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    timer = threading.Timer(0.4, other.execute, args=("COMMIT",))
+    timer.start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="serving.store.bulk"):
+            assert insert_decisions(store.engine, columns_of(sample("w"), FEATURES), Counter()) == 3
+    finally:
+        timer.join()
+        other.close()
+    assert "locked by another writer" in caplog.text
+    assert store.decision_features("w-1") == FEATURES
+    # past the wait, the error is the caller's
+    monkeypatch.setattr(bulk, "BULK_LOCK_WAIT_S", 0.0)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            insert_decisions(store.engine, columns_of(sample("z"), FEATURES), Counter())
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert store.get_decision("z-1") is None
+    store.close()
