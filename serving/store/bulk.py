@@ -11,15 +11,19 @@ exactly as if it had been written there. A test pins that equivalence.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import sqlite3
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
@@ -41,11 +45,32 @@ _COLUMNS = tuple(c.name for c in decisions.columns)
 #: How long a bulk insert into SQLite keeps trying while other processes hold the write lock,
 #: in seconds. A batch has no render-time budget; the render path keeps the busy timeout.
 BULK_LOCK_WAIT_S = 120.0
-# The bulk inserts of one process into SQLite, one at a time. Several batch calls in one
-# worker otherwise poll for the write lock with SQLite's sleeping busy handler, which is not
-# fair: with four calls at a time on two workers a chunk waited past the 5 s busy timeout,
-# and its call ended mid-stream. Waiting here is first come, first served.
+# The bulk inserts of one process into SQLite, one at a time.
 _BULK_WRITES = threading.Lock()
+
+
+@contextmanager
+def _bulk_turn(engine: Engine) -> Iterator[None]:
+    """Bulk writers into one SQLite file take turns: threads of a process on a lock, processes
+    on an ``flock`` of ``<database>-bulk.lock`` beside it.
+
+    Without turns, writers poll for SQLite's write lock with its busy handler, which sleeps
+    1, 2, 5 … 100 ms between tries and is not fair: with four batch calls at a time on two
+    workers a chunk waited past the 5 s busy timeout and its call ended mid-stream, and a
+    waiting writer slept on after the lock was free. A blocked ``flock`` wakes as soon as the
+    holder lets go. (Single decisions keep the busy timeout: they are small and few.)
+    """
+    database = engine.url.database
+    with _BULK_WRITES:
+        if not database or database == ":memory:" or database.startswith("file:"):
+            yield
+            return
+        with Path(f"{database}-bulk.lock").open("a+b") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +147,7 @@ def _insert_sqlite(engine: Engine, columns: DecisionColumns, trials: Counter[Sta
         lists.append(values)
     rows = list(zip(*lists, strict=True))  # tuples built in C, in the table's column order
     deadline = time.monotonic() + BULK_LOCK_WAIT_S
-    with _BULK_WRITES:
+    with _bulk_turn(engine):
         while True:
             raw = engine.raw_connection()
             try:

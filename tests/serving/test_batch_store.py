@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import sqlite3
 import threading
+import time
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
@@ -145,4 +147,23 @@ def test_a_chunk_waits_for_another_process_holding_the_write_lock(
         other.execute("ROLLBACK")
         other.close()
     assert store.get_decision("z-1") is None
+    store.close()
+
+
+def test_bulk_writers_of_other_processes_take_turns_on_a_lock_file(tmp_path: Path) -> None:
+    # Another process's bulk writer holds its turn (an flock beside the database): this one
+    # waits for the turn, not for SQLite's busy handler, and writes once it is free.
+    path = tmp_path / "decisions.db"
+    store = DecisionStore(f"sqlite:///{path}")
+    store.create_schema()
+    with (tmp_path / "decisions.db-bulk.lock").open("a+b") as turn:
+        fcntl.flock(turn, fcntl.LOCK_EX)
+        release = threading.Timer(0.3, fcntl.flock, args=(turn, fcntl.LOCK_UN))
+        started = time.monotonic()
+        release.start()
+        assert insert_decisions(store.engine, columns_of(sample("t"), FEATURES), Counter()) == 3
+        waited = time.monotonic() - started
+        release.join()
+    assert waited >= 0.25
+    assert store.decision_features("t-1") == FEATURES
     store.close()
