@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -101,14 +102,18 @@ def run_audience(
             counts["sends"] += sends
 
     with server.sampling_rss(), ThreadPoolExecutor(concurrency) as pool:
-        cpu = server.tree_cpu()
+        before = server.process_cpu()
         client_cpu = time.process_time()
         started = time.perf_counter()
         for done in [pool.submit(call, s, started) for s in starts]:
             done.result()
         seconds = time.perf_counter() - started
-        cpu = server.tree_cpu() - cpu
+        after = server.process_cpu()
         client_cpu = time.process_time() - client_cpu
+    # CPU seconds of each process during the run, busiest first (the workers, then the
+    # supervising parent): how evenly the calls spread over the workers.
+    by_process = sorted((t - before.get(pid, 0.0) for pid, t in after.items()), reverse=True)
+    cpu = sum(by_process)
     lines = counts["lines"]
     return {
         "audience": audience,
@@ -121,6 +126,7 @@ def run_audience(
         "us_per_decision": seconds / max(lines, 1) * 1e6,
         "server_cpu_us_per_decision": cpu / max(lines, 1) * 1e6,
         "client_cpu_us_per_decision": client_cpu / max(lines, 1) * 1e6,
+        "process_cpu_s": by_process,
         "first_line_s": min(first) if first else None,
         "peak_rss_mb": server.peak_rss / 2**20,
         "load_after": os.getloadavg(),
@@ -264,8 +270,19 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="inboxlab serve worker processes")
     parser.add_argument("--concurrency", type=int, default=1, help="calls in flight at a time")
     args = parser.parse_args()
+    if args.scratch is not None:
+        _run(args, args.scratch)
+        return
+    # A temporary copy of the demo grows by gigabytes of decisions: removed once reported.
+    scratch = Path(tempfile.mkdtemp(prefix="inboxlab-batch-"))
+    try:
+        _run(args, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _run(args: argparse.Namespace, scratch: Path) -> None:
     audiences = args.audience or [100_000]
-    scratch = args.scratch or Path(tempfile.mkdtemp(prefix="inboxlab-batch-"))
     env, key = prepare(args.demo, scratch)
     results: dict[str, Any] = {"load_before": os.getloadavg(), "runs": []}
     if args.in_process:

@@ -82,12 +82,16 @@ class Server:
 
     def tree_cpu(self) -> float:
         """CPU seconds (user + system) used so far by the server and its worker processes."""
-        total = 0.0
+        return sum(self.process_cpu().values())
+
+    def process_cpu(self) -> dict[int, float]:
+        """CPU seconds (user + system) used so far by each process of the tree, by pid."""
+        out: dict[int, float] = {}
         for proc in self._tree():
             with suppress(psutil.NoSuchProcess):
                 times = proc.cpu_times()
-                total += times.user + times.system
-        return total
+                out[proc.pid] = times.user + times.system
+        return out
 
     @contextmanager
     def sampling_rss(self) -> Iterator[None]:
