@@ -6,8 +6,6 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from inboxlab.cli.output import err_console, reporting_errors
-from inboxlab.cli.workers import BalancedWorkers, balanced_workers_supported
 from inboxlab.settings import get_settings
 
 if TYPE_CHECKING:
@@ -49,35 +47,18 @@ def serve_command(
         help="Log every request (costs CPU per request; /metrics counts them either way).",
     ),
 ) -> None:
-    """Serve the decision API (OpenAPI docs at /docs).
-
-    With several workers on Linux, each worker listens on a socket of its own and the kernel
-    spreads connections over them (:mod:`inboxlab.cli.workers`); elsewhere they share
-    uvicorn's one socket.
-    """
+    """Serve the decision API (OpenAPI docs at /docs)."""
     import uvicorn
 
     settings = get_settings()
-    config: dict[str, Any] = {
-        "app": "inboxlab.cli.serve:build_app",
-        "factory": True,
-        "host": host or settings.api.host,
-        "port": port or settings.api.port,
-        "log_level": "info",
-        "access_log": access_log,
-    }
-    if workers > 1 and balanced_workers_supported():
-        err_console.print(
-            f"Serving on http://{config['host']}:{config['port']} with {workers} workers, "
-            "a listening socket each (Press CTRL+C to quit)",
-            highlight=False,
-        )
-        with reporting_errors():
-            code = BalancedWorkers(config, workers).run()
-        raise typer.Exit(code)
     uvicorn.run(
-        **config,
+        "inboxlab.cli.serve:build_app",
+        factory=True,
+        host=host or settings.api.host,
+        port=port or settings.api.port,
         workers=workers,
+        log_level="info",
+        access_log=access_log,
         # A worker imports the models and the stores before it answers the supervisor's
         # first health check; on a busy machine that takes longer than uvicorn's 5 s.
         timeout_worker_healthcheck=120,
