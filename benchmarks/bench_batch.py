@@ -248,7 +248,13 @@ def in_process(env: dict[str, str], n: int, repeat: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--demo", type=Path, default=Path("/tmp/demo1"))
-    parser.add_argument("--scratch", type=Path, default=None)
+    parser.add_argument(
+        "--scratch",
+        type=Path,
+        default=None,
+        help="directory for the store copy, logs and results (kept); default: a temporary one, "
+        "removed after a run that succeeds",
+    )
     parser.add_argument("--audience", type=int, action="append", default=None)
     parser.add_argument("--warmup", type=int, default=10_000)
     parser.add_argument(
@@ -273,12 +279,15 @@ def main() -> None:
     if args.scratch is not None:
         _run(args, args.scratch)
         return
-    # A temporary copy of the demo grows by gigabytes of decisions: removed once reported.
+    # A temporary copy of the demo grows by gigabytes of decisions: removed once reported,
+    # kept when the run fails (the server's log is in it).
     scratch = Path(tempfile.mkdtemp(prefix="inboxlab-batch-"))
     try:
         _run(args, scratch)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    except BaseException:
+        print(f"run failed; scratch kept for its logs: {scratch}", file=sys.stderr)
+        raise
+    shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _run(args: argparse.Namespace, scratch: Path) -> None:
