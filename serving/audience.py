@@ -38,7 +38,8 @@ from serving.policy import engagement_tier
 from serving.schemas import DecisionRequest, DecisionResponse, Scores
 from serving.scoring.send_time import Candidates, candidate_hours
 from serving.store.bulk import DecisionColumns
-from serving.store.feature_codec import Layout, encode_features
+from serving.store.engine import json_compact
+from serving.store.feature_codec import Layout, distinct_layouts, encode_features
 from serving.store.stats import StatKey
 from training.context import context_features, engagement_inputs
 from training.specs import ModelKind
@@ -69,17 +70,6 @@ def _new_ids(n: int) -> list[str]:
     raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80  # RFC 9562 variant
     text = raw.tobytes().hex()
     return [text[32 * i : 32 * i + 32] for i in range(n)]
-
-
-def _json(value: Any) -> str:
-    # NaN as the standard library writes it, so a row reads back as the Core layer's would.
-    return pydantic_core.to_json(value, inf_nan_mode="constants", fallback=_plain).decode()
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"cannot store a {type(value).__name__} as JSON")
 
 
 @dataclass(slots=True)
@@ -179,7 +169,7 @@ class AudienceDecisions:
             key = tuple(r)
             text = encoded.get(key)
             if text is None:
-                text = encoded[key] = _json(r)
+                text = encoded[key] = json_compact(r)
             reasons.append(text)
         # Scores hold only floats: one serializer call for the chunk, split between objects.
         scores = [
@@ -204,7 +194,7 @@ class AudienceDecisions:
             send_at=self.send_at,
             send_time_propensity=self.send_time_propensity,
             scores=score_json,
-            model_versions=[_json(self.versions)] * n,
+            model_versions=[json_compact(self.versions)] * n,
             features=list(feature_json),
             segment=self.segment,
             policy=self.policy,
@@ -296,7 +286,7 @@ class AudienceScorer:
         self._send_times(out, sendable, block, owner)
         self._scores(out, block, owner)
         encoded = [encode_features(row) for row in unique_rows]
-        out.layouts = tuple({x.layout_id: x for _, x in encoded if x is not None}.values())
+        out.layouts = distinct_layouts(layout for _, layout in encoded)
         return out, [encoded[j][0] for j in owner.tolist()]
 
     def _read_features(self, unique: list[str]) -> tuple[Mapping[str, FeatureRow], str | None]:

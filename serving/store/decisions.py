@@ -28,7 +28,6 @@ from datetime import UTC, datetime, timedelta
 from functools import cache, lru_cache
 from typing import Any
 
-from pydantic_core import to_json
 from sqlalchemy import (
     JSON,
     BindParameter,
@@ -52,7 +51,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from inboxlab.errors import ConflictError
 from inboxlab.records import Action, DecisionRecord, EventKind, EventRecord
 from serving.eligibility import RecipientState
-from serving.store.engine import ThreadConnections, create_store_engine, json_scalar
+from serving.store.engine import ThreadConnections, create_store_engine, json_compact
 from serving.store.feature_codec import (
     Layout,
     add_layouts,
@@ -154,9 +153,7 @@ _SQLITE_ADD_TRIALS = (
 def _sqlite_value(value: Any, is_json: bool) -> Any:
     """A column value as SQLAlchemy's SQLite types store it."""
     if is_json:
-        # pydantic-core's encoder: the same JSON values as json.dumps (NaN kept as NaN),
-        # written compactly and several times faster for a decision's hundred features.
-        return to_json(value, inf_nan_mode="constants", fallback=json_scalar).decode()
+        return json_compact(value)
     if isinstance(value, datetime):
         at = value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
         return at.strftime(_SQLITE_TIME)

@@ -11,10 +11,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic_core import to_json
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
-__all__ = ["ThreadConnections", "create_store_engine", "is_sqlite", "json_scalar", "json_text"]
+__all__ = [
+    "ThreadConnections",
+    "create_store_engine",
+    "is_sqlite",
+    "json_compact",
+    "json_scalar",
+    "json_text",
+]
 
 #: How long a SQLite writer waits for another writer's lock before failing, in milliseconds.
 SQLITE_BUSY_TIMEOUT_MS = 5_000
@@ -40,6 +48,16 @@ def json_scalar(value: Any) -> Any:
 def json_text(value: Any) -> str:
     """The JSON text of a JSON column's value (``json.dumps``, NumPy scalars allowed)."""
     return json.dumps(value, default=json_scalar)
+
+
+def json_compact(value: Any) -> str:
+    """:func:`json_text` as the store's fast paths write it: pydantic-core's encoder, the same
+    JSON values (NaN kept as NaN), compact and several times faster for a hundred features.
+
+    >>> json_compact({"sends": np.int64(3), "rate": float("nan")})
+    '{"sends":3,"rate":NaN}'
+    """
+    return to_json(value, inf_nan_mode="constants", fallback=json_scalar).decode()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -24,11 +24,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic_core import to_json
 from sqlalchemy import Connection, select
 
 from inboxlab.errors import StoreError
-from serving.store.engine import json_scalar
+from serving.store.engine import json_compact
 from serving.store.schema import feature_layouts
 from serving.store.stats import insert_for
 
@@ -38,6 +37,7 @@ __all__ = [
     "add_layouts",
     "add_layouts_sqlite",
     "decode_features",
+    "distinct_layouts",
     "encode_features",
     "feature_values",
     "layout_of",
@@ -90,8 +90,7 @@ def encode_features(features: Mapping[str, Any]) -> tuple[str, Layout | None]:
     """``features`` as stored JSON text (NaN kept, NumPy scalars as plain values), and the
     layout it names."""
     value, layout = feature_values(features)
-    text = to_json(value, inf_nan_mode="constants", fallback=json_scalar).decode()
-    return text, layout
+    return json_compact(value), layout
 
 
 def is_compact(value: Any) -> bool:
@@ -137,7 +136,7 @@ _SQLITE_ADD_LAYOUT = (
 
 def add_layouts(conn: Connection, layouts: Iterable[Layout | None]) -> None:
     """Store ``layouts`` not stored yet, in the transaction of ``conn`` (any database)."""
-    rows = [{"layout_id": x.layout_id, "names": list(x.names)} for x in _distinct(layouts)]
+    rows = [{"layout_id": x.layout_id, "names": list(x.names)} for x in distinct_layouts(layouts)]
     if rows:
         statement = insert_for(conn.dialect.name, feature_layouts).on_conflict_do_nothing()
         conn.execute(statement, rows)
@@ -145,13 +144,14 @@ def add_layouts(conn: Connection, layouts: Iterable[Layout | None]) -> None:
 
 def add_layouts_sqlite(cursor: Any, layouts: Iterable[Layout | None]) -> None:
     """:func:`add_layouts` on a DB-API cursor of SQLite, inside its open transaction."""
-    rows = [(x.layout_id, x.names_json) for x in _distinct(layouts)]
+    rows = [(x.layout_id, x.names_json) for x in distinct_layouts(layouts)]
     if rows:
         cursor.executemany(_SQLITE_ADD_LAYOUT, rows)
 
 
-def _distinct(layouts: Iterable[Layout | None]) -> list[Layout]:
-    return list({x.layout_id: x for x in layouts if x is not None}.values())
+def distinct_layouts(layouts: Iterable[Layout | None]) -> tuple[Layout, ...]:
+    """Each layout of ``layouts`` once, in first-seen order (``None`` skipped)."""
+    return tuple({x.layout_id: x for x in layouts if x is not None}.values())
 
 
 def stored_layouts(conn: Connection, values: Iterable[Any]) -> dict[str, list[str]]:
