@@ -24,7 +24,6 @@ that errors each give a documented fallback and a reason in ``reasons``:
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -41,6 +40,7 @@ from inboxlab.records import Action, DecisionRecord
 from inboxlab.settings import Settings
 from serving.budget import BudgetExceededError, Pending, ReadGuard
 from serving.eligibility import EligibilityConfig, RecipientState, evaluate
+from serving.ids import new_decision_id
 from serving.policy import VariantPolicy, engagement_tier
 from serving.schemas import DecisionRequest, DecisionResponse, Scores
 from serving.scoring.models import ModelSet
@@ -275,7 +275,7 @@ class DecisionEngine:
             draft = _Draft(
                 request=request,
                 now=request.now or default_now,
-                decision_id=uuid.uuid4().hex,
+                decision_id=new_decision_id(),
                 features=features,
                 timezone=timezone,
             )

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import uuid
 from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -83,6 +84,7 @@ def test_send_time_is_the_hour_the_model_prefers_in_local_time(
     }
     stored = store.get_decision(out.decision_id)
     assert stored is not None and stored.send_at == out.send_at
+    assert uuid.UUID(hex=out.decision_id).version == 7  # time-ordered: appends to the index
 
 
 def test_quiet_hours_are_never_chosen(

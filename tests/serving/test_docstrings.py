@@ -9,6 +9,7 @@ MODULES = [
     "serving.assignment",
     "serving.bandit",
     "serving.eligibility",
+    "serving.ids",
     "serving.keys",
     "serving.scoring.native",
     "serving.scoring.send_time",
