@@ -235,6 +235,44 @@ def saturate(
     }
 
 
+def paced(
+    server: Server, path: str, rate: float, seconds: float, env: dict[str, str], threads: int = 2
+) -> dict[str, Any]:
+    """``wrk`` on an open schedule of ``rate`` requests/s (``decisions.lua``'s ``BENCH_RATE``):
+    latency percentiles from a C client, whose own share of each request is smaller than the
+    asyncio client's of :func:`constant_rate`. Each of ``threads`` threads holds one
+    connection (so the requests spread over the workers) and sends ``rate / threads`` per
+    second; a short run at the same rate warms up first. wrk times a request from its
+    sending, so a late answer delays the next send (at this rate, far from saturation, the
+    answers come in well under the 1 / rate interval)."""
+    paced_env = {**env, "BENCH_RATE": str(rate), "BENCH_THREADS": str(threads)}
+    command = ["wrk", f"-t{threads}", f"-c{threads}", "--latency", "-s", str(LUA)]
+    url = f"http://{HOST}:{server.port}{path}"
+    subprocess.run(
+        [*command, "-d3s", url], env=paced_env, capture_output=True, check=True, timeout=60
+    )
+    out = subprocess.run(
+        [*command, f"-d{seconds:.0f}s", url],
+        env=paced_env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=seconds + 60,
+    ).stdout
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return {
+        "command": f"BENCH_RATE={rate:g} BENCH_THREADS={threads} {' '.join(command)} "
+        f"-d{seconds:.0f}s {url}",
+        "rate": rate,
+        "rps": float(rps.group(1)) if rps else float("nan"),
+        "p50_ms": _wrk_ms(out, "50%"),
+        "p90_ms": _wrk_ms(out, "90%"),
+        "p99_ms": _wrk_ms(out, "99%"),
+        "non_2xx": int(errors.group(1)) if errors else 0,
+    }
+
+
 def batch(server: Server, key: str, recipients: int, calls: int) -> dict[str, Any]:
     """``calls`` streamed batch calls of ``recipients`` each; wall time and peak RSS."""
     body = json.dumps({"decisions": [_decision_body(i) for i in range(recipients)]}).encode()
@@ -418,6 +456,10 @@ def main() -> None:
         create_experiment(server.port, key)
         results["inboxlab_rate"] = constant_rate(server.port, key, args.rate, args.rate_seconds)
         print(f"  rate: {results['inboxlab_rate']}", file=sys.stderr)
+        results["inboxlab_paced"] = paced(
+            server, "/v1/decisions", args.rate, args.rate_seconds, wrk_env
+        )
+        print(f"  paced: {results['inboxlab_paced']}", file=sys.stderr)
         results["inboxlab_wrk"] = saturate(
             server, "/v1/decisions", args.wrk_seconds, args.connections, wrk_env
         )
@@ -444,6 +486,13 @@ def main() -> None:
         bare += ["--timeout-worker-healthcheck", "120"]
         with serve("bare-fastapi", bare, env, logs, "/docs") as server:
             time.sleep(2 * args.workers)
+            # The floor of the steady-rate latency: the same client, HTTP and uvicorn, no work.
+            results["bare_rate"] = constant_rate(server.port, key, args.rate, args.rate_seconds)
+            print(f"  rate: {results['bare_rate']}", file=sys.stderr)
+            results["bare_paced"] = paced(
+                server, "/v1/decisions", args.rate, args.rate_seconds, wrk_env
+            )
+            print(f"  paced: {results['bare_paced']}", file=sys.stderr)
             results["bare_wrk"] = saturate(
                 server, "/v1/decisions", args.wrk_seconds, args.connections, wrk_env
             )
@@ -491,17 +540,25 @@ def _markdown(r: dict[str, Any]) -> str:
             f"| in process, CPU ms per decision (median of rounds of {c['decisions']}) | "
             f"{c['cpu_ms']:.2f} ({rounds}) |"
         )
-    for name in ("inboxlab", "bentoml"):
+    for name in ("inboxlab", "bentoml", "bare"):
+        label = "bare FastAPI echo" if name == "bare" else f"{name} serve"
         if f"{name}_rate" in r:
             rate = r[f"{name}_rate"]
             rows.append(
-                f"| {name} serve, {rate['rate']:.0f} req/s steady: p50 / p99 / max (ms); "
+                f"| {label}, {rate['rate']:.0f} req/s steady: p50 / p99 / max (ms); "
                 f"service p50 / p99 | "
                 f"{rate['p50_ms']:.2f} / {rate['p99_ms']:.2f} / {rate['max_ms']:.1f}; "
                 f"{rate['service_p50_ms']:.2f} / {rate['service_p99_ms']:.2f} "
                 f"(statuses {rate['statuses']}) |"
             )
-        if f"{name}_wrk" in r:
+        if f"{name}_paced" in r:
+            w = r[f"{name}_paced"]
+            rows.append(
+                f"| {label}, {w['rate']:.0f} req/s paced by wrk: p50 / p90 / p99 (ms), req/s | "
+                f"{w['p50_ms']:.2f} / {w['p90_ms']:.2f} / {w['p99_ms']:.2f}, {w['rps']:.0f}, "
+                f"non-2xx {w['non_2xx']} |"
+            )
+        if name != "bare" and f"{name}_wrk" in r:  # the bare echo's row follows
             w = r[f"{name}_wrk"]
             rows.append(
                 f"| {name} serve, saturation (wrk): req/s, p50 / p99 (ms), server CPU ms "
