@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from serving.store.decisions import core_insert_decisions, sqlite_insert_decisions
+from serving.store.engine import sqlite_text_time
 from serving.store.feature_codec import Layout
 from serving.store.schema import decisions
 from serving.store.stats import StatKey
@@ -36,9 +37,6 @@ from serving.store.stats import StatKey
 __all__ = ["BULK_LOCK_WAIT_S", "DecisionColumns", "insert_decisions", "sqlite_time"]
 
 logger = logging.getLogger(__name__)
-
-#: How SQLAlchemy's ``DateTime`` stores a (UTC) timestamp in SQLite.
-_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
 
 _COLUMNS = tuple(c.name for c in decisions.columns)
 
@@ -109,8 +107,7 @@ class DecisionColumns:
 def sqlite_time(value: datetime) -> str:
     """``value`` as SQLAlchemy's SQLite ``DateTime`` text (naive UTC); cached, since a batch
     repeats a few distinct times (its ``now``, the candidate hours) many times over."""
-    at = value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
-    return at.strftime(_SQLITE_TIME)
+    return sqlite_text_time(value)
 
 
 def insert_decisions(engine: Engine, columns: DecisionColumns, trials: Counter[StatKey]) -> int:

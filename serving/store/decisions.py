@@ -29,7 +29,6 @@ from functools import cache, lru_cache
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     BindParameter,
     Engine,
     String,
@@ -51,7 +50,12 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from inboxlab.errors import ConflictError
 from inboxlab.records import Action, DecisionRecord, EventKind, EventRecord
 from serving.eligibility import RecipientState
-from serving.store.engine import ThreadConnections, create_store_engine, json_compact
+from serving.store.engine import (
+    ThreadConnections,
+    create_store_engine,
+    json_compact,
+    sqlite_text_time,
+)
 from serving.store.feature_codec import (
     Layout,
     add_layouts,
@@ -131,14 +135,11 @@ _RECIPIENT_STATE = union_all(
 )
 
 
-#: How SQLAlchemy's ``DateTime`` stores a (UTC) timestamp in SQLite.
-_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
 #: Recipients per query (three placeholders each; SQLite allows 32,766 in one statement).
 _SQLITE_CHUNK = 5_000
 
 
 _DECISION_COLUMNS = tuple(c.name for c in decisions.columns)
-_JSON_COLUMNS = frozenset(c.name for c in decisions.columns if isinstance(c.type, JSON))
 _SQLITE_INSERT_DECISION = (
     f"INSERT INTO decisions ({', '.join(_DECISION_COLUMNS)}) "
     f"VALUES ({', '.join('?' * len(_DECISION_COLUMNS))})"
@@ -150,14 +151,68 @@ _SQLITE_ADD_TRIALS = (
 )
 
 
-def _sqlite_value(value: Any, is_json: bool) -> Any:
-    """A column value as SQLAlchemy's SQLite types store it."""
-    if is_json:
-        return json_compact(value)
-    if isinstance(value, datetime):
-        at = value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
-        return at.strftime(_SQLITE_TIME)
-    return value
+#: The decision table's columns in the order :func:`_sqlite_decision_row` fills them (the
+#: table's order; a test holds them equal).
+_SQLITE_ROW_ORDER = (
+    "decision_id",
+    "recipient_id",
+    "campaign_id",
+    "experiment_id",
+    "decided_at",
+    "action",
+    "reasons",
+    "variant_id",
+    "variant_propensity",
+    "send_at",
+    "send_time_propensity",
+    "scores",
+    "model_versions",
+    "features",
+    "segment",
+    "policy",
+)
+
+
+def _sqlite_decision_row(
+    record: DecisionRecord, features: Mapping[str, Any] | None
+) -> tuple[tuple[Any, ...], Layout | None]:
+    """:func:`_decision_row` straight to the values SQLAlchemy's SQLite types store (JSON
+    text, naive UTC time text), in the table's column order. The render path's writer thread
+    holds the GIL while it builds rows, so every microsecond here is taken from the event
+    loop under load."""
+    stored, layout = feature_values(features or {})
+    send_at = record.send_at
+    row = (
+        record.decision_id,
+        record.recipient_id,
+        record.campaign_id,
+        record.experiment_id,
+        sqlite_text_time(record.decided_at),
+        record.action.value,
+        json_compact(list(record.reasons)),
+        record.variant_id,
+        record.variant_propensity,
+        None if send_at is None else sqlite_text_time(send_at),
+        record.send_time_propensity,
+        json_compact(record.scores),
+        json_compact(record.model_versions),
+        json_compact(stored),
+        record.segment,
+        record.policy,
+    )
+    return row, layout
+
+
+def _trial_key(record: DecisionRecord) -> StatKey | None:
+    """The arm statistics a decision adds a trial to (:func:`stat_key`), or None."""
+    fields = {
+        "action": record.action.value,
+        "experiment_id": record.experiment_id,
+        "variant_id": record.variant_id,
+        "segment": record.segment,
+        "decided_at": record.decided_at,
+    }
+    return stat_key(fields) if counts_as_trial(fields) else None
 
 
 def _decision_row(
@@ -382,20 +437,21 @@ class DecisionStore:
         One multi-row insert and one counter update per arm and day, instead of a transaction
         per decision: the batch endpoint's write cost per decision drops several-fold.
         """
-        made = [_decision_row(record, features) for record, features in records]
-        if not made:
+        records = list(records)
+        if not records:
             return 0
+        if self.engine.dialect.name == "sqlite":
+            self._insert_sqlite(records)
+            return len(records)
+        made = [_decision_row(record, features) for record, features in records]
         rows = [row for row, _ in made]
         layouts = [layout for _, layout in made]
         trials = Counter(stat_key(row) for row in rows if counts_as_trial(row))
-        if self.engine.dialect.name == "sqlite":
-            self._insert_sqlite(rows, trials, layouts)
-            return len(rows)
         core_insert_decisions(self.engine, rows, trials, layouts)
         return len(rows)
 
     def _insert_sqlite(
-        self, rows: list[dict[str, Any]], trials: Counter[StatKey], layouts: list[Layout | None]
+        self, records: list[tuple[DecisionRecord, Mapping[str, Any] | None]]
     ) -> None:
         """:meth:`record_decisions` on the DB-API connection, stored as SQLAlchemy stores it.
 
@@ -403,12 +459,12 @@ class DecisionStore:
         read back through the Core layer exactly as if it had written them, for a fraction
         of its per-row cost.
         """
-        values = [
-            tuple(_sqlite_value(row.get(name), name in _JSON_COLUMNS) for name in _DECISION_COLUMNS)
-            for row in rows
-        ]
+        made = [_sqlite_decision_row(record, features) for record, features in records]
+        keys = (_trial_key(record) for record, _ in records)
+        trials = Counter(key for key in keys if key is not None)
         with self._connections.connection(self.engine) as raw:
-            sqlite_insert_decisions(raw, values, trials, layouts)
+            rows = [row for row, _ in made]
+            sqlite_insert_decisions(raw, rows, trials, [layout for _, layout in made])
 
     def get_decision(self, decision_id: str) -> DecisionRecord | None:
         """The stored decision, or None."""
@@ -616,8 +672,7 @@ class DecisionStore:
         # SQLite on the render path: the same statement on the DB-API connection, with
         # SQLAlchemy's text encoding of timestamps. Compiling and executing through the Core
         # layer cost several times the query itself.
-        at = since.astimezone(UTC).replace(tzinfo=None) if since.tzinfo else since
-        bound = at.strftime(_SQLITE_TIME)
+        bound = sqlite_text_time(since)
         out: list[tuple[str, str, str | None, datetime, str | None]] = []
         with self._connections.connection(self.engine) as raw:
             for start in range(0, len(ids), _SQLITE_CHUNK):

@@ -7,6 +7,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ __all__ = [
     "json_compact",
     "json_scalar",
     "json_text",
+    "sqlite_text_time",
 ]
 
 #: How long a SQLite writer waits for another writer's lock before failing, in milliseconds.
@@ -31,6 +33,18 @@ SQLITE_BUSY_TIMEOUT_MS = 5_000
 def is_sqlite(url: str) -> bool:
     """Whether ``url`` names a SQLite database."""
     return make_url(url).get_backend_name() == "sqlite"
+
+
+def sqlite_text_time(value: datetime) -> str:
+    """``value`` as SQLAlchemy's SQLite ``DateTime`` stores it: naive UTC text with a
+    zero-padded year and six digits of microseconds (its ``storage_format``).
+
+    >>> from datetime import timedelta, timezone
+    >>> sqlite_text_time(datetime(2026, 3, 1, 9, 0, tzinfo=timezone(timedelta(hours=2))))
+    '2026-03-01 07:00:00.000000'
+    """
+    at = value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+    return at.isoformat(" ", "microseconds")  # strftime's "%Y...%f" takes 5-10 times longer
 
 
 def json_scalar(value: Any) -> Any:

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import json
 import random
 import signal
 import subprocess
 import sys
 import threading
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ import pytest
 from sqlalchemy import text
 
 from inboxlab.errors import ConflictError
-from inboxlab.records import Action, EventKind, EventRecord
+from inboxlab.records import Action, DecisionRecord, EventKind, EventRecord
 from inboxlab.settings import Settings
 from serving.store import DecisionStore, RewardRule
 from tests.serving.conftest import T0, decision
@@ -336,3 +338,68 @@ def test_numpy_scalars_in_features_are_stored_as_plain_values(store: DecisionSto
         assert got is not None and type(got["sends_90d"]) is int and type(got["flag"]) is bool
     with pytest.raises(Exception, match=r"object is not JSON serializable"):
         store.record_decisions([(decision("d-bad"), {"x": object()})])
+
+
+def _json_spaced(row: Any) -> tuple[Any, ...]:
+    # JSON text as json.dumps spaces it (the Core layer's; the fast paths write it compact).
+    def norm(value: Any) -> Any:
+        if isinstance(value, str) and value[:1] in ("[", "{"):
+            return json.dumps(json.loads(value))
+        return value
+
+    return tuple(norm(v) for v in row)
+
+
+def test_sqlite_fast_rows_store_what_the_core_layer_stores(tmp_path: Path) -> None:
+    """The render path's SQLite writer builds its rows without SQLAlchemy: every stored
+    value equals what a Core insert of the same decisions stores (times as the same text,
+    JSON as the same values, compact)."""
+    from datetime import datetime, timezone
+
+    from serving.store.decisions import (
+        _DECISION_COLUMNS,
+        _SQLITE_ROW_ORDER,
+        _decision_row,
+        core_insert_decisions,
+    )
+    from serving.store.stats import counts_as_trial, stat_key
+
+    assert _SQLITE_ROW_ORDER == _DECISION_COLUMNS
+    east = timezone(timedelta(hours=5, minutes=30))
+    records = [
+        (decision("d-1", segment="engaged"), {"x": np.int64(3), "y": float("nan"), "z": "UTC"}),
+        (
+            DecisionRecord.model_validate(
+                decision(
+                    "d-2", decided_at=datetime(2026, 3, 29, 1, 30, 0, 7, tzinfo=east)
+                ).model_dump()
+                | {"send_at": datetime(2026, 3, 29, 9, tzinfo=east), "send_time_propensity": 1}
+            ),
+            None,
+        ),
+        (decision("d-3", action=Action.SUPPRESS, variant_id=None), {}),
+        (decision("d-4", experiment_id=None, variant_id="x"), {"x": 1.5}),
+    ]
+    fast = DecisionStore(f"sqlite:///{tmp_path / 'fast.db'}")
+    core = DecisionStore(f"sqlite:///{tmp_path / 'core.db'}")
+    try:
+        fast.create_schema()
+        core.create_schema()
+        assert fast.record_decisions(records) == 4
+        made = [_decision_row(r, f) for r, f in records]
+        rows = [row for row, _ in made]
+        trials = Counter(stat_key(row) for row in rows if counts_as_trial(row))
+        core_insert_decisions(core.engine, rows, trials, [layout for _, layout in made])
+        for table, order in (
+            ("decisions", "decision_id"),
+            ("arm_stats", "experiment_id, variant_id, segment, day"),
+            ("feature_layouts", "layout_id"),
+        ):
+            query = text(f"SELECT * FROM {table} ORDER BY {order}")
+            with fast.engine.connect() as a, core.engine.connect() as b:
+                got, want = a.execute(query).all(), b.execute(query).all()
+            assert [_json_spaced(r) for r in got] == [_json_spaced(r) for r in want], table
+            assert want, table
+    finally:
+        fast.close()
+        core.close()
