@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import weakref
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -15,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from inboxlab.errors import NotFoundError
 from inboxlab.experiment import ExperimentDefinition
 from serving.auth import AdminKey, AnyKey, DecideKey
-from serving.batch import BATCH_CHUNK, BatchDecider, BatchRequest, parse_batch
+from serving.batch import BATCH_CHUNK, BatchDecider, BatchRequest, parse_batch_held
 from serving.coalesce import Coalescer
 from serving.decide import DecisionEngine
 from serving.schemas import DecisionRequest, DecisionResponse
@@ -107,14 +108,22 @@ async def post_decisions_batch(
     """
     raw = await request.body()
     try:
-        # Validated from the raw bytes (see ``parse_batch``), off the event loop.
-        body = await run_in_threadpool(parse_batch, raw)
+        # Validated from the raw bytes (see ``parse_batch``), off the event loop; the requests
+        # stay out of the collector's scans while they are streamed (``serving.frozen``).
+        body, release = await run_in_threadpool(parse_batch_held, raw)
     except ValidationError as exc:
         errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
         raise RequestValidationError(errors) from exc
-    decider = BatchDecider(engine, chunk_size=BATCH_CHUNK)
-    await run_in_threadpool(decider.check, body.decisions)
-    return StreamingResponse(decider.lines(body.decisions), media_type="application/x-ndjson")
+    try:
+        decider = BatchDecider(engine, chunk_size=BATCH_CHUNK)
+        await run_in_threadpool(decider.check, body.decisions)
+    except BaseException:
+        release()
+        raise
+    lines = decider.lines(body.decisions)
+    # Released when the stream is dropped: finished, left by the client, or never started.
+    weakref.finalize(lines, release)
+    return StreamingResponse(lines, media_type="application/x-ndjson")
 
 
 @router.post("/v1/experiments", tags=["experiments"], status_code=status.HTTP_201_CREATED)

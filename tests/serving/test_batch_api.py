@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gc
 import json
 import warnings
 from collections.abc import Iterator
@@ -11,6 +12,7 @@ import pytest
 from features.online import InMemoryFeatureClient
 from inboxlab.settings import Settings
 from serving.app import create_app
+from serving.batch import BATCH_HEAP
 from serving.schemas import DecisionResponse
 from tests.serving.models import planted_models
 
@@ -108,3 +110,37 @@ def test_batch_needs_the_decide_scope_and_documents_its_body(client: TestClient)
     item = schema["properties"]["decisions"]["items"]
     assert {"recipient_id", "campaign_id", "send_window"} <= set(item["properties"])
     assert "$ref" not in json.dumps(schema)
+
+
+def _no_batch_held() -> bool:
+    gc.collect()  # a stream dropped inside a reference cycle is freed by the collector
+    return BATCH_HEAP.holders == 0 and gc.get_freeze_count() == 0
+
+
+def test_a_streamed_batch_keeps_its_requests_frozen_until_the_stream_is_done(
+    client: TestClient,
+) -> None:
+    asked = [{"recipient_id": f"r{i % 3}", "campaign_id": "c1", "now": NOW} for i in range(12)]
+    seen: list[tuple[int, int]] = []
+    with client.stream(
+        "POST", "/v1/decisions/batch", json={"decisions": asked}, headers=decide_key(client)
+    ) as response:
+        for _line in response.iter_lines():
+            seen.append((BATCH_HEAP.holders, gc.get_freeze_count()))
+    assert len(seen) == 12
+    assert all(holders == 1 and frozen > 0 for holders, frozen in seen)
+    assert _no_batch_held()
+
+
+def test_a_batch_left_by_its_client_or_refused_releases_its_hold(client: TestClient) -> None:
+    asked = [{"recipient_id": "r1", "campaign_id": "c1", "now": NOW}] * 3
+    key = decide_key(client)
+    with client.stream(
+        "POST", "/v1/decisions/batch", json={"decisions": asked}, headers=key
+    ) as response:
+        assert response.status_code == 200  # the client leaves before reading a line
+    assert _no_batch_held()
+    refused = [{"recipient_id": "r1", "campaign_id": "c1", "experiment_id": "nope"}]
+    response = client.post("/v1/decisions/batch", json={"decisions": refused}, headers=key)
+    assert response.status_code == 404
+    assert _no_batch_held()
