@@ -11,7 +11,9 @@ variants of a bandit, the default 24-hour window, the demo's three champion mode
 decision store). Reported per audience: wall time from the first request to the last line,
 decisions per second, time to the first streamed bytes (the first chunk's lines), and the
 peak resident memory of the server process tree (sampled every 50 ms), which must not grow
-with the audience.
+with the audience. ``--singles-rate R``: single decisions at R per second meanwhile (``wrk``
+on an open schedule), with their latency percentiles: what a batch costs the render path
+of the same workers.
 
 Baseline in the same run, in process: LightGBM alone scoring the send-time champion on the
 same number of rows the batch scores (the allowed hours of every recipient), one thread —
@@ -34,7 +36,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from bench_decisions import BIN, EXPERIMENT, HOST, Server, create_experiment, prepare, serve
+from bench_decisions import (
+    BIN,
+    EXPERIMENT,
+    HOST,
+    Server,
+    create_experiment,
+    paced,
+    prepare,
+    serve,
+)
 from child import run_child
 
 MAX_BATCH = 100_000
@@ -56,10 +67,18 @@ def _body(start: int, n: int) -> bytes:
 
 
 def run_audience(
-    server: Server, key: str, audience: int, concurrency: int = 1, call_size: int = MAX_BATCH
+    server: Server,
+    key: str,
+    audience: int,
+    concurrency: int = 1,
+    call_size: int = MAX_BATCH,
+    singles: tuple[float, float, dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     """Decide ``audience`` recipients in calls of at most ``call_size``, ``concurrency`` calls
-    at a time; time and memory."""
+    at a time; time and memory. ``singles`` (rate, seconds, wrk environment): meanwhile,
+    single decisions at that steady rate (:func:`bench_decisions.paced`), warmed up before
+    the clock starts and then timed from the moment the calls are sent (parsing a call's
+    body is part of what they may wait for); their latencies are reported with the run."""
     starts = list(range(0, audience, call_size))
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     lock = threading.Lock()
@@ -101,11 +120,25 @@ def run_audience(
             counts["lines"] += lines
             counts["sends"] += sends
 
-    with server.sampling_rss(), ThreadPoolExecutor(concurrency) as pool:
+    single: dict[str, Any] = {}
+
+    def singles_meanwhile() -> None:
+        assert singles is not None
+        rate, seconds, env = singles
+        single.update(paced(server, "/v1/decisions", rate, seconds, env, warmup=False))
+        single["ended_s"] = time.perf_counter() - started
+
+    if singles is not None:
+        paced(server, "/v1/decisions", singles[0], 3, singles[2], warmup=False)
+
+    with server.sampling_rss(), ThreadPoolExecutor(concurrency + 1) as pool:
         before = server.process_cpu()
         client_cpu = time.process_time()
         started = time.perf_counter()
-        for done in [pool.submit(call, s, started) for s in starts]:
+        calls = [pool.submit(call, s, started) for s in starts]
+        if singles is not None:
+            calls.append(pool.submit(singles_meanwhile))
+        for done in calls:
             done.result()
         seconds = time.perf_counter() - started
         after = server.process_cpu()
@@ -130,6 +163,7 @@ def run_audience(
         "first_line_s": min(first) if first else None,
         "peak_rss_mb": server.peak_rss / 2**20,
         "load_after": os.getloadavg(),
+        "singles": single or None,
     }
 
 
@@ -275,6 +309,13 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--workers", type=int, default=1, help="inboxlab serve worker processes")
     parser.add_argument("--concurrency", type=int, default=1, help="calls in flight at a time")
+    parser.add_argument(
+        "--singles-rate",
+        type=float,
+        default=0.0,
+        help="meanwhile, single decisions at this steady rate (wrk, paced); 0: none",
+    )
+    parser.add_argument("--singles-seconds", type=float, default=10.0)
     args = parser.parse_args()
     if args.scratch is not None:
         _run(args, args.scratch)
@@ -307,8 +348,12 @@ def _run(args: argparse.Namespace, scratch: Path) -> None:
         if args.warmup:
             n = args.warmup * args.workers
             run_audience(server, key, n, concurrency=args.workers, call_size=args.warmup)
+        wrk_env = {**env, "BENCH_KEY": key, "BENCH_EXPERIMENT": EXPERIMENT}
+        singles = (args.singles_rate, args.singles_seconds, wrk_env) if args.singles_rate else None
         for audience in audiences:
-            result = run_audience(server, key, audience, concurrency=args.concurrency)
+            result = run_audience(
+                server, key, audience, concurrency=args.concurrency, singles=singles
+            )
             result["workers"] = args.workers
             print(f"  {result}", file=sys.stderr)
             results["runs"].append(result)
@@ -334,6 +379,14 @@ def _markdown(r: dict[str, Any]) -> str:
             f"{run.get('client_cpu_us_per_decision', float('nan')):.0f} | "
             f"{run['first_line_s']:.2f} | {run['peak_rss_mb']:,.0f} |"
         )
+    for run in r["runs"]:
+        if s := run.get("singles"):
+            note = "" if s["ended_s"] <= run["seconds"] else " (the batch ended first)"
+            rows.append(
+                f"\nSingle decisions during the {run['audience']:,} batch, {s['rate']:.0f}/s "
+                f"paced by wrk: p50 / p90 / p99 / max {s['p50_ms']:.2f} / {s['p90_ms']:.2f} / "
+                f"{s['p99_ms']:.2f} / {s['max_ms']:.1f} ms, non-2xx {s['non_2xx']}{note}."
+            )
     if "floor" in r:
         f = r["floor"]
         rows.append(

@@ -236,21 +236,29 @@ def saturate(
 
 
 def paced(
-    server: Server, path: str, rate: float, seconds: float, env: dict[str, str], threads: int = 2
+    server: Server,
+    path: str,
+    rate: float,
+    seconds: float,
+    env: dict[str, str],
+    threads: int = 2,
+    warmup: bool = True,
 ) -> dict[str, Any]:
     """``wrk`` on an open schedule of ``rate`` requests/s (``decisions.lua``'s ``BENCH_RATE``):
     latency percentiles from a C client, whose own share of each request is smaller than the
     asyncio client's of :func:`constant_rate`. Each of ``threads`` threads holds one
     connection (so the requests spread over the workers) and sends ``rate / threads`` per
-    second; a short run at the same rate warms up first. wrk times a request from its
+    second; a short run at the same rate warms up first (unless ``warmup`` is false). wrk
+    times a request from its
     sending, so a late answer delays the next send (at this rate, far from saturation, the
     answers come in well under the 1 / rate interval)."""
     paced_env = {**env, "BENCH_RATE": str(rate), "BENCH_THREADS": str(threads)}
     command = ["wrk", f"-t{threads}", f"-c{threads}", "--latency", "-s", str(LUA)]
     url = f"http://{HOST}:{server.port}{path}"
-    subprocess.run(
-        [*command, "-d3s", url], env=paced_env, capture_output=True, check=True, timeout=60
-    )
+    if warmup:
+        subprocess.run(
+            [*command, "-d3s", url], env=paced_env, capture_output=True, check=True, timeout=60
+        )
     out = subprocess.run(
         [*command, f"-d{seconds:.0f}s", url],
         env=paced_env,
@@ -261,6 +269,7 @@ def paced(
     ).stdout
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    latest = re.search(r"^\s*Latency\s+\S+\s+\S+\s+([\d.]+)(us|ms|s)", out, re.MULTILINE)
     return {
         "command": f"BENCH_RATE={rate:g} BENCH_THREADS={threads} {' '.join(command)} "
         f"-d{seconds:.0f}s {url}",
@@ -269,6 +278,7 @@ def paced(
         "p50_ms": _wrk_ms(out, "50%"),
         "p90_ms": _wrk_ms(out, "90%"),
         "p99_ms": _wrk_ms(out, "99%"),
+        "max_ms": float(latest.group(1)) * _UNITS[latest.group(2)] if latest else float("nan"),
         "non_2xx": int(errors.group(1)) if errors else 0,
     }
 
