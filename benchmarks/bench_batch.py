@@ -45,6 +45,7 @@ from bench_decisions import (
     paced,
     prepare,
     serve,
+    wrk_environment,
 )
 from child import run_child
 
@@ -348,7 +349,7 @@ def _run(args: argparse.Namespace, scratch: Path) -> None:
         if args.warmup:
             n = args.warmup * args.workers
             run_audience(server, key, n, concurrency=args.workers, call_size=args.warmup)
-        wrk_env = {**env, "BENCH_KEY": key, "BENCH_EXPERIMENT": EXPERIMENT}
+        wrk_env = wrk_environment(env, key)
         singles = (args.singles_rate, args.singles_seconds, wrk_env) if args.singles_rate else None
         for audience in audiences:
             result = run_audience(

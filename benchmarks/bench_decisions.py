@@ -220,19 +220,35 @@ def saturate(
         command, env=env, capture_output=True, text=True, check=True, timeout=seconds + 60
     ).stdout
     cpu = server.tree_cpu() - cpu
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     requests = re.search(r"(\d+) requests in", out)
-    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     return {
         "command": " ".join(command),
-        "rps": float(rps.group(1)) if rps else float("nan"),
+        **_wrk_figures(out),
         "server_cpu_ms_per_request": cpu * 1e3 / int(requests.group(1))
         if requests
         else float("nan"),
+    }
+
+
+def _wrk_figures(out: str) -> dict[str, float]:
+    """Requests/s, latency percentiles and maximum (ms) and non-2xx answers of wrk's
+    ``--latency`` report."""
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    latest = re.search(r"^\s*Latency\s+\S+\s+\S+\s+([\d.]+)(us|ms|s)", out, re.MULTILINE)
+    return {
+        "rps": float(rps.group(1)) if rps else float("nan"),
         "p50_ms": _wrk_ms(out, "50%"),
+        "p90_ms": _wrk_ms(out, "90%"),
         "p99_ms": _wrk_ms(out, "99%"),
+        "max_ms": float(latest.group(1)) * _UNITS[latest.group(2)] if latest else float("nan"),
         "non_2xx": int(errors.group(1)) if errors else 0,
     }
+
+
+def wrk_environment(env: dict[str, str], key: str) -> dict[str, str]:
+    """``env`` with what ``decisions.lua`` reads: the API key and the benchmark experiment."""
+    return {**env, "BENCH_KEY": key, "BENCH_EXPERIMENT": EXPERIMENT}
 
 
 def paced(
@@ -249,9 +265,8 @@ def paced(
     asyncio client's of :func:`constant_rate`. Each of ``threads`` threads holds one
     connection (so the requests spread over the workers) and sends ``rate / threads`` per
     second; a short run at the same rate warms up first (unless ``warmup`` is false). wrk
-    times a request from its
-    sending, so a late answer delays the next send (at this rate, far from saturation, the
-    answers come in well under the 1 / rate interval)."""
+    times a request from its sending, so a late answer delays the next send (at this rate,
+    far from saturation, the answers come in well under the 1 / rate interval)."""
     paced_env = {**env, "BENCH_RATE": str(rate), "BENCH_THREADS": str(threads)}
     command = ["wrk", f"-t{threads}", f"-c{threads}", "--latency", "-s", str(LUA)]
     url = f"http://{HOST}:{server.port}{path}"
@@ -267,19 +282,11 @@ def paced(
         check=True,
         timeout=seconds + 60,
     ).stdout
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    latest = re.search(r"^\s*Latency\s+\S+\s+\S+\s+([\d.]+)(us|ms|s)", out, re.MULTILINE)
     return {
         "command": f"BENCH_RATE={rate:g} BENCH_THREADS={threads} {' '.join(command)} "
         f"-d{seconds:.0f}s {url}",
         "rate": rate,
-        "rps": float(rps.group(1)) if rps else float("nan"),
-        "p50_ms": _wrk_ms(out, "50%"),
-        "p90_ms": _wrk_ms(out, "90%"),
-        "p99_ms": _wrk_ms(out, "99%"),
-        "max_ms": float(latest.group(1)) * _UNITS[latest.group(2)] if latest else float("nan"),
-        "non_2xx": int(errors.group(1)) if errors else 0,
+        **_wrk_figures(out),
     }
 
 
@@ -450,7 +457,7 @@ def main() -> None:
     only = set(args.only.split(","))
     scratch = args.scratch or Path(tempfile.mkdtemp(prefix="inboxlab-bench-"))
     env, key = prepare(args.demo, scratch)
-    wrk_env = {**env, "BENCH_KEY": key, "BENCH_EXPERIMENT": EXPERIMENT}
+    wrk_env = wrk_environment(env, key)
     results: dict[str, Any] = {"machine": _machine(), "args": vars(args) | {"scratch": scratch}}
     logs = scratch
     print(f"scratch: {scratch}", file=sys.stderr)
