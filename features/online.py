@@ -51,6 +51,7 @@ from features.engineering.tables import (
     FeatureValue,
 )
 from features.packed_values import NULL_VALUE, decode_packed
+from features.value_proto import value_message
 from inboxlab.errors import InvalidInputError, StoreError
 from inboxlab.settings import Settings
 
@@ -674,12 +675,10 @@ class SqliteFeatureClient(CachedFeatureClient):
         max_staleness: timedelta = timedelta(seconds=5),
         max_entries: int = 1_000_000,
     ) -> None:
-        from feast.protos.feast.types.Value_pb2 import Value
-
         from features.store import online_db_path
 
         self.features = check_features(features)
-        self._decoded = DecodedValues(Value)
+        self._decoded = DecodedValues(value_message())
         path = online_db_path(settings)
         if not path.exists():
             raise StoreError(f"no online store at {path}; run `inboxlab features materialize`")

@@ -51,6 +51,7 @@ from features.online import (
     with_defaults,
 )
 from features.packed_values import NULL_VALUE, decode_packed
+from features.value_proto import value_message
 from inboxlab.settings import Settings
 
 __all__ = ["PACK_SCRIPT", "RedisFeatureClient", "feature_field"]
@@ -116,12 +117,11 @@ class RedisFeatureClient(CachedFeatureClient):
         redis: Any = None,
     ) -> None:
         import redis as redis_lib
-        from feast.protos.feast.types.Value_pb2 import Value
 
         self.features = check_features(features)
         self._errors = (redis_lib.RedisError,)
         self._redis = redis or redis_lib.Redis.from_url(settings.stores.redis_url)
-        self._decoded = DecodedValues(Value)
+        self._decoded = DecodedValues(value_message())
         self._suffix = project.encode()
         self._fields = [feature_field(VIEW_OF_FEATURE[f], f) for f in self.features]
         self._variant_fields = [feature_field(VARIANT_VIEW, f) for f in VARIANT_FEATURES]
