@@ -10,7 +10,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
 import mlflow
 import numpy as np
 import pandas as pd
@@ -20,7 +19,6 @@ from mlflow.models import infer_signature
 from inboxlab.settings import Settings
 from training.estimator import positive_proba
 from training.fit import FitResult, model_input
-from training.plots import calibration_figure, importance_figure, roc_figure
 from training.specs import ModelSpec
 
 __all__ = [
@@ -121,6 +119,11 @@ def log_training_run(
         mlflow.log_metrics(
             {f"baseline_{k}": v for k, v in result.baseline_metrics.items() if np.isfinite(v)}
         )
+        # Imported here: the serving app imports this module to load models and never draws.
+        import matplotlib.pyplot as plt
+
+        from training.plots import calibration_figure, importance_figure, roc_figure
+
         curves = {"LightGBM": p_model, "logistic baseline": p_base}
         for name, fig in (
             ("plots/roc.png", roc_figure(y_hold, curves)),

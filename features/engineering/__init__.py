@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from features.engineering.build import BuildResult, build_features, existing_days
+from typing import TYPE_CHECKING, Any
+
 from features.engineering.context import LocalContext, local_context, valid_timezone
 from features.engineering.tables import (
     DEFAULTS,
@@ -31,3 +32,18 @@ __all__ = [
     "table_dir",
     "valid_timezone",
 ]
+
+if TYPE_CHECKING:
+    from features.engineering.build import BuildResult, build_features, existing_days
+
+#: Loaded on first use: the build brings DuckDB and the event log's importer, which the
+#: serving path (it reads only the tables' names and defaults) has no use for.
+_BUILD = frozenset({"BuildResult", "build_features", "existing_days"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _BUILD:
+        from features.engineering import build
+
+        return getattr(build, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
