@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from inboxlab.errors import NotFoundError, StoreError
+from inboxlab.library_warnings import quiet_library_warnings
 from inboxlab.settings import Settings
 
 if TYPE_CHECKING:
@@ -109,6 +110,7 @@ def feature_store(settings: Settings, *, project: str = DEFAULT_PROJECT) -> Any:
     """A ``feast.FeatureStore`` for ``settings`` (nothing is applied)."""
     from feast import FeatureStore
 
+    quiet_library_warnings()  # again: importing Feast put its own filters in front
     return FeatureStore(config=repo_config(settings, project=project))
 
 

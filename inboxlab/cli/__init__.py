@@ -22,6 +22,7 @@ from inboxlab.cli import (
     serve,
     simulation,
 )
+from inboxlab.library_warnings import quiet_library_warnings
 
 __all__ = ["app", "main"]
 
@@ -59,6 +60,7 @@ def _root(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    quiet_library_warnings()
 
 
 def main() -> None:

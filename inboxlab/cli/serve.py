@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from inboxlab.library_warnings import quiet_library_warnings
 from inboxlab.settings import get_settings
 
 if TYPE_CHECKING:
@@ -25,15 +26,9 @@ def render_report(definition: ExperimentDefinition, units: Any, fmt: str) -> Any
 
 def build_app() -> FastAPI:
     """The app for the current settings (uvicorn's factory)."""
-    import warnings
-
     from serving.app import create_app
 
-    # mlflow's registry store uses a SQLAlchemy loader strategy that SQLAlchemy 2.1 deprecates;
-    # the warning says nothing an operator can act on.
-    warnings.filterwarnings(
-        "ignore", message="The ``noload`` loader strategy", category=DeprecationWarning
-    )
+    quiet_library_warnings()  # a worker process starts here, not in the command's callback
     return create_app(get_settings(), report_renderer=render_report)
 
 
