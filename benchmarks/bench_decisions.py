@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 import psutil
@@ -113,14 +113,12 @@ class Server:
             thread.join()
 
 
-@contextmanager
-def serve(
-    name: str, command: list[str], env: dict[str, str], log_dir: Path, ready_path: str
-) -> Iterator[Server]:
-    """Start ``command`` (``{port}`` filled in), wait until ``ready_path`` answers 200, stop it."""
-    port = _free_port()
-    log = (log_dir / f"{name}.log").open("wb")
-    process = subprocess.Popen(
+def launch(
+    command: list[str], port: int, env: dict[str, str], log: IO[bytes]
+) -> subprocess.Popen[bytes]:
+    """Start ``command`` (``{port}`` filled in) from the repository root in a process group of
+    its own, its output to ``log``."""
+    return subprocess.Popen(
         [part.replace("{port}", str(port)) for part in command],
         cwd=ROOT,
         env=env,
@@ -128,6 +126,28 @@ def serve(
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the process group of ``process``, SIGKILL what is left after 20 s."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
+@contextmanager
+def serve(
+    name: str, command: list[str], env: dict[str, str], log_dir: Path, ready_path: str
+) -> Iterator[Server]:
+    """Start ``command`` (``{port}`` filled in), wait until ``ready_path`` answers 200, stop it."""
+    port = _free_port()
+    log = (log_dir / f"{name}.log").open("wb")
+    process = launch(command, port, env, log)
     server = Server(name, process, port)
     try:
         deadline = time.monotonic() + 600  # a busy machine imports slowly
@@ -146,13 +166,7 @@ def serve(
         print(f"  {name} ready on port {port}", file=sys.stderr)
         yield server
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
+        stop(process)
         log.close()
 
 

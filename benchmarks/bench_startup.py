@@ -17,10 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,7 +25,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from bench_decisions import BIN, HOST, ROOT, _free_port, prepare
+from bench_decisions import BIN, HOST, _free_port, launch, prepare, stop
 
 POLL_SECONDS = 0.02
 
@@ -42,14 +39,7 @@ def time_to_ready(
     path, body = probe
     start = time.perf_counter()
     with log.open("ab") as out:
-        process = subprocess.Popen(
-            [part.replace("{port}", str(port)) for part in command],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        process = launch(command, port, env, out)
     try:
         while True:
             if process.poll() is not None:
@@ -69,12 +59,7 @@ def time_to_ready(
                 raise RuntimeError(f"{command[0]} not ready in 600 s; see {log}")
             time.sleep(POLL_SECONDS)
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+        stop(process)
 
 
 def main() -> None:
