@@ -24,7 +24,7 @@ $(BIN)/python:
 # Installs exactly the locked versions (requirements.lock, compiled by uv from pyproject.toml);
 # re-runs only when the lock or pyproject change. uv writes no bytecode unless asked: where
 # PYTHONDONTWRITEBYTECODE is set (containers, CI), every process then compiled each library
-# module it imported from source again, and a server took 24-33 s to answer instead of 11 s.
+# module it imported from source again, and a server took 24-33 s to answer, not 11-13 s.
 $(STAMP): $(BIN)/python pyproject.toml requirements.lock
 	$(BIN)/python -m pip install --quiet --upgrade "uv>=0.4"
 	$(BIN)/uv pip install --python $(BIN)/python --compile-bytecode -r requirements.lock
