@@ -10,6 +10,9 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import subprocess
+import sys
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,6 +42,18 @@ def need(service: str, available: bool, why: str) -> None:
     if service in _required():
         pytest.fail(f"{service} is required here (INBOXLAB_TEST_REQUIRE) but {why}")
     pytest.skip(f"{service} unavailable: {why}")
+
+
+def fresh_python(code: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` (dedented) in a new interpreter, which has imported nothing yet; fails
+    the test when it exits non-zero. Its output is in ``stdout`` and ``stderr``."""
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
 
 
 def port_open(host: str, port: int) -> bool:

@@ -460,11 +460,12 @@ class DecisionStore:
         of its per-row cost.
         """
         made = [_sqlite_decision_row(record, features) for record, features in records]
+        rows = [row for row, _ in made]
+        layouts = [layout for _, layout in made]
         keys = (_trial_key(record) for record, _ in records)
         trials = Counter(key for key in keys if key is not None)
         with self._connections.connection(self.engine) as raw:
-            rows = [row for row, _ in made]
-            sqlite_insert_decisions(raw, rows, trials, [layout for _, layout in made])
+            sqlite_insert_decisions(raw, rows, trials, layouts)
 
     def get_decision(self, decision_id: str) -> DecisionRecord | None:
         """The stored decision, or None."""

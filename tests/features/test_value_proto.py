@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
-import textwrap
 
 from features.value_proto import VALUE_MODULE, value_message
+from tests.conftest import fresh_python
 
 
 def _fresh(code: str) -> dict[str, object]:
     """Run ``code`` in a new interpreter and return the JSON it prints last."""
-    out = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=300,
-    )
+    out = fresh_python(code)
     result: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
 

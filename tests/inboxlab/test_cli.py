@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +8,7 @@ from typer.testing import CliRunner
 from features.events import EventLog
 from inboxlab.cli import app
 from inboxlab.settings import Settings
+from tests.conftest import fresh_python
 
 runner = CliRunner()
 
@@ -33,7 +32,7 @@ def test_console_script_help_is_quick_to_import() -> None:
         "import sys, inboxlab.cli; "
         "print(sorted(m for m in ('mlflow', 'feast', 'lightgbm') if m in sys.modules))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = fresh_python(code)
     assert out.stdout.strip() == "[]"
 
 

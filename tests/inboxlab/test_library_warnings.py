@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
 import pytest
 
 from inboxlab.library_warnings import QUIET, quiet_library_warnings
+from tests.conftest import fresh_python
 
 
 @pytest.mark.parametrize(("message", "category"), [(m, c) for m, c, _ in QUIET])
@@ -36,8 +35,6 @@ feature_store(Settings(data_dir=Path({str(tmp_path)!r})))
 warnings.warn("On demand feature view is an experimental feature. (Feast)", RuntimeWarning)
 warnings.warn("still shown", RuntimeWarning)
 """
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300
-    )
+    out = fresh_python(code)
     assert "experimental feature" not in out.stderr
     assert "still shown" in out.stderr

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
+
+from tests.conftest import fresh_python
 
 
 def test_the_serving_app_leaves_feast_duckdb_and_matplotlib_unimported() -> None:
@@ -15,9 +15,7 @@ def test_the_serving_app_leaves_feast_duckdb_and_matplotlib_unimported() -> None
         "heavy = ('feast', 'duckdb', 'matplotlib'); "
         "print(json.dumps(sorted(m for m in heavy if m in sys.modules)))"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300
-    )
+    out = fresh_python(code)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
 
 
