@@ -4,6 +4,7 @@ Run from the project root::
 
     .venv/bin/python benchmarks/bench_features_materialize.py                # 100,000 recipients
     .venv/bin/python benchmarks/bench_features_materialize.py --recipients 10000
+    .venv/bin/python benchmarks/bench_features_materialize.py --recipients 100000 --feast
 
 Writes one day of synthetic snapshots for N recipients in the feature-table layout (the
 engagement and send-time tables with every column their Feast views declare), then, each in
@@ -11,7 +12,9 @@ its own child process under ``/usr/bin/time -v`` (so each has its own peak RSS):
 
 * ``materialize``: :func:`features.store.materialize` — Feast applies the repository and
   loads the newest snapshot of each view into ``{data_dir}/feast/online.db`` (time per view
-  from its progress callback);
+  from its progress callback), with the bulk write (:mod:`features.materialize_engine`);
+* with ``--feast``, the same into a copy of the data through Feast's own row-by-row write
+  (``stores.bulk_materialize`` off), in the same run;
 * baseline: reading the same rows from Parquet with pyarrow (what any loader must at least
   do), in the same run.
 
@@ -89,9 +92,10 @@ def write_snapshots(data: Path, recipients: int, day: datetime = DAY) -> None:
         pq.write_table(pa.table(cols), path)
 
 
-def _child_materialize(data: Path) -> dict[str, float]:
+def _child_materialize(data: Path, *, bulk: bool = True) -> dict[str, float]:
     import features.online
     from features.store import materialize
+    from inboxlab.settings import StoreSettings
 
     marks: list[tuple[str, float]] = []
     add_cover_indexes = features.online.add_cover_indexes
@@ -103,7 +107,8 @@ def _child_materialize(data: Path) -> dict[str, float]:
     # materialize imports it when it gets there: the mark ends the last view's load.
     features.online.add_cover_indexes = timed_indexes
     start = time.perf_counter()
-    materialize(Settings(data_dir=data), progress=lambda v: marks.append((v, time.perf_counter())))
+    settings = Settings(data_dir=data, stores=StoreSettings(bulk_materialize=bulk))
+    materialize(settings, progress=lambda v: marks.append((v, time.perf_counter())))
     end = time.perf_counter()
     per_step = {
         name: (marks[i + 1][1] if i + 1 < len(marks) else end) - at
@@ -123,7 +128,10 @@ def _child_read(data: Path) -> dict[str, float]:
 
 
 def _measure(which: str, data: Path) -> tuple[dict[str, float], float]:
-    """Run one step in a child under ``/usr/bin/time -v``: its times and peak RSS (GiB)."""
+    """Run one step in a child under ``/usr/bin/time -v``: its times and peak RSS (GiB).
+
+    ``which``: ``read``, ``materialize`` (bulk write) or ``materialize-feast``.
+    """
     cmd = ["/usr/bin/time", "-v", sys.executable, __file__, "--child", which, "--data", str(data)]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -197,29 +205,52 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="then load a second day into copies of the store with and without the indexes",
     )
-    parser.add_argument("--child", choices=["materialize", "read"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--feast",
+        action="store_true",
+        help="also load the day through Feast's own row-by-row write, into a copy (the baseline)",
+    )
+    parser.add_argument(
+        "--child", choices=["materialize", "materialize-feast", "read"], help=argparse.SUPPRESS
+    )
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.child == "read":
+        print(json.dumps(_child_read(args.data)))
+        return 0
     if args.child:
-        run = _child_materialize if args.child == "materialize" else _child_read
-        print(json.dumps(run(args.data)))
+        print(json.dumps(_child_materialize(args.data, bulk=args.child == "materialize")))
         return 0
     n = args.recipients
     total_values = n * sum(len(v) for v in TABLES.values())
     with tempfile.TemporaryDirectory(prefix="inboxlab-bench-materialize-") as tmp:
         data = Path(tmp) / "data"
         write_snapshots(data, n)
+        feast_data = Path(tmp) / "feast-write"
+        if args.feast:
+            shutil.copytree(data, feast_data)
         read, read_rss = _measure("read", data)
         loaded, load_rss = _measure("materialize", data)
         compared = check_online(data)
         size, covers = online_sizes(data)
         print(f"{n:,} recipients, one snapshot day; online values checked: {compared:,}")
-        _print_load("first load", loaded, n, load_rss)
+        _print_load("first load, bulk write", loaded, n, load_rss)
         print(
             f"  {'baseline: pyarrow read of the same rows':48} {read['total']:8.2f} "
             f"{read['total'] / total_values * 1e6:9.2f} {read_rss:13.2f}"
         )
         print(f"materialize / read: {loaded['total'] / read['total']:.0f}×")
+        if args.feast:
+            theirs, feast_rss = _measure("materialize-feast", feast_data)
+            checked = check_online(feast_data)
+            print(f"Feast's own write, into a copy; online values checked: {checked:,}")
+            _print_load("first load, Feast's write", theirs, n, feast_rss)
+            views = sum(loaded[view] for view in VIEWS)
+            feast_views = sum(theirs[view] for view in VIEWS)
+            print(
+                f"Feast's write / bulk write: views {feast_views / views:.1f}×, "
+                f"whole call {theirs['total'] / loaded['total']:.1f}×"
+            )
         print(f"online store: {size:.1f} MB, of which covering indexes {covers:.1f} MB")
         if args.second_day:
             from features.online import cover_index

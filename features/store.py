@@ -75,11 +75,14 @@ def repo_config(settings: Settings, *, project: str = DEFAULT_PROJECT) -> Any:
     ----------
     settings
         ``data_dir`` places the registry and the SQLite online store; ``stores.online``
-        chooses SQLite or Redis.
+        chooses SQLite or Redis; ``stores.bulk_materialize`` has materialization write SQLite
+        in bulk (:mod:`features.materialize_engine`).
     project
         Feast project name (Redis keys are prefixed by it).
     """
     from feast.repo_config import RepoConfig
+
+    from features.materialize_engine import ENGINE_TYPE
 
     feast_dir = (settings.data_dir / "feast").resolve()
     feast_dir.mkdir(parents=True, exist_ok=True)
@@ -101,6 +104,7 @@ def repo_config(settings: Settings, *, project: str = DEFAULT_PROJECT) -> Any:
         },
         offline_store={"type": "file"},
         online_store=online,
+        batch_engine={"type": ENGINE_TYPE} if settings.stores.bulk_materialize else "local",
         entity_key_serialization_version=3,
         repo_path=feast_dir,
     )

@@ -45,6 +45,13 @@ class StoreSettings(BaseModel):
     )
     online: Literal["sqlite", "redis"] = "sqlite"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    bulk_materialize: bool = Field(
+        default=True,
+        description=(
+            "Write materialized rows into the SQLite online store in bulk "
+            "(features.materialize_engine); false uses Feast's own row-by-row write."
+        ),
+    )
 
 
 class DecisionSettings(BaseModel):
