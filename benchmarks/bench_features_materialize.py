@@ -15,6 +15,9 @@ its own child process under ``/usr/bin/time -v`` (so each has its own peak RSS):
   from its progress callback), with the bulk write (:mod:`features.materialize_engine`);
 * with ``--feast``, the same into a copy of the data through Feast's own row-by-row write
   (``stores.bulk_materialize`` off), in the same run;
+* with ``--online redis``, into the Redis at ``INBOXLAB_BENCH_REDIS_URL`` (default database 14
+  of the local server) instead of SQLite, each load under a project of its own, removed at
+  the end;
 * baseline: reading the same rows from Parquet with pyarrow (what any loader must at least
   do), in the same run.
 
@@ -35,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import sqlite3
@@ -59,6 +63,8 @@ from features.engineering.tables import (
     table_dir,
 )
 from inboxlab.settings import Settings
+
+REDIS_URL = os.environ.get("INBOXLAB_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 
 DAY = datetime(2026, 3, 1, tzinfo=UTC)
 TABLES = {ENGAGEMENT_TABLE: ENGAGEMENT_FEATURES, SEND_TIME_TABLE: SEND_TIME_FEATURES}
@@ -92,10 +98,28 @@ def write_snapshots(data: Path, recipients: int, day: datetime = DAY) -> None:
         pq.write_table(pa.table(cols), path)
 
 
+def _settings(data: Path, *, bulk: bool = True) -> Settings:
+    """Settings of a data directory: the online store named by ``BENCH_ONLINE`` (set from
+    ``--online`` for the children), the bulk write or Feast's."""
+    from inboxlab.settings import StoreSettings
+
+    online = os.environ.get("BENCH_ONLINE", "sqlite")
+    return Settings(
+        data_dir=data,
+        stores=StoreSettings(online=online, redis_url=REDIS_URL, bulk_materialize=bulk),
+    )
+
+
+def _project(data: Path) -> str:
+    """The Feast project of a data directory: its own in Redis, where stores share a server."""
+    if os.environ.get("BENCH_ONLINE", "sqlite") == "sqlite":
+        return "inboxlab"
+    return f"bench{os.environ['BENCH_RUN']}_" + re.sub(r"\W", "_", data.name)
+
+
 def _child_materialize(data: Path, *, bulk: bool = True) -> dict[str, float]:
     import features.online
     from features.store import materialize
-    from inboxlab.settings import StoreSettings
 
     marks: list[tuple[str, float]] = []
     add_cover_indexes = features.online.add_cover_indexes
@@ -107,8 +131,11 @@ def _child_materialize(data: Path, *, bulk: bool = True) -> dict[str, float]:
     # materialize imports it when it gets there: the mark ends the last view's load.
     features.online.add_cover_indexes = timed_indexes
     start = time.perf_counter()
-    settings = Settings(data_dir=data, stores=StoreSettings(bulk_materialize=bulk))
-    materialize(settings, progress=lambda v: marks.append((v, time.perf_counter())))
+    materialize(
+        _settings(data, bulk=bulk),
+        project=_project(data),
+        progress=lambda v: marks.append((v, time.perf_counter())),
+    )
     end = time.perf_counter()
     per_step = {
         name: (marks[i + 1][1] if i + 1 < len(marks) else end) - at
@@ -161,7 +188,7 @@ def check_online(data: Path, sample: int = 200, day: datetime = DAY) -> int:
     """
     from features.store import feature_store
 
-    store = feature_store(Settings(data_dir=data))
+    store = feature_store(_settings(data), project=_project(data))
     compared = 0
     for view, table in VIEWS.items():
         rows = pq.read_table(_path(data, table, day)).slice(0, sample).to_pylist()
@@ -187,7 +214,8 @@ def _print_load(label: str, loaded: dict[str, float], n: int, rss: float) -> Non
     for view, table in VIEWS.items():
         label_view = f"materialize {view} ({len(TABLES[table])} features)"
         steps.append((label_view, loaded[view], n * len(TABLES[table])))
-    steps.append(("covering indexes (features.online)", loaded["cover_indexes"], total_values))
+    if "cover_indexes" in loaded:
+        steps.append(("covering indexes (features.online)", loaded["cover_indexes"], total_values))
     steps.append(("whole call", loaded["total"], total_values))
     print(f"{label}:")
     print(f"  {'step':48} {'seconds':>8} {'µs/value':>9} {'peak RSS GiB':>13}")
@@ -211,6 +239,12 @@ def main(argv: list[str] | None = None) -> int:
         help="also load the day through Feast's own row-by-row write, into a copy (the baseline)",
     )
     parser.add_argument(
+        "--online",
+        choices=["sqlite", "redis"],
+        default="sqlite",
+        help=f"the online store (redis: {REDIS_URL}, a project per load, removed afterwards)",
+    )
+    parser.add_argument(
         "--child", choices=["materialize", "materialize-feast", "read"], help=argparse.SUPPRESS
     )
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
@@ -221,54 +255,72 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         print(json.dumps(_child_materialize(args.data, bulk=args.child == "materialize")))
         return 0
+    if args.online == "redis" and args.second_day:
+        parser.error("--second-day times the SQLite covering indexes; use it with --online sqlite")
+    os.environ["BENCH_ONLINE"] = args.online
+    os.environ["BENCH_RUN"] = str(os.getpid())  # names this run's Redis projects
     n = args.recipients
-    total_values = n * sum(len(v) for v in TABLES.values())
     with tempfile.TemporaryDirectory(prefix="inboxlab-bench-materialize-") as tmp:
-        data = Path(tmp) / "data"
-        write_snapshots(data, n)
-        feast_data = Path(tmp) / "feast-write"
-        if args.feast:
-            shutil.copytree(data, feast_data)
-        read, read_rss = _measure("read", data)
-        loaded, load_rss = _measure("materialize", data)
-        compared = check_online(data)
-        size, covers = online_sizes(data)
-        print(f"{n:,} recipients, one snapshot day; online values checked: {compared:,}")
-        _print_load("first load, bulk write", loaded, n, load_rss)
-        print(
-            f"  {'baseline: pyarrow read of the same rows':48} {read['total']:8.2f} "
-            f"{read['total'] / total_values * 1e6:9.2f} {read_rss:13.2f}"
-        )
-        print(f"materialize / read: {loaded['total'] / read['total']:.0f}×")
-        if args.feast:
-            theirs, feast_rss = _measure("materialize-feast", feast_data)
-            checked = check_online(feast_data)
-            print(f"Feast's own write, into a copy; online values checked: {checked:,}")
-            _print_load("first load, Feast's write", theirs, n, feast_rss)
-            views = sum(loaded[view] for view in VIEWS)
-            feast_views = sum(theirs[view] for view in VIEWS)
-            print(
-                f"Feast's write / bulk write: views {feast_views / views:.1f}×, "
-                f"whole call {theirs['total'] / loaded['total']:.1f}×"
-            )
-        print(f"online store: {size:.1f} MB, of which covering indexes {covers:.1f} MB")
-        if args.second_day:
-            from features.online import cover_index
-            from features.store import online_db_path
+        try:
+            _run(args, n, Path(tmp))
+        finally:
+            if args.online == "redis":
+                from features.store import feature_store
 
-            day = DAY + timedelta(days=1)
-            write_snapshots(data, n, day)
-            bare = Path(tmp) / "without-indexes"
-            shutil.copytree(data, bare)
-            with sqlite3.connect(online_db_path(Settings(data_dir=bare))) as conn:
-                for view in VIEWS:
-                    conn.execute(f'DROP INDEX "{cover_index(f"inboxlab_{view}")}"')
-            for label, where in (("with", data), ("without", bare)):
-                again, rss = _measure("materialize", where)
-                checked = check_online(where, day=day)
-                print(f"second day, {checked:,} values checked")
-                _print_load(f"second day, store {label} the covering indexes", again, n, rss)
+                for data in (Path(tmp) / "data", Path(tmp) / "feast-write"):
+                    if (data / "feast").exists():
+                        feature_store(_settings(data), project=_project(data)).teardown()
     return 0
+
+
+def _run(args: argparse.Namespace, n: int, tmp: Path) -> None:
+    total_values = n * sum(len(v) for v in TABLES.values())
+    data = tmp / "data"
+    write_snapshots(data, n)
+    feast_data = tmp / "feast-write"
+    if args.feast:
+        shutil.copytree(data, feast_data)
+    read, read_rss = _measure("read", data)
+    loaded, load_rss = _measure("materialize", data)
+    compared = check_online(data)
+    print(f"{n:,} recipients, one snapshot day, {args.online} online store; ", end="")
+    print(f"online values checked: {compared:,}")
+    _print_load("first load, bulk write", loaded, n, load_rss)
+    print(
+        f"  {'baseline: pyarrow read of the same rows':48} {read['total']:8.2f} "
+        f"{read['total'] / total_values * 1e6:9.2f} {read_rss:13.2f}"
+    )
+    print(f"materialize / read: {loaded['total'] / read['total']:.0f}×")
+    if args.feast:
+        theirs, feast_rss = _measure("materialize-feast", feast_data)
+        checked = check_online(feast_data)
+        print(f"Feast's own write, into a copy; online values checked: {checked:,}")
+        _print_load("first load, Feast's write", theirs, n, feast_rss)
+        views = sum(loaded[view] for view in VIEWS)
+        feast_views = sum(theirs[view] for view in VIEWS)
+        print(
+            f"Feast's write / bulk write: views {feast_views / views:.1f}×, "
+            f"whole call {theirs['total'] / loaded['total']:.1f}×"
+        )
+    if args.online == "sqlite":
+        size, covers = online_sizes(data)
+        print(f"online store: {size:.1f} MB, of which covering indexes {covers:.1f} MB")
+    if args.second_day:
+        from features.online import cover_index
+        from features.store import online_db_path
+
+        day = DAY + timedelta(days=1)
+        write_snapshots(data, n, day)
+        bare = tmp / "without-indexes"
+        shutil.copytree(data, bare)
+        with sqlite3.connect(online_db_path(Settings(data_dir=bare))) as conn:
+            for view in VIEWS:
+                conn.execute(f'DROP INDEX "{cover_index(f"inboxlab_{view}")}"')
+        for label, where in (("with", data), ("without", bare)):
+            again, rss = _measure("materialize", where)
+            checked = check_online(where, day=day)
+            print(f"second day, {checked:,} values checked")
+            _print_load(f"second day, store {label} the covering indexes", again, n, rss)
 
 
 if __name__ == "__main__":

@@ -75,7 +75,7 @@ def repo_config(settings: Settings, *, project: str = DEFAULT_PROJECT) -> Any:
     ----------
     settings
         ``data_dir`` places the registry and the SQLite online store; ``stores.online``
-        chooses SQLite or Redis; ``stores.bulk_materialize`` has materialization write SQLite
+        chooses SQLite or Redis; ``stores.bulk_materialize`` has materialization write either
         in bulk (:mod:`features.materialize_engine`).
     project
         Feast project name (Redis keys are prefixed by it).

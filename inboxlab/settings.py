@@ -48,7 +48,7 @@ class StoreSettings(BaseModel):
     bulk_materialize: bool = Field(
         default=True,
         description=(
-            "Write materialized rows into the SQLite online store in bulk "
+            "Write materialized rows into the SQLite or Redis online store in bulk "
             "(features.materialize_engine); false uses Feast's own row-by-row write."
         ),
     )
