@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_PROJECT",
+    "ONLINE_VIEWS",
     "MaterializeResult",
     "apply_repo",
     "feature_store",
@@ -38,6 +39,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_PROJECT = "inboxlab"
+
+#: The views :func:`materialize` loads, in order (the last only once a snapshot has variants).
+ONLINE_VIEWS: tuple[str, ...] = ("recipient_engagement", "recipient_send_time", "recipient_variant")
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,7 +231,7 @@ def materialize(
     store = apply_repo(settings, project=project)
     last = datetime(days[-1].year, days[-1].month, days[-1].day, tzinfo=UTC)
     until = end or last + timedelta(seconds=1)
-    views: tuple[str, ...] = ("recipient_engagement", "recipient_send_time", "recipient_variant")
+    views: tuple[str, ...] = ONLINE_VIEWS
     if not any(table_dir(settings, VARIANT_TABLE).glob("date=*/*.parquet")):
         views = views[:2]  # no event carried a variant: nothing to load, readers use defaults
     starts: list[datetime] = []

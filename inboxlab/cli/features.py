@@ -48,17 +48,19 @@ def build_command(
 
 def materialize_command() -> None:
     """Apply the Feast repository and load new snapshots into the online store."""
-    from features.store import materialize
+    from features.store import ONLINE_VIEWS, materialize
 
     settings = get_settings()
     with reporting_errors(), progress_bar() as bar:
-        task = bar.add_task("materializing", total=2)
+        task = bar.add_task("materializing", total=len(ONLINE_VIEWS))
+        started: list[str] = []
 
-        def step(view: str) -> None:
-            bar.update(task, description=f"materializing {view}", advance=1)
+        def step(view: str) -> None:  # a view starts: the one before it is loaded
+            bar.update(task, description=f"materializing {view}", advance=1 if started else 0)
+            started.append(view)
 
         result = materialize(settings, progress=step)
-        bar.update(task, completed=2)
+        bar.update(task, description="materialized", completed=len(ONLINE_VIEWS))
     start = result.start.isoformat() if result.start else "(nothing new)"
     console.print(
         f"online store ({settings.stores.online}) holds snapshots up to {result.end.isoformat()}"
