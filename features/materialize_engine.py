@@ -117,8 +117,8 @@ def chunks(table: pa.Table, view: Any) -> Iterator[Chunk]:
     ------
     NotEncodedError
         Before the first chunk when a timestamp is missing; at the chunk where a column's
-        form is not encoded here. A writer then undoes what it wrote and leaves the view to
-        Feast.
+        form is not encoded here. The writer then leaves the view to Feast (the SQLite writer
+        after undoing what it wrote).
     """
     source = view.batch_source
     names = [feature.name for feature in view.features]

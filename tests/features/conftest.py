@@ -188,3 +188,12 @@ def redis_world(
         yield redis, project
     finally:
         feature_store(redis, project=project).teardown()
+
+
+@pytest.fixture
+def twin(tmp_path: Path) -> tuple[Settings, Settings]:
+    """Two data directories with the same first snapshot day of tables with nulls and edge
+    values: one materialized with the bulk write, one with Feast's own write."""
+    from tests.features.materialize_data import twin_dirs
+
+    return twin_dirs(tmp_path)
