@@ -8,6 +8,8 @@ tables, SQLite online store ``{data_dir}/feast/online.db`` (or Redis at ``stores
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -188,6 +190,23 @@ def apply_repo(settings: Settings, *, project: str = DEFAULT_PROJECT) -> Any:
     return store
 
 
+def _quietly(call: Callable[..., Any], **kwargs: Any) -> Any:
+    """``call(**kwargs)`` with what it prints to standard output logged at DEBUG instead.
+
+    ``FeatureStore.materialize`` prints its own colored lines ("Materializing 1 feature views
+    from …"), which would interleave with the caller's progress and land, escape codes and
+    all, in whatever reads standard output.
+    """
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed):
+            return call(**kwargs)
+    finally:
+        text = printed.getvalue().strip()
+        if text:
+            logger.debug("Feast printed: %s", text)
+
+
 def materialize(
     settings: Settings,
     *,
@@ -248,7 +267,7 @@ def materialize(
         if progress:
             progress(name)
         try:
-            store.materialize(start_date=start, end_date=until, feature_views=[name])
+            _quietly(store.materialize, start_date=start, end_date=until, feature_views=[name])
         except Exception as exc:  # Feast raises many types; the operator needs the cause
             raise StoreError(f"materializing {name} failed: {exc}") from exc
     if settings.stores.online == "sqlite":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from features.engineering.build import build_features
@@ -89,3 +91,14 @@ def test_small_world_builds_and_materializes_from_scratch(settings: Settings) ->
     result = materialize(settings)
     assert result.start is not None
     assert FeastFeatureClient.from_settings(settings).get("r001")["tenure_days"] >= 1
+
+
+def test_materialize_keeps_feasts_prints_off_standard_output(
+    settings: Settings, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    write_events(settings, random_log(5, 3, seed=9))
+    build_features(settings)
+    with caplog.at_level(logging.DEBUG, logger="features.store"):
+        materialize(settings)
+    assert capsys.readouterr().out == ""
+    assert "Materializing" in caplog.text  # kept, at DEBUG
