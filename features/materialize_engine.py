@@ -27,7 +27,9 @@ Select it in a ``RepoConfig`` with ``batch_engine={"type": ENGINE_TYPE}``.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, cast
@@ -54,7 +56,9 @@ __all__ = [
     "BulkOutputNode",
     "Chunk",
     "NotEncodedError",
+    "RowProgress",
     "chunks",
+    "reporting_rows",
 ]
 
 #: The ``batch_engine`` type naming this engine in a ``RepoConfig``.
@@ -62,6 +66,23 @@ ENGINE_TYPE = "features.materialize_engine.BulkComputeEngine"
 
 #: Entities encoded and written per step: bounds the memory of the rows being written.
 ROWS_PER_CHUNK = 20_000
+
+
+#: Told ``(view name, rows written so far, rows to write)`` after each chunk a bulk writer wrote.
+RowProgress = Callable[[str, int, int], None]
+
+_row_progress: ContextVar[RowProgress | None] = ContextVar("row_progress", default=None)
+
+
+@contextlib.contextmanager
+def reporting_rows(progress: RowProgress | None) -> Iterator[None]:
+    """Have the bulk writers report their rows to ``progress`` within this block (Feast runs
+    the engine in the caller's thread)."""
+    token = _row_progress.set(progress)
+    try:
+        yield
+    finally:
+        _row_progress.reset(token)
 
 
 class BulkComputeEngineConfig(FeastConfigBaseModel):
@@ -113,6 +134,9 @@ def _entity_key_protos(table: pa.Table, view: Any) -> list[Any]:
 def chunks(table: pa.Table, view: Any) -> Iterator[Chunk]:
     """``table``'s rows for ``view``, :data:`ROWS_PER_CHUNK` at a time, encoded.
 
+    Inside :func:`reporting_rows`, the rows done are reported once the writer asks for the
+    next chunk, and at the end.
+
     Raises
     ------
     NotEncodedError
@@ -126,7 +150,10 @@ def chunks(table: pa.Table, view: Any) -> Iterator[Chunk]:
     stamps = [source.timestamp_field, *filter(None, [source.created_timestamp_column])]
     if any(table.column(name).null_count for name in stamps):
         raise NotEncodedError("a missing timestamp")
+    progress = _row_progress.get()
     for start in range(0, table.num_rows, ROWS_PER_CHUNK):
+        if progress is not None and start:  # the writer is done with the chunk before
+            progress(view.name, start, table.num_rows)
         part = table.slice(start, ROWS_PER_CHUNK)
         columns = [
             encode_column(part.column(name), kind) for name, kind in zip(names, types, strict=True)
@@ -143,6 +170,8 @@ def chunks(table: pa.Table, view: Any) -> Iterator[Chunk]:
             event_at=_distinct_stamps(part.column(source.timestamp_field)),
             created_at=created,
         )
+    if progress is not None:
+        progress(view.name, table.num_rows, table.num_rows)
 
 
 def _write(store: Any, config: Any, view: Any, table: pa.Table) -> bool:

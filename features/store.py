@@ -23,6 +23,7 @@ from inboxlab.library_warnings import quiet_library_warnings
 from inboxlab.settings import Settings
 
 if TYPE_CHECKING:
+    from features.materialize_engine import RowProgress
     from features.online import FeatureClient
 
 __all__ = [
@@ -213,6 +214,7 @@ def materialize(
     project: str = DEFAULT_PROJECT,
     end: datetime | None = None,
     progress: Callable[[str], None] | None = None,
+    rows: RowProgress | None = None,
 ) -> MaterializeResult:
     """Apply the repository and load the snapshots not yet materialized into the online store.
 
@@ -230,6 +232,10 @@ def materialize(
         stamped at midnight, is included.
     progress
         Called with the name of each view before it is loaded.
+    rows
+        Called with a view's name, the rows written so far and the rows to write, as the
+        bulk write proceeds (:func:`features.materialize_engine.reporting_rows`); not
+        called where Feast's own write runs.
 
     Raises
     ------
@@ -240,6 +246,7 @@ def materialize(
     """
     from features.engineering.build import existing_days
     from features.engineering.tables import VARIANT_TABLE, VARIANT_TTL, table_dir
+    from features.materialize_engine import reporting_rows
 
     days = existing_days(settings)
     if not days:
@@ -267,7 +274,8 @@ def materialize(
         if progress:
             progress(name)
         try:
-            _quietly(store.materialize, start_date=start, end_date=until, feature_views=[name])
+            with reporting_rows(rows):
+                _quietly(store.materialize, start_date=start, end_date=until, feature_views=[name])
         except Exception as exc:  # Feast raises many types; the operator needs the cause
             raise StoreError(f"materializing {name} failed: {exc}") from exc
     if settings.stores.online == "sqlite":

@@ -59,7 +59,10 @@ def materialize_command() -> None:
             bar.update(task, description=f"materializing {view}", advance=1 if started else 0)
             started.append(view)
 
-        result = materialize(settings, progress=step)
+        def rows(view: str, done: int, total: int) -> None:
+            bar.update(task, description=f"materializing {view}: {done:,} of {total:,} rows")
+
+        result = materialize(settings, progress=step, rows=rows)
         bar.update(task, description="materialized", completed=len(ONLINE_VIEWS))
     start = result.start.isoformat() if result.start else "(nothing new)"
     console.print(

@@ -43,8 +43,13 @@ def test_chunks_encode_the_rows_a_chunk_at_a_time(
 ) -> None:
     view = apply_repo(Settings(data_dir=tmp_path)).get_feature_view("recipient_engagement")
     monkeypatch.setattr(engine, "ROWS_PER_CHUNK", 20)
-    parts = list(engine.chunks(engagement_rows(45), view))
+    reported: list[tuple[str, int, int]] = []
+    with engine.reporting_rows(lambda *at: reported.append(at)):
+        parts = list(engine.chunks(engagement_rows(45), view))
     assert [len(p.keys) for p in parts] == [20, 20, 5]
+    assert reported == [("recipient_engagement", done, 45) for done in (20, 40, 45)]
+    list(engine.chunks(engagement_rows(5), view))  # outside the block: nobody is told
+    assert len(reported) == 3
     assert all(len(p.columns) == len(ENGAGEMENT_FEATURES) for p in parts)
     distinct, rows = parts[0].event_at
     assert len(distinct) == 3 and rows[:4] == [0, 1, 2, 0]  # each distinct time once

@@ -48,11 +48,22 @@ def test_bulk_write_stores_what_feast_stores(
     bulk, feast = twin
     monkeypatch.setattr(engine, "ROWS_PER_CHUNK", 7)  # several chunks in one transaction
     calls = record_bulk_writes(monkeypatch)
+    reported: dict[str, tuple[int, int]] = {}  # per view: rows written, rows to write
     for day in (DAY, DAY + timedelta(days=1)):  # a first load, then upserts over it
         if day != DAY:
             write_day(bulk.data_dir, day, 40)
             write_day(feast.data_dir, day, 40)
-        materialize(bulk, end=day + timedelta(seconds=1))
+        reported.clear()
+        materialize(
+            bulk,
+            end=day + timedelta(seconds=1),
+            rows=lambda view, done, total: reported.update({view: (done, total)}),
+        )
+        assert {view: done for view, (done, _) in reported.items()} == {
+            "recipient_engagement": 40,
+            "recipient_send_time": 40,
+            "recipient_variant": 77,  # 80 rows, 3 pairs twice
+        }
         materialize(feast, end=day + timedelta(seconds=1))
         assert calls and all(calls), "the bulk path did not write"
         calls.clear()
