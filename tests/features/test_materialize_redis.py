@@ -67,6 +67,7 @@ def test_redis_bulk_write_stores_what_feast_stores(
     finally:
         feature_store(bulk, project=projects["bulk"]).teardown()
         feature_store(feast, project=projects["feast"]).teardown()
+    assert not redis_content(projects["bulk"]) and not redis_content(projects["feast"])
 
 
 def test_redis_bulk_write_keeps_newer_rows_as_feast_does(tmp_path: Path) -> None:
@@ -76,14 +77,12 @@ def test_redis_bulk_write_keeps_newer_rows_as_feast_does(tmp_path: Path) -> None
     from features.materialize_redis import write_redis
     from features.store import apply_repo
 
-    settings = Settings(
-        data_dir=tmp_path, stores=StoreSettings(online="redis", redis_url=REDIS_URL)
-    )
-    write_day(tmp_path, DAY, 5)
-    names = ("bulk", "feast")
-    stores = {
-        name: apply_repo(settings, project=f"{name[0]}{uuid.uuid4().hex[:12]}") for name in names
-    }
+    online = StoreSettings(online="redis", redis_url=REDIS_URL)
+    stores = {}
+    for name in ("bulk", "feast"):  # a registry each: tearing one down deletes its file
+        write_day(tmp_path / name, DAY, 5)
+        settings = Settings(data_dir=tmp_path / name, stores=online)
+        stores[name] = apply_repo(settings, project=f"{name[0]}{uuid.uuid4().hex[:12]}")
     rng = np.random.default_rng(3)
 
     def rows(at: datetime, dup: bool = False) -> pa.Table:
@@ -113,3 +112,5 @@ def test_redis_bulk_write_keeps_newer_rows_as_feast_does(tmp_path: Path) -> None
     finally:
         for store in stores.values():
             store.teardown()
+    assert not redis_content(stores["bulk"].project)
+    assert not redis_content(stores["feast"].project)  # nothing left behind
