@@ -62,7 +62,8 @@ from features.engineering.tables import (
     feature_type,
     table_dir,
 )
-from inboxlab.settings import Settings
+from features.store import DEFAULT_PROJECT
+from inboxlab.settings import Settings, StoreSettings
 
 REDIS_URL = os.environ.get("INBOXLAB_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 
@@ -101,8 +102,6 @@ def write_snapshots(data: Path, recipients: int, day: datetime = DAY) -> None:
 def _settings(data: Path, *, bulk: bool = True) -> Settings:
     """Settings of a data directory: the online store named by ``BENCH_ONLINE`` (set from
     ``--online`` for the children), the bulk write or Feast's."""
-    from inboxlab.settings import StoreSettings
-
     online = os.environ.get("BENCH_ONLINE", "sqlite")
     return Settings(
         data_dir=data,
@@ -113,7 +112,7 @@ def _settings(data: Path, *, bulk: bool = True) -> Settings:
 def _project(data: Path) -> str:
     """The Feast project of a data directory: its own in Redis, where stores share a server."""
     if os.environ.get("BENCH_ONLINE", "sqlite") == "sqlite":
-        return "inboxlab"
+        return DEFAULT_PROJECT
     return f"bench{os.environ['BENCH_RUN']}_" + re.sub(r"\W", "_", data.name)
 
 

@@ -3,11 +3,12 @@
 Feast's Redis store converts every value to a protobuf, hashes every field name per value
 (``_mmh3``) and sends one ``HSET`` per entity, after reading each entity's stored timestamp so
 that an older row never overwrites a newer one. :func:`write_redis` sends the same commands
-with the same keys, fields and bytes: the field names are hashed once per view, the values come
-encoded by column (:func:`features.materialize_engine.chunks`) and the timestamps are
-serialized once per distinct value. Per chunk, the stored timestamps are read in one pipeline
-and the writes sent in another; Feast's ``skip_dedup`` and ``key_ttl_seconds`` settings are
-honoured as Feast honours them.
+with the same keys, fields and bytes: the field names are hashed once per view (by
+:func:`features.online_redis.feature_field`, the hash the online reader looks them up by),
+the values come encoded by column (:func:`features.materialize_engine.chunks`) and the
+timestamps are serialized once per distinct value. Per chunk, the stored timestamps are read
+in one pipeline and the writes sent in another; Feast's ``skip_dedup`` and
+``key_ttl_seconds`` settings are honoured as Feast honours them.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from typing import Any
 
 import pyarrow as pa
 from feast import utils
-from feast.infra.online_stores.helpers import _mmh3, _redis_key
+from feast.infra.online_stores.helpers import _redis_key
 from feast.infra.online_stores.redis import RedisOnlineStore, _versioned_fv_name
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from features.materialize_engine import Chunk, NotEncodedError, chunks
+from features.online_redis import feature_field
 
 __all__ = ["write_redis"]
 
@@ -100,7 +102,7 @@ def write_redis(store: RedisOnlineStore, config: Any, view: Any, table: pa.Table
     finds their timestamps current and leaves them.
     """
     name = _versioned_fv_name(view, config)
-    fields = [_mmh3(f"{name}:{feature.name}") for feature in view.features]
+    fields = [feature_field(name, feature.name) for feature in view.features]
     ts_key = f"_ts:{name}"
     client = store._get_client(config.online_store)
     latest: dict[bytes, int] = {}  # newest timestamp written so far by this call, per key
