@@ -72,14 +72,29 @@ def experiment_units(
             names = stored_layouts(conn, stored)
             features = [decode_features(value, names) for value in stored]
     if frame.empty:
-        columns = [c.name for c in query.selected_columns]
-        return pd.DataFrame(columns=columns)
+        return _empty_units([c.name for c in query.selected_columns])
     frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
     if with_features:
         frame["send_at"] = pd.to_datetime(frame["send_at"], utc=True)
         feature_frame = pd.json_normalize(features).add_prefix("f_")
         frame = pd.concat([frame.reset_index(drop=True), feature_frame], axis=1)
     return frame
+
+
+#: Column types of a unit table, for one without rows (the report still needs to see the
+#: metric columns as numbers to analyse an experiment that has no sent decision yet).
+_EMPTY_DTYPES = {
+    "pscore": "float64",
+    "timestamp": "datetime64[ns, UTC]",
+    "send_at": "datetime64[ns, UTC]",
+    "revenue": "float64",
+    **dict.fromkeys(("open", "click", "convert", "unsubscribe", "complaint", "bounce"), "int64"),
+}
+
+
+def _empty_units(columns: list[str]) -> pd.DataFrame:
+    """A unit table without rows, each column of the type its rows would have."""
+    return pd.DataFrame({c: pd.Series(dtype=_EMPTY_DTYPES.get(c, "object")) for c in columns})
 
 
 def stored_experiment_units(

@@ -206,3 +206,20 @@ def test_experiment_lifecycle_and_outcomes_move_the_bandit(client: TestClient) -
     assert arms == {"v0", "v1"}
     html = client.get("/v1/experiments/subject-test/report", headers=admin)
     assert html.status_code == 200 and "subject-test" in html.text
+
+
+def test_report_of_an_experiment_without_decisions_is_its_prior(client: TestClient) -> None:
+    # A newly created experiment (the demo's, right after `make run`) has no sent decision:
+    # its report says to keep running rather than failing on an empty unit table.
+    admin = key(client, "admin")
+    assert client.post("/v1/experiments", json=EXPERIMENT, headers=admin).status_code == 201
+    report = client.get(
+        "/v1/experiments/subject-test/report", headers={**admin, "Accept": "application/json"}
+    )
+    assert report.status_code == 200, report.text
+    body = report.json()
+    assert [(a["arm"], a["units"]) for a in body["primary"]["arms"]] == [("v0", 0), ("v1", 0)]
+    assert body["recommendation"]["decision"] == "keep running"
+    assert "arm 'v1' has no units; its results are the prior only" in body["warnings"]
+    html = client.get("/v1/experiments/subject-test/report", headers=admin)
+    assert html.status_code == 200 and "subject-test" in html.text
