@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.markdown import Markdown
 from rich.table import Table
 
-from inboxlab.cli.output import fail
+from inboxlab.cli.output import fail, listing
 from inboxlab.errors import ConflictError, InvalidInputError, NotFoundError
 from inboxlab.experiment import ExperimentDefinition, load_definition
 from inboxlab.settings import get_settings
@@ -144,11 +144,8 @@ def list_experiments() -> None:
 
     with DecisionStore.opened(get_settings().decision_store_url) as store:
         found = ExperimentStore(store.engine).all()
-    table = Table(title="experiments")
-    for col in ("id", "type", "arms", "control", "primary metric", "holdout %"):
-        table.add_column(col)
-    for spec in found:
-        table.add_row(
+    rows = [
+        (
             spec.id,
             spec.type,
             ", ".join(a.id for a in spec.arms),
@@ -156,7 +153,10 @@ def list_experiments() -> None:
             spec.primary_metric,
             f"{spec.holdout_pct:g}",
         )
-    Console().print(table)
+        for spec in found
+    ]
+    columns = ("id", "type", "arms", "control", "primary metric", "holdout %")
+    Console().print(listing("experiments", columns, rows, whole=("id",)))
 
 
 def ope(

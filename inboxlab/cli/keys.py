@@ -7,9 +7,8 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import typer
-from rich.table import Table
 
-from inboxlab.cli.output import console, err_console, reporting_errors
+from inboxlab.cli.output import console, err_console, listing, reporting_errors
 from inboxlab.settings import get_settings
 
 if TYPE_CHECKING:
@@ -59,18 +58,18 @@ def list_command(
     """List keys (names, scopes, dates; never the secrets)."""
     with reporting_errors(), _keyring() as ring:
         keys = ring.list_keys(include_revoked=all_keys)
-    table = Table(title="API keys")
-    for column in ("name", "id", "scopes", "created (UTC)", "status"):
-        table.add_column(column)
-    for key in keys:
-        table.add_row(
+    rows = [
+        (
             key.name,
             key.key_id,
-            ",".join(sorted(key.scopes)),
+            ", ".join(sorted(key.scopes)),
             key.created_at.strftime("%Y-%m-%d %H:%M"),
             "active" if key.active else f"revoked {key.revoked_at:%Y-%m-%d %H:%M}",
         )
-    console.print(table)
+        for key in keys
+    ]
+    columns = ("name", "id", "scopes", "created (UTC)", "status")
+    console.print(listing("API keys", columns, rows, whole=("name", "id")))
 
 
 @keys_app.command("revoke")

@@ -8,7 +8,7 @@ from enum import StrEnum
 import typer
 from rich.table import Table
 
-from inboxlab.cli.output import console, progress_bar, reporting_errors
+from inboxlab.cli.output import console, listing, progress_bar, reporting_errors
 from inboxlab.settings import get_settings
 
 __all__ = ["register"]
@@ -76,20 +76,21 @@ def list_command() -> None:
     if not versions:
         console.print("no registered models yet; run `inboxlab train engagement` first")
         return
-    table = Table(title="registered models")
-    for col in ("model", "version", "aliases", "created", "roc_auc", "log_loss", "ece"):
-        table.add_column(col)
-    for v in versions:
-        table.add_row(
+    rows = [
+        (
             v.name,
             v.version,
-            ", ".join(f"@{a}" for a in v.aliases) or "-",
-            v.created.strftime("%Y-%m-%d %H:%M"),
+            "\n".join(f"@{a}" for a in v.aliases) or "-",
+            v.created.strftime("%Y-%m-%d\n%H:%M"),
             _fmt(v.metrics.get("roc_auc")),
             _fmt(v.metrics.get("log_loss")),
             _fmt(v.metrics.get("ece")),
         )
-    console.print(table)
+        for v in versions
+    ]
+    columns = ("model", "version", "aliases", "created", "ROC AUC", "log loss", "ECE")
+    whole = ("model", "version", "aliases", "created")
+    console.print(listing("registered models", columns, rows, whole=whole))
 
 
 @models_app.command("promote")
