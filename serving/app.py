@@ -32,6 +32,7 @@ from serving.fastlane import DecisionFastLane
 from serving.keys import KeyRing
 from serving.metrics import CONTENT_TYPE_LATEST, HttpMetrics, MetricsMiddleware
 from serving.policy import reward_rule
+from serving.responses import documented
 from serving.routes import ReportRenderer, router
 from serving.scoring.models import ModelSet
 from serving.store import DecisionStore, RewardRule
@@ -319,12 +320,14 @@ def create_app(
             status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
         )
 
-    @app.get("/metrics", tags=["operations"], response_class=Response)
+    @app.get(
+        "/metrics", tags=["operations"], response_class=Response, responses=documented(401, 403)
+    )
     def metrics_endpoint(_key: AnyKey) -> Response:
         """Prometheus metrics (any valid key)."""
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.post("/v1/outcomes", tags=["outcomes"])
+    @app.post("/v1/outcomes", tags=["outcomes"], responses=documented(400, 401, 403, 422, 503))
     def post_outcomes(
         payload: OutcomesBody, resources: Store, _key: OutcomesKey
     ) -> OutcomesAccepted:
@@ -342,7 +345,7 @@ def create_app(
             stored=summary.stored, duplicates=summary.duplicates, counted=summary.counted
         )
 
-    @app.post("/v1/admin/reload-models", tags=["operations"])
+    @app.post("/v1/admin/reload-models", tags=["operations"], responses=documented(401, 403))
     def reload_models(resources: Store, _key: AdminKey) -> dict[str, dict[str, str]]:
         """Load the champions whose alias moved; in-flight requests keep their models."""
         assert resources.engine is not None
@@ -351,7 +354,11 @@ def create_app(
 
     app.include_router(router)
 
-    @app.delete("/v1/recipients/{recipient_id}", tags=["recipients"])
+    @app.delete(
+        "/v1/recipients/{recipient_id}",
+        tags=["recipients"],
+        responses=documented(401, 403, 422, 503),
+    )
     def erase_recipient(recipient_id: str, resources: Store, key: AdminKey) -> ErasureDone:
         """Erase a person everywhere: event log, features, online store, decisions, outcomes
         and bandit contributions; audited (admin)."""

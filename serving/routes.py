@@ -19,6 +19,7 @@ from serving.auth import AdminKey, AnyKey, DecideKey
 from serving.batch import BATCH_CHUNK, BatchDecider, BatchRequest, parse_batch_held
 from serving.coalesce import Coalescer
 from serving.decide import DecisionEngine
+from serving.responses import documented
 from serving.schemas import DecisionRequest, DecisionResponse
 from serving.store.units import experiment_units
 
@@ -43,7 +44,8 @@ async def _coalescer(request: Request) -> Coalescer:
 Engine = Annotated[DecisionEngine, Depends(_engine)]
 Together = Annotated[Coalescer, Depends(_coalescer)]
 
-router = APIRouter()
+# Every route here needs a key and may find the store down or the request invalid.
+router = APIRouter(responses=documented(401, 403, 422, 503))
 
 
 class ExperimentCreated(BaseModel):
@@ -53,7 +55,12 @@ class ExperimentCreated(BaseModel):
     created_at: str
 
 
-@router.post("/v1/decisions", tags=["decisions"], response_model=DecisionResponse)
+@router.post(
+    "/v1/decisions",
+    tags=["decisions"],
+    response_model=DecisionResponse,
+    responses=documented(400, 404),
+)
 async def post_decision(request: DecisionRequest, together: Together, _key: DecideKey) -> Response:
     """Send now or not, which variant, at what time — with the propensity of each choice."""
     # Well-formed requests with a decide key are answered by serving.fastlane before they
@@ -89,7 +96,7 @@ def _inline(schema: dict[str, Any]) -> dict[str, Any]:
     "/v1/decisions/batch",
     tags=["decisions"],
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/x-ndjson": {}}}},
+    responses={200: {"content": {"application/x-ndjson": {}}}, **documented(400, 404)},
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -126,7 +133,12 @@ async def post_decisions_batch(
     return StreamingResponse(lines, media_type="application/x-ndjson")
 
 
-@router.post("/v1/experiments", tags=["experiments"], status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/v1/experiments",
+    tags=["experiments"],
+    status_code=status.HTTP_201_CREATED,
+    responses=documented(400, 409),
+)
 def post_experiment(
     definition: ExperimentDefinition, engine: Engine, _key: AdminKey
 ) -> ExperimentCreated:
@@ -141,7 +153,7 @@ def list_experiments(engine: Engine, _key: AnyKey) -> list[ExperimentDefinition]
     return engine.experiments.all()
 
 
-@router.get("/v1/experiments/{experiment_id}", tags=["experiments"])
+@router.get("/v1/experiments/{experiment_id}", tags=["experiments"], responses=documented(404))
 def get_experiment(experiment_id: str, engine: Engine, _key: AnyKey) -> ExperimentDefinition:
     """One experiment definition."""
     return engine.definition(experiment_id)
@@ -150,7 +162,7 @@ def get_experiment(experiment_id: str, engine: Engine, _key: AnyKey) -> Experime
 @router.get(
     "/v1/experiments/{experiment_id}/report",
     tags=["experiments"],
-    responses={200: {"content": {"text/html": {}, "application/json": {}}}},
+    responses={200: {"content": {"text/html": {}, "application/json": {}}}, **documented(404)},
 )
 def get_report(experiment_id: str, request: Request, engine: Engine, _key: AnyKey) -> Response:
     """The Bayesian report: HTML for browsers, JSON for ``Accept: application/json``."""
