@@ -85,12 +85,13 @@ class Server:
         return sum(self.process_cpu().values())
 
     def process_cpu(self) -> dict[int, float]:
-        """CPU seconds (user + system) used so far by each process of the tree, by pid."""
+        """CPU seconds (user + system) used so far by each process of the tree, by pid,
+        with its children that have exited (a batch process counts in its fork server's)."""
         out: dict[int, float] = {}
         for proc in self._tree():
             with suppress(psutil.NoSuchProcess):
-                times = proc.cpu_times()
-                out[proc.pid] = times.user + times.system
+                t = proc.cpu_times()
+                out[proc.pid] = t.user + t.system + t.children_user + t.children_system
         return out
 
     @contextmanager

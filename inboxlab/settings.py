@@ -93,6 +93,26 @@ class DecisionSettings(BaseModel):
         description="How long the writer waits for more decisions to share a commit; adds "
         "at most this to the durability window.",
     )
+    batch_processes: int = Field(
+        default=2,
+        ge=0,
+        description="Most batch calls a worker decides at once, each in a process of its own "
+        "(see serving.batch_process), so that single decisions keep their latency while a "
+        "batch streams; 0 decides batches in the worker.",
+    )
+    batch_process_nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="Scheduling niceness added to a batch process: when the cores are busy, "
+        "the workers answering single decisions get them first.",
+    )
+    batch_process_min_bytes: int = Field(
+        default=1_000_000,
+        ge=0,
+        description="Smallest batch body (bytes; about 10,000 requests) decided in a process of "
+        "its own; smaller ones are decided in the worker.",
+    )
 
 
 class ApiSettings(BaseModel):

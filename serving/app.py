@@ -21,11 +21,13 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.telemetry import TelemetryConfig
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
 
 from inboxlab.errors import ConflictError, InboxlabError, InvalidInputError, NotFoundError
 from inboxlab.records import EventRecord
 from inboxlab.settings import Settings
 from serving.auth import AdminKey, AnyKey, OutcomesKey
+from serving.batch_process import BatchProcesses, EngineFactory, engine_from_settings
 from serving.coalesce import Coalescer
 from serving.decide import DecisionEngine
 from serving.fastlane import DecisionFastLane
@@ -42,7 +44,7 @@ from serving.store.writer import DecisionWriter
 if TYPE_CHECKING:
     from features.online import FeatureClient
 
-__all__ = ["MAX_OUTCOMES_PER_CALL", "Resources", "create_app"]
+__all__ = ["MAX_OUTCOMES_PER_CALL", "Resources", "create_app", "open_features"]
 
 
 class _ModelPoller:
@@ -90,6 +92,7 @@ class Resources:
     engine: DecisionEngine | None = None
     report_renderer: ReportRenderer | None = None
     coalescer: Coalescer | None = None
+    batch_processes: BatchProcesses | None = None
 
 
 class _ExperimentRules(Mapping[str, RewardRule]):
@@ -205,7 +208,7 @@ async def _store_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def _open_features(settings: Settings) -> FeatureClient | None:
+def open_features(settings: Settings) -> FeatureClient | None:
     """The online feature client of the configured store, or ``None`` (logged) if absent."""
     from features.store import online_client
 
@@ -224,6 +227,7 @@ def create_app(
     models: ModelSet | None = None,
     report_renderer: ReportRenderer | None = None,
     rng: np.random.Generator | None = None,
+    batch_engine: EngineFactory | None = None,
 ) -> FastAPI:
     """The inboxlab API for ``settings``.
 
@@ -242,6 +246,10 @@ def create_app(
         Renders experiment reports (supplied by the command line, which knows ``experiments``).
     rng : numpy.random.Generator, optional
         Randomness of the decisions; by default fresh OS entropy.
+    batch_engine : callable, optional
+        Builds the engine of a batch process (``decisions.batch_processes``). By default the
+        settings' own stores and champions, and only when the app opens them itself: with
+        ``features`` or ``models`` given, batches are decided in the worker.
     """
     metrics = HttpMetrics()
 
@@ -250,7 +258,7 @@ def create_app(
         store = DecisionStore(settings.decision_store_url)
         store.create_schema()
         logger.info("decision store open at %s", store.engine.url.render_as_string())
-        client = _open_features(settings) if features == "settings" else features
+        client = open_features(settings) if features == "settings" else features
         model_set = models
         if model_set is None:
             model_set = ModelSet(settings)
@@ -268,6 +276,18 @@ def create_app(
             rng or np.random.default_rng(),
             writer=writer,
         )
+        factory = batch_engine
+        if factory is None and features == "settings" and models is None:
+            factory = engine_from_settings
+        processes = None
+        if factory is not None and d.batch_processes > 0:
+            processes = BatchProcesses(
+                settings,
+                processes=d.batch_processes,
+                min_bytes=d.batch_process_min_bytes,
+                factory=factory,
+            )
+            await run_in_threadpool(processes.warm)
         poller = _ModelPoller(model_set, settings.decisions.model_poll_seconds)
         if models is None:
             poller.start()
@@ -285,9 +305,12 @@ def create_app(
                         max_group=d.coalesce_max_group,
                         on_group=metrics.decision_group.observe,
                     ),
+                    batch_processes=processes,
                 )
             }
         finally:
+            if processes is not None:
+                processes.close()
             poller.stop()
             engine.close()  # commits every queued decision before the store closes
             store.close()

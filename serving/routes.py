@@ -114,6 +114,12 @@ async def post_decisions_batch(
     before the first line.
     """
     raw = await request.body()
+    processes = request.state.resources.batch_processes
+    if processes is not None and len(raw) >= processes.min_bytes:
+        # Decided in a process of its own: this worker's event loop stays free for single
+        # decisions (serving.batch_process). The errors are the ones raised below.
+        lines = await processes.decide(raw)
+        return StreamingResponse(lines, media_type="application/x-ndjson")
     try:
         # Validated from the raw bytes (see ``parse_batch``), off the event loop; the requests
         # stay out of the collector's scans while they are streamed (``serving.frozen``).

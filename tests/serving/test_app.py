@@ -204,9 +204,9 @@ def test_the_app_reads_features_through_the_fast_client_of_the_configured_store(
 ) -> None:
     from features.online_redis import RedisFeatureClient
     from inboxlab.settings import StoreSettings
-    from serving.app import _open_features
+    from serving.app import open_features
 
     redis = settings.model_copy(update={"stores": StoreSettings(online="redis")})
-    assert isinstance(_open_features(redis), RedisFeatureClient)
+    assert isinstance(open_features(redis), RedisFeatureClient)
     # no SQLite online store materialized yet: served with defaults, not refused
-    assert _open_features(settings) is None
+    assert open_features(settings) is None
