@@ -15,16 +15,11 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from features.online import InMemoryFeatureClient
-from inboxlab.cli.serve import render_report
-from inboxlab.settings import Settings, get_settings
-from serving.app import create_app
-from tests.serving.models import planted_models
+from tests.serving.served import served_app
 
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
@@ -102,26 +97,8 @@ FUZZ = settings(
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     root = tmp_path_factory.mktemp("fuzz")
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("INBOXLAB_DATA_DIR", str(root / "data"))
-        env.setenv("INBOXLAB_ENVIRONMENT", "test")
-        env.setenv("INBOXLAB_MLFLOW__TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
-        env.setenv("INBOXLAB_MLFLOW__ARTIFACT_LOCATION", str(root / "artifacts"))
-        get_settings.cache_clear()
-        app = create_app(
-            get_settings(),
-            features=InMemoryFeatureClient({"r1": {"timezone": "Europe/Berlin"}}),
-            models=planted_models(Settings()),  # type: ignore[arg-type]
-            report_renderer=render_report,
-            rng=np.random.default_rng(0),
-        )
-        with TestClient(app, raise_server_exceptions=False) as c:
-            ring = c.app_state["resources"].keys
-            key = ring.create("fuzz", scopes=("decide", "outcomes", "admin")).plaintext
-            c.headers["Authorization"] = f"Bearer {key}"
-            assert c.post("/v1/experiments", json=EXPERIMENT).status_code == 201
-            yield c
-        get_settings.cache_clear()
+    with served_app(root, EXPERIMENT, raise_server_exceptions=False) as c:
+        yield c
 
 
 def post(client: TestClient, path: str, body: Any) -> Any:

@@ -16,11 +16,9 @@ apply here:
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -32,15 +30,7 @@ from schemathesis.specs.openapi.checks import (
     positive_data_acceptance,
 )
 
-from features.online import InMemoryFeatureClient
-from inboxlab.cli.serve import render_report
-from inboxlab.settings import Settings, get_settings
-from serving.app import create_app
-from tests.serving.models import planted_models
-
-with warnings.catch_warnings():
-    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
-    from fastapi.testclient import TestClient
+from tests.serving.served import served_app
 
 EXPERIMENT = {"id": "e1", "type": "bandit", "arms": [{"id": "v0", "control": True}, {"id": "v1"}]}
 NOT_APPLICABLE = [allow_header_conformance, negative_data_rejection, positive_data_acceptance]
@@ -49,29 +39,9 @@ NOT_APPLICABLE = [allow_header_conformance, negative_data_rejection, positive_da
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, str]]:
     """The app (its lifespan running) with one experiment, and a key with every scope."""
-    root = tmp_path_factory.mktemp("contract")
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("INBOXLAB_DATA_DIR", str(root / "data"))
-        env.setenv("INBOXLAB_ENVIRONMENT", "test")
-        env.setenv("INBOXLAB_MLFLOW__TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
-        env.setenv("INBOXLAB_MLFLOW__ARTIFACT_LOCATION", str(root / "artifacts"))
-        get_settings.cache_clear()
-        app = create_app(
-            get_settings(),
-            features=InMemoryFeatureClient({"r1": {"timezone": "Europe/Berlin"}}),
-            models=planted_models(Settings()),  # type: ignore[arg-type]
-            report_renderer=render_report,
-            rng=np.random.default_rng(0),
-        )
-        with TestClient(app) as client:
-            ring = client.app_state["resources"].keys
-            key = ring.create("contract", scopes=("decide", "outcomes", "admin")).plaintext
-            headers = {"Authorization": f"Bearer {key}"}
-            assert (
-                client.post("/v1/experiments", json=EXPERIMENT, headers=headers).status_code == 201
-            )
-            yield app, key
-        get_settings.cache_clear()
+    with served_app(tmp_path_factory.mktemp("contract"), EXPERIMENT) as client:
+        key = client.headers["Authorization"].removeprefix("Bearer ")
+        yield client.app, key
 
 
 def _operations(app: Any) -> list[Any]:
