@@ -107,6 +107,12 @@ class DecisionSettings(BaseModel):
         description="Scheduling niceness added to a batch process: when the cores are busy, "
         "the workers answering single decisions get them first.",
     )
+    batch_process_idle_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description="How long a batch process waits for its next batch before it exits and "
+        "frees its memory (its stores and models are opened again for the next batch).",
+    )
     batch_process_min_bytes: int = Field(
         default=1_000_000,
         ge=0,

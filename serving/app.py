@@ -286,6 +286,7 @@ def create_app(
                 processes=d.batch_processes,
                 min_bytes=d.batch_process_min_bytes,
                 factory=factory,
+                idle_seconds=d.batch_process_idle_seconds,
             )
             await run_in_threadpool(processes.warm)
         poller = _ModelPoller(model_set, settings.decisions.model_poll_seconds)

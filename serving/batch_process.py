@@ -24,9 +24,10 @@ errors are the in-process path's: a 422 naming the field, a 404 for an unknown e
 a 422 for variants that are not its arms, all before the first line.
 
 A worker keeps at most ``decisions.batch_processes`` batch processes, each deciding one batch
-at a time; later batches wait for one. A process idle for :data:`IDLE_SECONDS` exits. A client
-that leaves stops its batch after the chunk being written (which stays stored, as in
-process); a process that does not stop, or fails, is ended and replaced by a new one.
+at a time; later batches wait for one. A process idle for
+``decisions.batch_process_idle_seconds`` exits. A client that leaves stops its batch after the
+chunk being written (which stays stored, as in process); a process that does not stop, or
+fails, is ended and replaced by a new one.
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ logger = logging.getLogger(__name__)
 #: it is pickled by name).
 EngineFactory = Callable[["Settings"], "DecisionEngine"]
 
-#: A batch process waits this long for its next batch, then exits (and frees its memory).
+#: By default, a batch process waits this long for its next batch, then exits (and frees its
+#: memory); ``decisions.batch_process_idle_seconds`` sets it for the API.
 IDLE_SECONDS = 600.0
 #: What the worker sends before a batch's body, and to stop a batch whose client left.
 _BATCH = ("batch",)
