@@ -131,7 +131,7 @@ def _serve_batches(
             if conn.recv() != _BATCH:  # a stop that came after its batch had ended
                 continue
             engine = _serve_one(factory, settings, conn, engine)
-    except EOFError:  # the worker is gone
+    except (EOFError, BrokenPipeError, ConnectionResetError):  # the worker is gone
         pass
     finally:
         if engine is not None:
