@@ -16,6 +16,7 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.models import infer_signature
 
+from inboxlab.errors import InvalidInputError
 from inboxlab.settings import Settings
 from training.estimator import positive_proba
 from training.fit import FitResult, model_input
@@ -42,7 +43,49 @@ CHAMPION = "champion"
 HOLDOUT_ARTIFACT = "holdout/holdout.parquet"
 #: What a logged pipeline needs to load. Stated rather than inferred: MLflow's inference
 #: re-imports the model in a subprocess, which took 10 s of every 12 s spent logging.
-_MODEL_PACKAGES = ("scikit-learn", "lightgbm", "numpy", "pandas", "scipy", "cloudpickle")
+_MODEL_PACKAGES = ("scikit-learn", "lightgbm", "numpy", "pandas", "scipy", "skops")
+#: Models are stored with skops, which rebuilds objects of allowed types only, rather than
+#: unpickling whatever the artifact says (code a tampered artifact would run on load). The
+#: types a pipeline holds beyond those skops allows by default (scikit-learn's public
+#: estimators, NumPy arrays, builtins): LightGBM's model, the calibrator's private classes
+#: and NumPy's dtype objects (the encoders' ``dtype`` parameter).
+SKOPS_TRUSTED_TYPES = (
+    "collections.OrderedDict",
+    "numpy.dtype",
+    "lightgbm.basic.Booster",
+    "lightgbm.sklearn.LGBMClassifier",
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",
+)
+
+
+def _log_pipeline(model: Any, name: str, **kwargs: Any) -> Any:
+    """Log ``model`` in skops format; refuse one that holds a type not allowed on load.
+
+    Raises
+    ------
+    InvalidInputError
+        The pipeline holds a type outside :data:`SKOPS_TRUSTED_TYPES` (it could be stored,
+        but not loaded).
+    """
+    import skops.io
+
+    extra = set(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
+    extra -= set(SKOPS_TRUSTED_TYPES)
+    if extra:
+        raise InvalidInputError(
+            f"the {name} pipeline holds types skops would not load: {sorted(extra)}; "
+            "add them to training.tracking.SKOPS_TRUSTED_TYPES if they are safe",
+            field="model",
+        )
+    return mlflow.sklearn.log_model(
+        model,
+        name=name,
+        serialization_format="skops",
+        skops_trusted_types=list(SKOPS_TRUSTED_TYPES),
+        pip_requirements=_pip_requirements(),
+        **kwargs,
+    )
 
 
 def _pip_requirements() -> list[str]:
@@ -139,22 +182,15 @@ def log_training_run(
             stored["sent_at"] = holdout["sent_at"].to_numpy()
             stored.to_parquet(path)
             mlflow.log_artifact(str(path), artifact_path=str(Path(HOLDOUT_ARTIFACT).parent))
-        info = mlflow.sklearn.log_model(
+        info = _log_pipeline(
             result.model,
-            name="model",
+            "model",
             signature=infer_signature(x_hold.head(100), p_model[:100]),
             input_example=x_hold.head(5),
             registered_model_name=spec.registered_name,
-            serialization_format="cloudpickle",
             pyfunc_predict_fn="predict_proba",
-            pip_requirements=_pip_requirements(),
         )
-        mlflow.sklearn.log_model(
-            result.baseline,
-            name="baseline",
-            serialization_format="cloudpickle",
-            pip_requirements=_pip_requirements(),
-        )
+        _log_pipeline(result.baseline, "baseline")
     version = str(info.registered_model_version)
     client.set_registered_model_alias(spec.registered_name, CHALLENGER, version)
     client.update_registered_model(spec.registered_name, description=spec.description)

@@ -5,8 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
+from mlflow.models import Model
 
-from inboxlab.errors import NotFoundError
+from inboxlab.errors import InvalidInputError, NotFoundError
 from inboxlab.settings import Settings
 from training.fit import FitResult, fit_and_evaluate
 from training.registry import list_versions, promote
@@ -45,6 +46,26 @@ def test_run_logs_metrics_plots_holdout_and_registers_a_challenger(
     model = mlflow.sklearn.load_model(f"models:/{SPEC.registered_name}@challenger")
     proba = model.predict_proba(frame[["variant_id", "recency", "score"]].head(3))
     assert proba.shape == (3, 2)
+    # Stored with skops (objects of allowed types only), not as a pickle.
+    flavor = Model.load(f"models:/{SPEC.registered_name}@challenger").flavors["sklearn"]
+    assert flavor["serialization_format"] == "skops"
+    assert flavor["pickled_model"] == "model.skops"
+
+
+class _Unvetted:
+    """A type no pipeline of training holds, so skops would refuse to load it."""
+
+
+def test_a_pipeline_holding_an_unvetted_type_is_refused_and_nothing_registered(
+    settings: Settings, sends: tuple[pd.DataFrame, np.ndarray]
+) -> None:
+    frame, _ = sends
+    result = _fit(frame)
+    result.model.note_ = _Unvetted()
+    with pytest.raises(InvalidInputError, match="_Unvetted") as caught:
+        _log(settings, result)
+    assert caught.value.field == "model"
+    assert MlflowClient().search_model_versions(f"name='{SPEC.registered_name}'") == []
 
 
 def test_promotion_needs_a_win_on_the_same_holdout_unless_forced(
