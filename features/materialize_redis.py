@@ -28,6 +28,11 @@ from features.online_redis import feature_field
 __all__ = ["write_redis"]
 
 
+def _nanos(ts: Timestamp) -> int:
+    """A timestamp in nanoseconds, the unit Feast compares stored and new rows in."""
+    return int(ts.seconds * 1_000_000_000 + ts.nanos)
+
+
 def _timestamps(stamps: tuple[list[datetime], list[int]]) -> tuple[list[bytes], list[int]]:
     """Each row's timestamp as Feast stores it (a serialized ``Timestamp`` of the value made
     time-zone aware) and as the nanoseconds Feast compares."""
@@ -37,7 +42,7 @@ def _timestamps(stamps: tuple[list[datetime], list[int]]) -> tuple[list[bytes], 
         ts = Timestamp()
         ts.FromDatetime(utils.make_tzaware(value))
         forms.append(ts.SerializeToString())
-        nanos.append(ts.seconds * 1_000_000_000 + ts.nanos)
+        nanos.append(_nanos(ts))
     return list(map(forms.__getitem__, inverse)), list(map(nanos.__getitem__, inverse))
 
 
@@ -51,7 +56,7 @@ def _previous_nanos(pipe: Any, keys: list[bytes], ts_key: str) -> list[int]:
         if stored:
             ts = Timestamp()
             ts.ParseFromString(stored)
-            nanos = ts.seconds * 1_000_000_000 + ts.nanos
+            nanos = _nanos(ts)
         found.append(nanos)
     return found
 

@@ -291,7 +291,7 @@ class BatchProcesses:
                 ) from exc
             except BaseException:  # cancelled while it parses: it cannot be reused
                 with CancelScope(shield=True):
-                    await to_thread.run_sync(self._end, proc)
+                    await to_thread.run_sync(self._end, proc, 0.0)
                 raise
         except BaseException:
             self._slots.release()
@@ -312,12 +312,16 @@ class BatchProcesses:
         return proc
 
     def _reuse(self) -> _Process | None:
-        while self._idle:
-            proc = self._idle.pop()
+        # Runs in a worker thread beside other batches' sends: a pop is atomic, a check then
+        # a pop is not.
+        while True:
+            try:
+                proc = self._idle.pop()
+            except IndexError:
+                return None
             if proc.reusable(self.idle_seconds):
                 return proc
             self._end(proc)
-        return None
 
     def _start(self) -> _Process:
         ctx = _fork_context()
@@ -358,7 +362,7 @@ class BatchProcesses:
                         if await to_thread.run_sync(self._stop_batch, proc):
                             self._done(proc)
                         else:
-                            await to_thread.run_sync(self._end, proc)
+                            await to_thread.run_sync(self._end, proc, 0.0)
             finally:
                 self._slots.release()
 
@@ -379,11 +383,12 @@ class BatchProcesses:
             pass
         return False
 
-    def _end(self, proc: _Process) -> int | None:
-        """End a process (at once if it is still busy) and return its exit code."""
+    def _end(self, proc: _Process, wait: float = 5.0) -> int | None:
+        """End a process and return its exit code. An idle one exits once its pipe is closed,
+        within ``wait`` seconds; a busy one (``wait=0``) is stopped at once."""
         proc.conn.close()
         process = proc.process
-        process.join(timeout=5)  # an idle process exits once its pipe is closed
+        process.join(timeout=wait)
         if process.is_alive():
             process.terminate()
             process.join(timeout=5)

@@ -22,6 +22,11 @@ from serving.store.schema import decisions, outcomes
 __all__ = ["experiment_units", "stored_experiment_units"]
 
 
+#: Outcomes counted once per decision, as 0/1 columns: the rewards, then the guardrails.
+_REWARDS = ("open", "click", "convert")
+_GUARDRAILS = ("unsubscribe", "complaint", "bounce")
+
+
 def _flag(kind: str) -> Any:
     return func.max(case((outcomes.c.dedup_kind == kind, 1), else_=0)).label(kind)
 
@@ -45,13 +50,9 @@ def experiment_units(
             decisions.c.variant_propensity.label("pscore"),
             decisions.c.decided_at.label("timestamp"),
             func.coalesce(decisions.c.segment, "all").label("engagement_tier"),
-            _flag("open"),
-            _flag("click"),
-            _flag("convert"),
+            *map(_flag, _REWARDS),
             revenue,
-            _flag("unsubscribe"),
-            _flag("complaint"),
-            _flag("bounce"),
+            *map(_flag, _GUARDRAILS),
             *((decisions.c.send_at, decisions.c.features) if with_features else ()),
         )
         .select_from(
@@ -88,7 +89,7 @@ _EMPTY_DTYPES = {
     "timestamp": "datetime64[ns, UTC]",
     "send_at": "datetime64[ns, UTC]",
     "revenue": "float64",
-    **dict.fromkeys(("open", "click", "convert", "unsubscribe", "complaint", "bounce"), "int64"),
+    **dict.fromkeys((*_REWARDS, *_GUARDRAILS), "int64"),
 }
 
 
