@@ -15,6 +15,7 @@ from features.engineering.tables import FEATURE_TABLES, table_dir
 from features.events import EventLog
 from features.events.log import rewrite_without
 from features.online import entity_key, variant_key_prefix
+from features.prepared import LAYOUT_TABLE, PREPARED_TABLE
 from features.store import DEFAULT_PROJECT, online_db_path
 from inboxlab.errors import StoreError
 from inboxlab.settings import Settings
@@ -61,13 +62,17 @@ def _erase_sqlite(settings: Settings, recipient_id: str) -> int:
         tables = [
             name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
         ]
-        for name in tables:
+        # Feast's tables, then the prepared rows made from them (features.prepared): their
+        # triggers already deleted the person's, unless a table lost its triggers. The count
+        # is of Feast's rows.
+        for name in sorted(set(tables) - {LAYOUT_TABLE}, key=lambda n: n == PREPARED_TABLE):
             prefix = variant_key_prefix(recipient_id)  # per-variant rows of the person
             cursor = conn.execute(
                 f'DELETE FROM "{name}" WHERE entity_key = ? OR substr(entity_key, 1, ?) = ?',
                 (entity_key(recipient_id), len(prefix), prefix),
             )
-            removed += max(cursor.rowcount, 0)
+            if name != PREPARED_TABLE:
+                removed += max(cursor.rowcount, 0)
     return removed
 
 

@@ -51,6 +51,7 @@ from features.engineering.tables import (
     FeatureValue,
 )
 from features.packed_values import NULL_VALUE, decode_packed
+from features.prepared import PreparedReader
 from features.value_proto import value_message
 from inboxlab.errors import InvalidInputError, StoreError
 from inboxlab.settings import Settings
@@ -706,6 +707,8 @@ class SqliteFeatureClient(CachedFeatureClient):
             VARIANT_FEATURES, dict.fromkeys(VARIANT_FEATURES, self._variant_table)
         )
         self._packed_via: dict[str, str | None] = {}  # per table, once per store version
+        self._prepared = PreparedReader(self._conn, table_of)
+        self._prepared.check()
         self._checked_at = 0.0
         self._data_version = self._version()
 
@@ -773,6 +776,7 @@ class SqliteFeatureClient(CachedFeatureClient):
             self._variant_cache.clear()
             self._variant_table_exists = None
             self._packed_via.clear()
+            self._prepared.check()
 
     def _key(self, recipient_id: str) -> bytes:
         return entity_key(recipient_id)
@@ -814,10 +818,14 @@ class SqliteFeatureClient(CachedFeatureClient):
         packed = self._read_packed(keys, self._layout)
         if packed is not None:
             return dict(zip(recipient_ids, packed, strict=True))
-        found = self._rows(self._tables, keys)
+        prepared = self._prepared.read(keys)
+        if len(prepared) == len(keys):
+            return dict(zip(recipient_ids, map(prepared.__getitem__, keys), strict=True))
+        # Recipients without a prepared row (unknown, or a value of another form): row by row.
+        found = self._rows(self._tables, [key for key in keys if key not in prepared])
         names, defaults = self.features, self._defaults
         rows = {
-            rid: self._fill(found[key], names, defaults)
+            rid: prepared[key] if key in prepared else self._fill(found[key], names, defaults)
             for rid, key in zip(recipient_ids, keys, strict=True)
         }
         return rows

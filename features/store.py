@@ -283,11 +283,18 @@ def materialize(
         # later upserts keep it current. Stores materialized before it get it on the next run.
         import sqlite3
 
-        from features.online import VARIANT_VIEW, add_cover_indexes
+        from features.online import VARIANT_VIEW, VIEW_OF_FEATURE, add_cover_indexes
+        from features.prepared import prepare
 
         tables = [f"{project}_{view}" for view in (*views, VARIANT_VIEW)]
+        # The single reads' prepared rows of the recipient views (features.prepared): the
+        # entities Feast just wrote lost theirs through the triggers.
+        names: dict[str, list[str]] = {}
+        for feature, view in VIEW_OF_FEATURE.items():
+            names.setdefault(f"{project}_{view}", []).append(feature)
         try:
             add_cover_indexes(online_db_path(settings), dict.fromkeys(tables))
+            prepare(online_db_path(settings), names)
         except sqlite3.Error as exc:
             raise StoreError(f"indexing the online store failed: {exc}") from exc
     return MaterializeResult(views=views, start=min(starts, default=None), end=until)

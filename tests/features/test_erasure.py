@@ -15,6 +15,7 @@ from features.events import EventLog
 from features.events.importer import import_tables
 from features.events.recipients import write_recipients
 from features.online import entity_key, variant_entity_key
+from features.prepared import LAYOUT_TABLE, PREPARED_TABLE
 from features.simulator import SimulationConfig, simulate
 from features.store import materialize, online_db_path
 from inboxlab.cli import app
@@ -54,7 +55,11 @@ def test_forget_removes_the_person_everywhere_and_only_them(
         assert _count(settings, glob, other) > 0
     assert _count(settings, str(settings.recipients_path), target) == 0
     with sqlite3.connect(online_db_path(settings)) as conn:
-        for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'"):
+        tables = [n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        assert PREPARED_TABLE in tables  # the prepared rows of single reads are erased too
+        others_prepared = f"SELECT count(*) FROM {PREPARED_TABLE} WHERE entity_key = ?"
+        assert conn.execute(others_prepared, (entity_key(other),)).fetchone() == (2,)
+        for name in set(tables) - {LAYOUT_TABLE}:
             rows = conn.execute(
                 f'SELECT count(*) FROM "{name}" WHERE entity_key = ?', (entity_key(target),)
             ).fetchone()

@@ -12,6 +12,7 @@ from feast.infra.compute_engines.local.nodes import LocalOutputNode
 
 import features.materialize_engine as engine
 from features.engineering.tables import ENGAGEMENT_FEATURES
+from features.prepared import LAYOUT_TABLE, PREPARED_TABLE
 from features.store import feature_store, materialize, online_db_path
 from features.value_encoding import encode_column
 from inboxlab.settings import Settings
@@ -22,10 +23,11 @@ pytestmark = FEAST_WARNINGS
 
 
 def stored(settings: Settings) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every online table, with the SQLite type of each value."""
+    """Every row of every online table, with the SQLite type of each value, and the prepared
+    rows made from them."""
     with sqlite3.connect(online_db_path(settings)) as conn:
         tables = [t for (t,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
-        return {
+        rows = {
             table: sorted(
                 conn.execute(
                     "SELECT entity_key, feature_name, value, value_text, typeof(value_text), "
@@ -34,7 +36,12 @@ def stored(settings: Settings) -> dict[str, list[tuple[Any, ...]]]:
                 )
             )
             for table in tables
+            if table not in (PREPARED_TABLE, LAYOUT_TABLE)
         }
+        if PREPARED_TABLE in tables:
+            rows[PREPARED_TABLE] = sorted(conn.execute(f"SELECT * FROM {PREPARED_TABLE}"))
+            rows[LAYOUT_TABLE] = sorted(conn.execute(f"SELECT * FROM {LAYOUT_TABLE}"))
+        return rows
 
 
 def intervals(settings: Settings) -> dict[str, list[tuple[datetime, datetime]]]:
@@ -69,10 +76,12 @@ def test_bulk_write_stores_what_feast_stores(
         calls.clear()
         ours, theirs = stored(bulk), stored(feast)
         assert set(ours) == set(theirs)
+        feast_tables = set(ours) - {PREPARED_TABLE, LAYOUT_TABLE}
+        assert len(ours[PREPARED_TABLE]) == 80  # 40 recipients × 2 views, the same both ways
         for table in theirs:
             assert len(ours[table]) == len(theirs[table]) > 0, table
             assert ours[table] == theirs[table], table
-    values = {row[3] for rows in ours.values() for row in rows}
+    values = {row[3] for table, rows in ours.items() if table in feast_tables for row in rows}
     assert {None, "inf", "-0.0", ""} <= values  # the edge values were written, nulls included
     assert intervals(bulk) == intervals(feast)
 
