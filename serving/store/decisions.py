@@ -61,6 +61,7 @@ from serving.store.feature_codec import (
     add_layouts,
     add_layouts_sqlite,
     decode_features,
+    distinct_layouts,
     feature_values,
     stored_layouts,
 )
@@ -373,6 +374,9 @@ class DecisionStore:
         self.schema = schema
         self.engine: Engine = create_store_engine(url, schema=schema)
         self._connections = ThreadConnections(url)
+        # Feature layouts this store has committed (never deleted, but by drop_schema): a
+        # group commit need not offer them again, which cost it a statement each time.
+        self._stored_layouts: set[str] = set()
 
     def create_schema(self) -> None:
         """Create the schema (if named) and every missing table."""
@@ -383,6 +387,7 @@ class DecisionStore:
 
     def drop_schema(self) -> None:
         """Drop every table, and the schema when one is named."""
+        self._stored_layouts.clear()
         with self.engine.begin() as conn:
             metadata.drop_all(conn)
             if self.schema is not None:
@@ -445,10 +450,17 @@ class DecisionStore:
             return len(records)
         made = [_decision_row(record, features) for record, features in records]
         rows = [row for row, _ in made]
-        layouts = [layout for _, layout in made]
+        layouts = self._new_layouts(layout for _, layout in made)
         trials = Counter(stat_key(row) for row in rows if counts_as_trial(row))
         core_insert_decisions(self.engine, rows, trials, layouts)
+        self._stored_layouts.update(x.layout_id for x in layouts)
         return len(rows)
+
+    def _new_layouts(self, layouts: Iterable[Layout | None]) -> tuple[Layout, ...]:
+        """The distinct ``layouts`` not known to be stored; record them once committed."""
+        return tuple(
+            x for x in distinct_layouts(layouts) if x.layout_id not in self._stored_layouts
+        )
 
     def _insert_sqlite(
         self, records: list[tuple[DecisionRecord, Mapping[str, Any] | None]]
@@ -461,11 +473,12 @@ class DecisionStore:
         """
         made = [_sqlite_decision_row(record, features) for record, features in records]
         rows = [row for row, _ in made]
-        layouts = [layout for _, layout in made]
+        layouts = self._new_layouts(layout for _, layout in made)
         keys = (_trial_key(record) for record, _ in records)
         trials = Counter(key for key in keys if key is not None)
         with self._connections.connection(self.engine) as raw:
             sqlite_insert_decisions(raw, rows, trials, layouts)
+        self._stored_layouts.update(x.layout_id for x in layouts)
 
     def get_decision(self, decision_id: str) -> DecisionRecord | None:
         """The stored decision, or None."""

@@ -21,7 +21,7 @@ import hashlib
 import json
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -54,10 +54,11 @@ class Layout:
 
     layout_id: str
     names: tuple[str, ...]
+    #: The names as the JSON text stored, made once: every group commit stores its layouts.
+    names_json: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def names_json(self) -> str:
-        return json.dumps(list(self.names))
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "names_json", json.dumps(list(self.names)))
 
 
 _layouts: dict[tuple[str, ...], Layout] = {}

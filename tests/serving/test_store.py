@@ -327,6 +327,33 @@ def test_stored_features_read_back_as_written(store: DecisionStore) -> None:
     assert type(got["sends_90d"]) is int and type(got["is_unsubscribed"]) is bool
 
 
+def test_layouts_are_offered_once_and_again_after_a_rollback_or_a_new_schema(
+    store: DecisionStore,
+) -> None:
+    first, second = {"a": 1, "b": 2.5}, {"c": "x"}
+    store.record_decisions([(decision("d-1"), first)])
+    offered: list[tuple[str, ...]] = []
+    known = store._new_layouts
+
+    def spy(layouts: Any) -> Any:
+        new = known(layouts)
+        offered.append(tuple(x.layout_id for x in new))
+        return new
+
+    store._new_layouts = spy  # type: ignore[method-assign]
+    store.record_decisions([(decision("d-2"), first)])
+    assert offered == [()]  # stored with d-1: not offered again
+    with pytest.raises(ConflictError):  # rolled back with its new layout
+        store.record_decisions([(decision("d-3"), second), (decision("d-1"), second)])
+    store.record_decisions([(decision("d-4"), second)])
+    assert len(offered[-1]) == 1  # offered again, as the rollback undid it
+    assert store.decision_features("d-4") == second
+    store.drop_schema()
+    store.create_schema()
+    store.record_decisions([(decision("d-5"), first)])
+    assert store.decision_features("d-5") == first  # the new schema got the layout
+
+
 def test_numpy_scalars_in_features_are_stored_as_plain_values(store: DecisionStore) -> None:
     # Feature rows may carry NumPy scalars; both write paths store their Python values.
     features = {"sends_90d": np.int64(4), "rate": np.float32(0.25), "flag": np.bool_(True)}
