@@ -49,6 +49,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 import features.online
+import features.prepared
 from features.engineering.tables import (
     ENGAGEMENT_FEATURES,
     SEND_TIME_FEATURES,
@@ -137,6 +138,21 @@ def _primary_key_index(read: Read) -> Read:
     return rows
 
 
+def _without_prepared(read: Read) -> Read:
+    """``read`` as on a store without prepared rows (:mod:`features.prepared`): a read of
+    fewer than ``PACKED_MIN_KEYS`` keys walks Feast's rows, as it used to."""
+
+    def rows(batch: list[str]) -> object:
+        saved = features.prepared.PreparedReader.read
+        features.prepared.PreparedReader.read = lambda self, keys: {}  # type: ignore[method-assign]
+        try:
+            return read(batch)
+        finally:
+            features.prepared.PreparedReader.read = saved  # type: ignore[method-assign]
+
+    return rows
+
+
 def _timeit(fn: Callable[[], object], repeats: int) -> list[float]:
     times = []
     for _ in range(repeats):
@@ -178,6 +194,7 @@ def _sqlite_paths(
     return [
         ("fast path, warm cache", fast.get_many),
         ("fast path, cold (cache of 1)", cold.get_many),
+        ("  cold, no prepared rows (before)", _without_prepared(cold.get_many)),
         ("  cold, primary-key index", _primary_key_index(primary.get_many)),
         ("  cold, row by row (before)", _row_by_row(cold.get_many)),
         ("raw SQLite read (no decoding)", raw),

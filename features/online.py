@@ -656,9 +656,13 @@ class SqliteFeatureClient(CachedFeatureClient):
 
     Notes
     -----
-    A cold read of fewer than :data:`PACKED_MIN_KEYS` keys is one statement for every view
-    together (a ``UNION ALL``); the value blobs of the requested features are then decoded
-    through a :class:`DecodedValues` memo shared by every read of the client. A read of more
+    A cold read of fewer than :data:`PACKED_MIN_KEYS` keys reads the keys' prepared rows
+    (:mod:`features.prepared`: one blob per key and view, which :func:`features.store.materialize`
+    makes and triggers drop when Feast's rows change), one key lookup each. A key without them
+    (unknown, changed since the last materialization, or holding a value of another form), or
+    a store without them, is read from Feast's rows: one statement for every view together (a
+    ``UNION ALL``), the value blobs of the requested features decoded through a
+    :class:`DecodedValues` memo shared by every read of the client. A read of more
     keys has SQLite pack each key's values into one blob per view (:func:`_packed_select`),
     per 500 keys in key order, and decodes them all at once (:mod:`features.packed_values`);
     a key whose rows are incomplete or hold a form the bulk decoder leaves to protobuf is read
