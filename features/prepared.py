@@ -26,6 +26,7 @@ its triggers: the reader then ignores that table's prepared rows, and the next
 from __future__ import annotations
 
 import functools
+import logging
 import sqlite3
 import struct
 from collections.abc import Iterable, Mapping, Sequence
@@ -35,7 +36,8 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any, Final
 
-from features.engineering.tables import FeatureValue, feature_type
+from features.engineering.tables import DEFAULTS, FeatureValue, feature_type
+from features.packed_values import NULL_VALUE, decode_packed
 
 __all__ = [
     "LAYOUT_TABLE",
@@ -50,6 +52,8 @@ __all__ = [
 PREPARED_TABLE: Final = "_inboxlab_prepared"
 #: Per Feast table: the feature names of its prepared rows and each one's code.
 LAYOUT_TABLE: Final = "_inboxlab_prepared_layout"
+
+logger = logging.getLogger(__name__)
 
 _CODES = {int: "q", float: "d", str: "s"}
 _TYPES = {code: kind for kind, code in _CODES.items()}
@@ -250,7 +254,7 @@ def prepare(path: Path | str, tables: Mapping[str, Sequence[str]]) -> dict[str, 
 
     Returns the number of rows prepared per table.
     """
-    from features.online import _packed_select, cover_index
+    from features.online import cover_index
 
     conn = sqlite3.connect(str(path), isolation_level=None)
     done: dict[str, int] = {}
@@ -272,7 +276,7 @@ def prepare(path: Path | str, tables: Mapping[str, Sequence[str]]) -> dict[str, 
                 ).fetchone()
                 if exists:
                     _guard(conn, layout)
-                    done[table] = _prepare_table(conn, layout, cover_index(table), _packed_select)
+                    done[table] = _prepare_table(conn, layout, cover_index(table))
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -308,44 +312,51 @@ def _guard(conn: sqlite3.Connection, layout: PreparedLayout) -> None:
     )
 
 
-def _prepare_table(
-    conn: sqlite3.Connection, layout: PreparedLayout, cover: str, packed_select: Any
-) -> int:
-    from features.engineering.tables import DEFAULTS
-    from features.packed_values import decode_packed
+def _scan(table: str, index: str, n_names: int) -> str:
+    """Every entity of ``table`` without a prepared row, once, with its values of the
+    ``n_names`` bound names packed in name order as :func:`features.online._packed_select`
+    packs them (an empty blob when some are missing), walking ``index`` in key order.
+    """
+    value = f"CASE WHEN length(value) THEN value ELSE x'{NULL_VALUE.hex()}' END"
+    names = ",".join(repeat("?", n_names))
+    return (
+        f"SELECT entity_key, CASE count(*) WHEN {n_names} "
+        f"THEN CAST(group_concat({value}, '') AS BLOB) ELSE x'' END "
+        f"FROM {_quote(table)} INDEXED BY {_quote(index)} "
+        f"WHERE value IS NOT NULL AND +feature_name IN ({names}) AND entity_key NOT IN "
+        f"(SELECT entity_key FROM {PREPARED_TABLE} WHERE tbl = ?) GROUP BY entity_key"
+    )
 
+
+def _prepare_table(conn: sqlite3.Connection, layout: PreparedLayout, cover: str) -> int:
+    """Prepare the entities of one table without a prepared row, in one walk of its index."""
     table = layout.table
-    has_cover = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", (cover,)
-    ).fetchone()
-    index = cover if has_cover else f"sqlite_autoindex_{table}_1"
-    keys = [
-        key
-        for (key,) in conn.execute(
-            f"SELECT DISTINCT entity_key FROM {_quote(table)} WHERE entity_key NOT IN "
-            f"(SELECT entity_key FROM {PREPARED_TABLE} WHERE tbl = ?) ORDER BY entity_key",
-            (table,),
+    present = {
+        name
+        for (name,) in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?", (table,)
         )
-    ]
-    # The packed read returns values in name order; the layout holds strings last.
+    }
+    index = cover if cover in present else f"sqlite_autoindex_{table}_1"
+    # The values come in name order; the layout holds strings last.
     by_name = sorted(layout.names)
+    sql, args = _scan(table, index, len(by_name)), [*by_name, table]
+    plan = " ".join(str(row[-1]) for row in conn.execute("EXPLAIN QUERY PLAN " + sql, args))
+    if index not in present or "TEMP B-TREE" in plan:
+        # group_concat would not follow the names' order: leave the table to Feast's rows.
+        logger.warning("online table %s cannot be prepared (plan: %s)", table, plan)
+        return 0
     order = [by_name.index(n) for n in layout.names]
     defaults = [DEFAULTS.get(n, feature_type(n)(0)) for n in by_name]
     types = layout.types
     prepared = 0
-    for start in range(0, len(keys), _CHUNK):
-        chunk = keys[start : start + _CHUNK]
-        blobs = [
-            blob
-            for (blob,) in conn.execute(
-                packed_select(table, len(chunk), len(by_name), index), [*chunk, *by_name]
-            )
-        ]
-        held = [i for i, blob in enumerate(blobs) if blob]
-        values, ok = decode_packed([blobs[i] for i in held], defaults)
+    cursor = conn.execute(sql, args)
+    while batch := cursor.fetchmany(_CHUNK):
+        held = [(key, blob) for key, blob in batch if blob]
+        values, ok = decode_packed([blob for _, blob in held], defaults)
         columns = values[order].T.tolist()
         rows = []
-        for j, i in enumerate(held):
+        for j, (key, _) in enumerate(held):
             column = columns[j]
             # Only the layout's own types, and strings that the NUL separator cannot split.
             if (
@@ -353,7 +364,8 @@ def _prepare_table(
                 and tuple(map(type, column)) == types
                 and not any("\x00" in s for s in column[layout.numbers :])
             ):
-                rows.append((chunk[i], table, layout.pack(column)))
+                rows.append((key, table, layout.pack(column)))
+        # Another table than the one walked: the open walk is not disturbed.
         conn.executemany(f"INSERT OR REPLACE INTO {PREPARED_TABLE} VALUES (?, ?, ?)", rows)
         prepared += len(rows)
     return prepared
