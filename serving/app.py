@@ -22,6 +22,7 @@ from fastapi.telemetry import TelemetryConfig
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
+from starlette.routing import compile_path
 
 from inboxlab.errors import ConflictError, InboxlabError, InvalidInputError, NotFoundError
 from inboxlab.records import EventRecord
@@ -197,7 +198,29 @@ async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
         (ConflictError, status.HTTP_409_CONFLICT),
     ]
     code = next((c for kind, c in codes if isinstance(exc, kind)), 503)
-    return JSONResponse(status_code=code, content={"detail": str(exc)})
+    content: dict[str, Any] = {"detail": str(exc)}
+    if isinstance(exc, InvalidInputError) and exc.field:
+        # The same shape as a request that fails validation: a client reads one list.
+        content["errors"] = [{"field": exc.field, "message": str(exc), "type": "invalid_input"}]
+    return JSONResponse(status_code=code, content=content)
+
+
+async def _method_not_allowed(request: Request, _exc: Exception) -> JSONResponse:
+    # Starlette answers with the methods of the first route whose path matches, but a path
+    # such as /v1/experiments is two routes (GET and POST): list every method the API
+    # documents for the path (every route is in the OpenAPI document).
+    path = request.url.path
+    methods = {
+        method.upper()
+        for template, operations in request.app.openapi().get("paths", {}).items()
+        if compile_path(template)[0].match(path)
+        for method in operations
+    }
+    return JSONResponse(
+        {"detail": "Method Not Allowed"},
+        status_code=status.HTTP_405_METHOD_NOT_ALLOWED,
+        headers={"Allow": ", ".join(sorted(methods))},
+    )
 
 
 async def _store_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -328,6 +351,7 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(InboxlabError, _domain_error)
     app.add_exception_handler(SQLAlchemyError, _store_error)
+    app.add_exception_handler(status.HTTP_405_METHOD_NOT_ALLOWED, _method_not_allowed)
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:

@@ -223,3 +223,33 @@ def test_report_of_an_experiment_without_decisions_is_its_prior(client: TestClie
     assert "arm 'v1' has no units; its results are the prior only" in body["warnings"]
     html = client.get("/v1/experiments/subject-test/report", headers=admin)
     assert html.status_code == 200 and "subject-test" in html.text
+
+
+def test_a_domain_refusal_names_its_field_in_errors_as_validation_does(
+    client: TestClient,
+) -> None:
+    admin, decide = key(client, "admin"), key(client, "decide")
+    assert client.post("/v1/experiments", json=EXPERIMENT, headers=admin).status_code == 201
+    body = {
+        "recipient_id": "r1",
+        "campaign_id": "c1",
+        "experiment_id": "subject-test",
+        "variants": ["v0", "elsewhere"],  # well-formed, but not the experiment's arms
+    }
+    response = client.post("/v1/decisions", json=body, headers=decide)
+    assert response.status_code == 422
+    errors = response.json()["errors"]
+    assert [(e["field"], e["type"]) for e in errors] == [("variants", "invalid_input")]
+    assert errors[0]["message"] == response.json()["detail"]
+    missing = client.get("/v1/experiments/nope", headers=admin).json()
+    assert "errors" not in missing  # a 404 names no field
+
+
+def test_a_405_allows_every_method_of_the_path(client: TestClient) -> None:
+    admin = key(client, "admin")
+    response = client.put("/v1/experiments", json={}, headers=admin)
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, POST"  # two routes share the path
+    single = client.delete("/v1/decisions", headers=admin)
+    assert (single.status_code, single.headers["allow"]) == (405, "POST")
+    assert single.json() == {"detail": "Method Not Allowed"}

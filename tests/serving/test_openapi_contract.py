@@ -2,16 +2,14 @@
 
 Schemathesis generates valid and invalid requests for every operation of ``/openapi.json``
 and checks each answer: never a 5xx, only documented status codes, the documented content
-type, headers and body schema, and authentication enforced. Three of its checks do not
-apply here:
+type, headers and body schema, the ``Allow`` header of a 405, and authentication enforced.
+Two of its checks do not apply here:
 
 - ``positive_data_acceptance``: the document cannot express every rule of a valid request
   (a time zone that exists, a window whose end follows its start, arms with unique ids);
   those requests get a 422 that names the field.
 - ``negative_data_rejection``: pydantic's lax mode takes ``"true"`` or ``1`` for a boolean and
   ``"1.5"`` for a number, as FastAPI applications do by default.
-- ``allow_header_conformance``: Starlette's 405 lists the methods of the route it matched
-  first, not of every route on the path (``GET`` and ``POST /v1/experiments``).
 """
 
 from __future__ import annotations
@@ -25,7 +23,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import (
-    allow_header_conformance,
     negative_data_rejection,
     positive_data_acceptance,
 )
@@ -33,7 +30,7 @@ from schemathesis.specs.openapi.checks import (
 from tests.serving.served import served_app
 
 EXPERIMENT = {"id": "e1", "type": "bandit", "arms": [{"id": "v0", "control": True}, {"id": "v1"}]}
-NOT_APPLICABLE = [allow_header_conformance, negative_data_rejection, positive_data_acceptance]
+NOT_APPLICABLE = [negative_data_rejection, positive_data_acceptance]
 
 
 @pytest.fixture(scope="module")
