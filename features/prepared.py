@@ -9,12 +9,13 @@ recipient walks about 110 rows of two tables and builds twice as many Python obj
 :class:`PreparedReader` reads a few entities with one index lookup each and one
 ``struct.unpack_from`` per table.
 
-**The same values as Feast's rows.** A prepared row is made from the entity's Feast rows by the
-packed read of :class:`features.online.SqliteFeatureClient` (the same decoder, a null as its
-default), inside the write transaction that stores it, so no other writer comes between the
-read and the write. An entity is prepared only when every value decodes to the feature's own
-type (:func:`features.engineering.tables.feature_type`); any other entity is read from Feast's
-rows as before.
+**The same values as Feast's rows.** A prepared row is made from the entity's Feast rows as
+the packed reads of :class:`features.online.SqliteFeatureClient` make them (the same packing
+in SQL, the same decoder, a null as its default), inside the write transaction that stores
+it, so no other writer comes between the read and the write. An entity is prepared only when
+every value decodes to the feature's own type
+(:func:`features.engineering.tables.feature_type`); any other entity is read from Feast's rows
+as before.
 
 **Never stale.** Triggers on each Feast table delete an entity's prepared row whenever one of
 its Feast rows is inserted, updated or deleted — by Feast's own write, the bulk write, erasure
@@ -29,7 +30,8 @@ import functools
 import logging
 import sqlite3
 import struct
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import repeat
 from operator import itemgetter
@@ -57,7 +59,8 @@ logger = logging.getLogger(__name__)
 
 _CODES = {int: "q", float: "d", str: "s"}
 _TYPES = {code: kind for kind, code in _CODES.items()}
-_CHUNK = 500
+#: Entities prepared per write transaction.
+_BATCH = 2_000
 
 
 def trigger_names(table: str) -> tuple[str, str, str]:
@@ -248,9 +251,12 @@ def prepare(path: Path | str, tables: Mapping[str, Sequence[str]]) -> dict[str, 
     """Prepare the rows not yet prepared of each Feast table in the SQLite store at ``path``.
 
     ``tables`` maps each table to its feature names. Tables that do not exist are skipped.
-    Each table is prepared in one write transaction: its triggers and layout are (re)made
-    first, dropping its prepared rows when they were missing or different, then every entity
-    without a prepared row is read packed and, when every value has its feature's type, stored.
+    A first transaction per table (re)makes its triggers and layout, dropping its prepared
+    rows when those were missing or different. Then the entities are walked in key order,
+    :data:`_BATCH` per write transaction, each read and stored within its transaction: an
+    entity without a prepared row is stored when every value has its feature's type. Short
+    transactions keep the readers of the store (the serving processes) waiting for at most
+    one batch's commit.
 
     Returns the number of rows prepared per table.
     """
@@ -259,31 +265,48 @@ def prepare(path: Path | str, tables: Mapping[str, Sequence[str]]) -> dict[str, 
     conn = sqlite3.connect(str(path), isolation_level=None)
     done: dict[str, int] = {}
     try:
-        conn.execute(
-            f"CREATE TABLE IF NOT EXISTS {PREPARED_TABLE} (entity_key BLOB NOT NULL, "
-            "tbl TEXT NOT NULL, blob BLOB NOT NULL, PRIMARY KEY (entity_key, tbl)) WITHOUT ROWID"
-        )
-        conn.execute(
-            f"CREATE TABLE IF NOT EXISTS {LAYOUT_TABLE} "
-            "(tbl TEXT PRIMARY KEY, names TEXT NOT NULL, codes TEXT NOT NULL)"
-        )
+        with _transaction(conn):
+            conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {PREPARED_TABLE} (entity_key BLOB NOT NULL, "
+                "tbl TEXT NOT NULL, blob BLOB NOT NULL, PRIMARY KEY (entity_key, tbl)) "
+                "WITHOUT ROWID"
+            )
+            conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {LAYOUT_TABLE} "
+                "(tbl TEXT PRIMARY KEY, names TEXT NOT NULL, codes TEXT NOT NULL)"
+            )
         for table, names in tables.items():
             layout = PreparedLayout.of(table, names)
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with _transaction(conn):
                 exists = conn.execute(
                     "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
                 ).fetchone()
-                if exists:
-                    _guard(conn, layout)
-                    done[table] = _prepare_table(conn, layout, cover_index(table))
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+                if not exists:
+                    continue
+                _guard(conn, layout)
+                index = _walkable(conn, layout, cover_index(table))
+            if index is None:
+                continue
+            done[table] = 0
+            after: bytes | None = b""
+            while after is not None:
+                with _transaction(conn):
+                    prepared, after = _prepare_batch(conn, layout, index, after)
+                done[table] += prepared
     finally:
         conn.close()
     return done
+
+
+@contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 def _guard(conn: sqlite3.Connection, layout: PreparedLayout) -> None:
@@ -313,9 +336,10 @@ def _guard(conn: sqlite3.Connection, layout: PreparedLayout) -> None:
 
 
 def _scan(table: str, index: str, n_names: int) -> str:
-    """Every entity of ``table`` without a prepared row, once, with its values of the
-    ``n_names`` bound names packed in name order as :func:`features.online._packed_select`
-    packs them (an empty blob when some are missing), walking ``index`` in key order.
+    """The next :data:`_BATCH` entities of ``table`` after a bound key, in key order, each
+    with its values of the ``n_names`` bound names packed in name order as
+    :func:`features.online._packed_select` packs them (an empty blob when some are missing),
+    walking ``index``.
     """
     value = f"CASE WHEN length(value) THEN value ELSE x'{NULL_VALUE.hex()}' END"
     names = ",".join(repeat("?", n_names))
@@ -323,13 +347,13 @@ def _scan(table: str, index: str, n_names: int) -> str:
         f"SELECT entity_key, CASE count(*) WHEN {n_names} "
         f"THEN CAST(group_concat({value}, '') AS BLOB) ELSE x'' END "
         f"FROM {_quote(table)} INDEXED BY {_quote(index)} "
-        f"WHERE value IS NOT NULL AND +feature_name IN ({names}) AND entity_key NOT IN "
-        f"(SELECT entity_key FROM {PREPARED_TABLE} WHERE tbl = ?) GROUP BY entity_key"
+        f"WHERE value IS NOT NULL AND +feature_name IN ({names}) AND entity_key > ? "
+        f"GROUP BY entity_key ORDER BY entity_key LIMIT {_BATCH}"
     )
 
 
-def _prepare_table(conn: sqlite3.Connection, layout: PreparedLayout, cover: str) -> int:
-    """Prepare the entities of one table without a prepared row, in one walk of its index."""
+def _walkable(conn: sqlite3.Connection, layout: PreparedLayout, cover: str) -> str | None:
+    """The index whose walk packs ``layout``'s values in name order, or ``None`` (logged)."""
     table = layout.table
     present = {
         name
@@ -338,34 +362,52 @@ def _prepare_table(conn: sqlite3.Connection, layout: PreparedLayout, cover: str)
         )
     }
     index = cover if cover in present else f"sqlite_autoindex_{table}_1"
-    # The values come in name order; the layout holds strings last.
-    by_name = sorted(layout.names)
-    sql, args = _scan(table, index, len(by_name)), [*by_name, table]
-    plan = " ".join(str(row[-1]) for row in conn.execute("EXPLAIN QUERY PLAN " + sql, args))
-    if index not in present or "TEMP B-TREE" in plan:
-        # group_concat would not follow the names' order: leave the table to Feast's rows.
-        logger.warning("online table %s cannot be prepared (plan: %s)", table, plan)
-        return 0
+    if index in present:
+        sql = _scan(table, index, len(layout.names))
+        args = [*sorted(layout.names), b""]
+        plan = " ".join(str(row[-1]) for row in conn.execute("EXPLAIN QUERY PLAN " + sql, args))
+        if "TEMP B-TREE" not in plan:
+            return index
+    else:
+        plan = "no index"
+    # group_concat would not follow the names' order: leave the table to Feast's rows.
+    logger.warning("online table %s cannot be prepared (plan: %s)", table, plan)
+    return None
+
+
+def _prepare_batch(
+    conn: sqlite3.Connection, layout: PreparedLayout, index: str, after: bytes
+) -> tuple[int, bytes | None]:
+    """Prepare the next batch of entities after ``after``; return how many were stored and
+    the last key walked (``None`` at the end of the table)."""
+    table = layout.table
+    by_name = sorted(layout.names)  # the values come in name order; the layout's differs
+    batch = conn.execute(_scan(table, index, len(by_name)), [*by_name, after]).fetchall()
+    if not batch:
+        return 0, None
+    keys = [key for key, _ in batch]
+    marks = ",".join(repeat("?", len(keys)))
+    done = {
+        key
+        for (key,) in conn.execute(
+            f"SELECT entity_key FROM {PREPARED_TABLE} WHERE tbl = ? AND entity_key IN ({marks})",
+            [table, *keys],
+        )
+    }
+    held = [(key, blob) for key, blob in batch if blob and key not in done]
     order = [by_name.index(n) for n in layout.names]
     defaults = [DEFAULTS.get(n, feature_type(n)(0)) for n in by_name]
-    types = layout.types
-    prepared = 0
-    cursor = conn.execute(sql, args)
-    while batch := cursor.fetchmany(_CHUNK):
-        held = [(key, blob) for key, blob in batch if blob]
-        values, ok = decode_packed([blob for _, blob in held], defaults)
-        columns = values[order].T.tolist()
-        rows = []
-        for j, (key, _) in enumerate(held):
-            column = columns[j]
-            # Only the layout's own types, and strings that the NUL separator cannot split.
-            if (
-                ok[j]
-                and tuple(map(type, column)) == types
-                and not any("\x00" in s for s in column[layout.numbers :])
-            ):
-                rows.append((key, table, layout.pack(column)))
-        # Another table than the one walked: the open walk is not disturbed.
-        conn.executemany(f"INSERT OR REPLACE INTO {PREPARED_TABLE} VALUES (?, ?, ?)", rows)
-        prepared += len(rows)
-    return prepared
+    values, ok = decode_packed([blob for _, blob in held], defaults)
+    columns = values[order].T.tolist()
+    rows = []
+    for j, (key, _) in enumerate(held):
+        column = columns[j]
+        # Only the layout's own types, and strings that the NUL separator cannot split.
+        if (
+            ok[j]
+            and tuple(map(type, column)) == layout.types
+            and not any("\x00" in s for s in column[layout.numbers :])
+        ):
+            rows.append((key, table, layout.pack(column)))
+    conn.executemany(f"INSERT INTO {PREPARED_TABLE} VALUES (?, ?, ?)", rows)
+    return len(rows), (keys[-1] if len(batch) == _BATCH else None)

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -197,3 +198,22 @@ def twin(tmp_path: Path) -> tuple[Settings, Settings]:
     from tests.features.materialize_data import twin_dirs
 
     return twin_dirs(tmp_path)
+
+
+def engagement_frame(ids: Sequence[str]) -> pd.DataFrame:
+    """New rows of every engagement feature for ``ids``, stamped now, for a Feast write:
+    each value distinct (100 + the id's position + the feature's position / 8, in its type)."""
+    from features.engineering.tables import ENGAGEMENT_FEATURES, feature_type
+
+    now = pd.Timestamp.now(tz="UTC")
+    return pd.DataFrame(
+        {
+            "recipient_id": list(ids),
+            "event_timestamp": [now] * len(ids),
+            "created_at": [now] * len(ids),
+            **{
+                name: [feature_type(name)(100 + i + k / 8) for i in range(len(ids))]
+                for k, name in enumerate(ENGAGEMENT_FEATURES)
+            },
+        }
+    )

@@ -36,7 +36,7 @@ from features.packed_values import decode_packed
 from features.store import feature_store, online_db_path
 from inboxlab.errors import InvalidInputError, StoreError
 from inboxlab.settings import Settings
-from tests.features.conftest import FEAST_WARNINGS, Row
+from tests.features.conftest import FEAST_WARNINGS, Row, engagement_frame
 
 pytestmark = FEAST_WARNINGS
 
@@ -484,26 +484,11 @@ def test_reads_with_and_without_the_covering_index_equal_feast(world_copy: Setti
 
 
 def test_feast_writes_after_the_covering_index_keep_it_current(world_copy: Settings) -> None:
-    import pandas as pd
-
-    from features.engineering.tables import feature_type
-
     client = SqliteFeatureClient(world_copy, ENGAGEMENT_FEATURES, max_entries=1)
     feast_client = FeastFeatureClient.from_settings(world_copy, ENGAGEMENT_FEATURES)
     before = feast_client.get_many(IDS)
     ids = ["r001", "r002", "r039", "newcomer"]  # three stored recipients and a new one
-    now = pd.Timestamp.now(tz="UTC")
-    frame = pd.DataFrame(
-        {
-            "recipient_id": ids,
-            "event_timestamp": [now] * len(ids),
-            "created_at": [now] * len(ids),
-            **{
-                name: [feature_type(name)(100 + i + k / 8) for i in range(len(ids))]
-                for k, name in enumerate(ENGAGEMENT_FEATURES)
-            },
-        }
-    )
+    frame = engagement_frame(ids)
     # Feast's own upsert (the path of every later materialization) with the index in place.
     feature_store(world_copy).write_to_online_store("recipient_engagement", frame)
     after = feast_client.get_many([*IDS, "newcomer"])

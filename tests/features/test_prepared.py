@@ -7,10 +7,9 @@ import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
-from features.engineering.tables import ENGAGEMENT_FEATURES, SEND_TIME_FEATURES, feature_type
+from features.engineering.tables import ENGAGEMENT_FEATURES, SEND_TIME_FEATURES
 from features.online import VIEW_OF_FEATURE, FeastFeatureClient, SqliteFeatureClient, entity_key
 from features.prepared import (
     LAYOUT_TABLE,
@@ -21,7 +20,7 @@ from features.prepared import (
 )
 from features.store import feature_store, online_db_path
 from inboxlab.settings import Settings
-from tests.features.conftest import FEAST_WARNINGS, Row
+from tests.features.conftest import FEAST_WARNINGS, Row, engagement_frame
 
 pytestmark = FEAST_WARNINGS
 
@@ -111,18 +110,7 @@ def test_unknown_recipients_fall_back_to_the_defaults(built_world: World) -> Non
 
 def test_a_feast_write_drops_the_prepared_rows_it_changes(world: Settings) -> None:
     ids = ["r001", "r039", "newcomer"]
-    now = pd.Timestamp.now(tz="UTC")
-    frame = pd.DataFrame(
-        {
-            "recipient_id": ids,
-            "event_timestamp": [now] * len(ids),
-            "created_at": [now] * len(ids),
-            **{
-                name: [feature_type(name)(100 + i + k / 8) for i in range(len(ids))]
-                for k, name in enumerate(ENGAGEMENT_FEATURES)
-            },
-        }
-    )
+    frame = engagement_frame(ids)
     feature_store(world).write_to_online_store("recipient_engagement", frame)  # Feast's own
     left = _prepared_keys(world, ENGAGEMENT)
     assert entity_key("r001") not in left and entity_key("r039") not in left
@@ -228,3 +216,23 @@ def test_only_the_layouts_features_are_prepared() -> None:
     assert set(layout.names) == set(ENGAGEMENT_FEATURES)
     assert "s" not in layout.codes
     assert PreparedLayout.of(SEND_TIME, SEND_TIME_FEATURES).codes.count("s") == 1
+
+
+def test_rows_are_prepared_in_batches_and_without_the_covering_index(
+    world: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import features.prepared
+
+    path = online_db_path(world)
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"DELETE FROM {PREPARED_TABLE}")
+        conn.execute(f'DROP INDEX "{ENGAGEMENT}_cover"')  # walks Feast's primary-key index
+    monkeypatch.setattr(features.prepared, "_BATCH", 7)  # 40 recipients: six batches
+    assert prepare(path, _tables()) == {ENGAGEMENT: 40, SEND_TIME: 40}
+    assert prepare(path, _tables()) == {ENGAGEMENT: 0, SEND_TIME: 0}
+    client = SqliteFeatureClient(world)
+    assert client._prepared.read([entity_key(rid) for rid in STORED]).keys() == {
+        entity_key(rid) for rid in STORED
+    }
+    expected = FeastFeatureClient.from_settings(world).get_many(STORED)
+    assert _single_reads(client, STORED) == expected
