@@ -212,7 +212,7 @@ class PreparedReader:
         """The rows of the ``keys`` that have a prepared row in every table (others left out;
         all of them while the prepared rows are not :attr:`usable`)."""
         state = self._state
-        if state is None:
+        if state is None or not keys:
             return {}
         layouts, pick = state
         # Every table of a key in one seek of the primary key's prefix (another project's

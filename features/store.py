@@ -296,5 +296,5 @@ def materialize(
             add_cover_indexes(online_db_path(settings), dict.fromkeys(tables))
             prepare(online_db_path(settings), names)
         except sqlite3.Error as exc:
-            raise StoreError(f"indexing the online store failed: {exc}") from exc
+            raise StoreError(f"indexing or preparing the online store failed: {exc}") from exc
     return MaterializeResult(views=views, start=min(starts, default=None), end=until)
