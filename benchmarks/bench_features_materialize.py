@@ -25,7 +25,8 @@ Afterwards a sample of recipients is read back with Feast's ``get_online_feature
 compared with the Parquet rows, so the figure is for a load that wrote the right values.
 
 ``materialize`` ends by adding the fast path's covering indexes
-(:func:`features.online.add_cover_indexes`), timed apart; the online store's size is given
+(:func:`features.online.add_cover_indexes`) and the single reads' prepared rows
+(:func:`features.prepared.prepare`), each timed apart; the online store's size is given
 with their share of it. ``--second-day`` then writes a second snapshot day with new values
 and loads it twice, into two copies of the loaded store: one with the covering indexes, so
 that Feast's upserts keep them current, and one without (the indexes are then built after
@@ -46,7 +47,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -118,6 +119,7 @@ def _project(data: Path) -> str:
 
 def _child_materialize(data: Path, *, bulk: bool = True) -> dict[str, float]:
     import features.online
+    import features.prepared
     from features.store import materialize
 
     marks: list[tuple[str, float]] = []
@@ -127,8 +129,15 @@ def _child_materialize(data: Path, *, bulk: bool = True) -> dict[str, float]:
         marks.append(("cover_indexes", time.perf_counter()))
         return add_cover_indexes(path, tables)
 
-    # materialize imports it when it gets there: the mark ends the last view's load.
+    prepare = features.prepared.prepare
+
+    def timed_prepare(path: Path | str, tables: Mapping[str, Sequence[str]]) -> dict[str, int]:
+        marks.append(("prepared_rows", time.perf_counter()))
+        return prepare(path, tables)
+
+    # materialize imports them when it gets there: the first mark ends the last view's load.
     features.online.add_cover_indexes = timed_indexes
+    features.prepared.prepare = timed_prepare
     start = time.perf_counter()
     materialize(
         _settings(data, bulk=bulk),
@@ -215,6 +224,8 @@ def _print_load(label: str, loaded: dict[str, float], n: int, rss: float) -> Non
         steps.append((label_view, loaded[view], n * len(TABLES[table])))
     if "cover_indexes" in loaded:
         steps.append(("covering indexes (features.online)", loaded["cover_indexes"], total_values))
+    if "prepared_rows" in loaded:
+        steps.append(("prepared rows (features.prepared)", loaded["prepared_rows"], total_values))
     steps.append(("whole call", loaded["total"], total_values))
     print(f"{label}:")
     print(f"  {'step':48} {'seconds':>8} {'µs/value':>9} {'peak RSS GiB':>13}")
