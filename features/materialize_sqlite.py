@@ -22,6 +22,7 @@ from feast.infra.online_stores.sqlite import SqliteOnlineStore, _quote_id, _tabl
 from feast.utils import to_naive_utc
 
 from features.materialize_engine import Chunk, NotEncodedError, chunks
+from features.prepared import writing_in_bulk
 
 __all__ = ["write_sqlite"]
 
@@ -39,12 +40,11 @@ def _bound(stamps: tuple[list[datetime], list[int]], conn: sqlite3.Connection) -
 
 
 def _rows(
-    chunk: Chunk, names: list[str], serialization: int, conn: sqlite3.Connection
+    chunk: Chunk, keys: list[bytes], names: list[str], conn: sqlite3.Connection
 ) -> Iterator[tuple[Any, ...]]:
-    """The stored rows of ``chunk``, entity by entity and within one feature by feature, as
-    Feast writes them."""
+    """The stored rows of ``chunk`` (its entities serialized as ``keys``), entity by entity
+    and within one feature by feature, as Feast writes them."""
     width, n = len(names), len(chunk.keys)
-    keys = [serialize_entity_key(key, serialization) for key in chunk.keys]
     event_ts = _bound(chunk.event_at, conn)
     created_ts = [None] * n if chunk.created_at is None else _bound(chunk.created_at, conn)
     return zip(
@@ -82,9 +82,13 @@ def write_sqlite(store: SqliteOnlineStore, config: Any, view: Any, table: pa.Tab
     conn = store._get_conn(config)
     serialization = config.entity_key_serialization_version
     try:
-        with conn:  # one transaction for the view, as Feast's own write; undone on a refusal
+        # One transaction for the view, as Feast's own write; undone on a refusal. The
+        # prepared rows of the keys written are dropped per entity, not by a trigger per row.
+        with conn, writing_in_bulk(conn, table_name) as forget:
             for chunk in chunks(table, view):
-                conn.executemany(sql, _rows(chunk, names, serialization, conn))
+                keys = [serialize_entity_key(key, serialization) for key in chunk.keys]
+                forget(keys)
+                conn.executemany(sql, _rows(chunk, keys, names, conn))
     except NotEncodedError:
         return False
     return True

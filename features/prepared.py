@@ -30,7 +30,7 @@ import functools
 import logging
 import sqlite3
 import struct
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import repeat
@@ -44,10 +44,12 @@ from features.packed_values import NULL_VALUE, decode_packed
 __all__ = [
     "LAYOUT_TABLE",
     "PREPARED_TABLE",
+    "Forget",
     "PreparedLayout",
     "PreparedReader",
     "prepare",
     "trigger_names",
+    "writing_in_bulk",
 ]
 
 #: One row per (entity key, Feast table): the entity's values of that table, packed.
@@ -88,6 +90,47 @@ def _triggers_sql(table: str) -> list[str]:
         f"CREATE TRIGGER IF NOT EXISTS {delete} AFTER DELETE ON {t} "
         f"BEGIN {drop} = OLD.entity_key; END",
     ]
+
+
+#: Deletes the prepared rows of the entity keys given (see :func:`writing_in_bulk`).
+Forget = Callable[[list[bytes]], None]
+
+
+@contextmanager
+def writing_in_bulk(conn: sqlite3.Connection, table: str) -> Iterator[Forget]:
+    """Inside a write transaction of ``conn`` on Feast's ``table``: lift the table's triggers
+    for a bulk write and hand back ``forget(keys)``, which deletes the prepared rows of the
+    entity keys about to be written; the triggers are made again on leaving.
+
+    The triggers run a statement per Feast row written: on a later materialization, which
+    upserts every value of every recipient, they cost about a third of the write. One delete
+    per entity does their work, and since DDL is transactional in SQLite, no other
+    connection ever sees the table without them. A table that had no triggers (never
+    prepared, or re-created) is left without.
+    """
+    present = {
+        name
+        for (name,) in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?", (table,)
+        )
+    }
+    if not set(trigger_names(table)) <= present:
+        yield lambda keys: None
+        return
+    if not conn.in_transaction:  # Python's sqlite3 would run the DDL below outside of one
+        conn.execute("BEGIN IMMEDIATE")
+    for name in trigger_names(table):
+        conn.execute(f"DROP TRIGGER {_quote(name)}")
+
+    def forget(keys: list[bytes]) -> None:
+        conn.executemany(
+            f"DELETE FROM {PREPARED_TABLE} WHERE tbl = ? AND entity_key = ?",
+            zip(repeat(table), keys),
+        )
+
+    yield forget
+    for sql in _triggers_sql(table):
+        conn.execute(sql)
 
 
 @dataclass(frozen=True, slots=True)

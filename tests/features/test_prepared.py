@@ -236,3 +236,34 @@ def test_rows_are_prepared_in_batches_and_without_the_covering_index(
     }
     expected = FeastFeatureClient.from_settings(world).get_many(STORED)
     assert _single_reads(client, STORED) == expected
+
+
+def test_a_bulk_write_lifts_the_triggers_in_its_own_transaction_only(world: Settings) -> None:
+    from features.prepared import writing_in_bulk
+
+    path = online_db_path(world)
+
+    def state() -> tuple[set[str], set[bytes]]:
+        with sqlite3.connect(path) as conn:
+            names = {n for (n,) in conn.execute("SELECT name FROM sqlite_master")}
+        return names & set(trigger_names(ENGAGEMENT)), _prepared_keys(world, ENGAGEMENT)
+
+    triggers, keys = state()
+    assert triggers == set(trigger_names(ENGAGEMENT)) and len(keys) == 40
+    conn = sqlite3.connect(path)  # Python's default: DML opens transactions, DDL would not
+    with pytest.raises(RuntimeError), conn, writing_in_bulk(conn, ENGAGEMENT) as forget:
+        forget([entity_key("r001")])
+        raise RuntimeError("the write is refused halfway")
+    assert state() == (triggers, keys)  # all undone, the triggers included
+    with conn, writing_in_bulk(conn, ENGAGEMENT) as forget:
+        forget([entity_key("r001"), entity_key("r002")])
+        conn.execute(  # no trigger fires inside: r003 keeps its (now stale) prepared row...
+            f"UPDATE {ENGAGEMENT} SET value = value WHERE entity_key = ?", (entity_key("r003"),)
+        )
+    conn.close()
+    assert state() == (triggers, keys - {entity_key("r001"), entity_key("r002")})
+    with sqlite3.connect(path) as other:  # ...so the writer forgets what it writes; after it,
+        other.execute(  # the triggers are back
+            f"UPDATE {ENGAGEMENT} SET value = value WHERE entity_key = ?", (entity_key("r004"),)
+        )
+    assert entity_key("r004") not in _prepared_keys(world, ENGAGEMENT)
