@@ -108,6 +108,8 @@ def writing_in_bulk(conn: sqlite3.Connection, table: str) -> Iterator[Forget]:
     connection ever sees the table without them. A table that had no triggers (never
     prepared, or re-created) is left without.
     """
+    if not conn.in_transaction:  # Python's sqlite3 would run the DDL below outside of one
+        conn.execute("BEGIN IMMEDIATE")  # and from here no other writer changes the schema
     present = {
         name
         for (name,) in conn.execute(
@@ -117,8 +119,6 @@ def writing_in_bulk(conn: sqlite3.Connection, table: str) -> Iterator[Forget]:
     if not set(trigger_names(table)) <= present:
         yield lambda keys: None
         return
-    if not conn.in_transaction:  # Python's sqlite3 would run the DDL below outside of one
-        conn.execute("BEGIN IMMEDIATE")
     for name in trigger_names(table):
         conn.execute(f"DROP TRIGGER {_quote(name)}")
 
