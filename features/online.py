@@ -75,6 +75,7 @@ __all__ = [
     "cover_index",
     "decode_value",
     "entity_key",
+    "feature_tables",
     "nest_pairs",
     "unique_pairs",
     "variant_entity_key",
@@ -121,6 +122,14 @@ VIEW_OF_FEATURE: dict[str, str] = {
     **dict.fromkeys(ENGAGEMENT_FEATURES, "recipient_engagement"),
     **dict.fromkeys(SEND_TIME_FEATURES, "recipient_send_time"),
 }
+
+
+def feature_tables(project: str = "inboxlab") -> dict[str, list[str]]:
+    """Each online table of the recipient views (``{project}_{view}``) and its features."""
+    tables: dict[str, list[str]] = {}
+    for feature, view in VIEW_OF_FEATURE.items():
+        tables.setdefault(f"{project}_{view}", []).append(feature)
+    return tables
 
 
 def check_features(features: Sequence[str] | None) -> tuple[str, ...]:

@@ -92,6 +92,18 @@ def _triggers_sql(table: str) -> list[str]:
     ]
 
 
+def _schema(conn: sqlite3.Connection, kind: str, table: str) -> set[str]:
+    """Names of the schema objects of ``kind`` (``table``, ``index``, ``trigger``) on
+    ``table``."""
+    query = "SELECT name FROM sqlite_master WHERE type = ? AND tbl_name = ?"
+    return {name for (name,) in conn.execute(query, (kind, table))}
+
+
+def _guarded(conn: sqlite3.Connection, table: str) -> bool:
+    """Whether ``table`` has every trigger that keeps its prepared rows from going stale."""
+    return set(trigger_names(table)) <= _schema(conn, "trigger", table)
+
+
 #: Deletes the prepared rows of the entity keys given (see :func:`writing_in_bulk`).
 Forget = Callable[[list[bytes]], None]
 
@@ -110,13 +122,7 @@ def writing_in_bulk(conn: sqlite3.Connection, table: str) -> Iterator[Forget]:
     """
     if not conn.in_transaction:  # Python's sqlite3 would run the DDL below outside of one
         conn.execute("BEGIN IMMEDIATE")  # and from here no other writer changes the schema
-    present = {
-        name
-        for (name,) in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?", (table,)
-        )
-    }
-    if not set(trigger_names(table)) <= present:
+    if not _guarded(conn, table):
         yield lambda keys: None
         return
     for name in trigger_names(table):
@@ -152,11 +158,14 @@ class PreparedLayout:
     codes: str
     #: How many values are numbers (the others, last, are strings).
     numbers: int = field(init=False)
+    #: The Python type of each value, in ``names`` order.
+    types: tuple[type, ...] = field(init=False, repr=False)
     _struct: struct.Struct = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         numbers = len(self.codes.rstrip("s"))
         object.__setattr__(self, "numbers", numbers)
+        object.__setattr__(self, "types", tuple(_TYPES[c] for c in self.codes))
         object.__setattr__(self, "_struct", struct.Struct("<" + self.codes[:numbers]))
 
     @classmethod
@@ -165,11 +174,6 @@ class PreparedLayout:
         coded = sorted((_CODES[feature_type(n)] == "s", n) for n in names)
         ordered = tuple(n for _, n in coded)
         return cls(table, ordered, "".join(_CODES[feature_type(n)] for n in ordered))
-
-    @property
-    def types(self) -> tuple[type, ...]:
-        """The Python type of each value, in ``names`` order."""
-        return tuple(_TYPES[c] for c in self.codes)
 
     def pack(self, values: Sequence[FeatureValue]) -> bytes:
         """``values`` (in ``names`` order, each of its type) as one blob."""
@@ -321,20 +325,17 @@ def prepare(path: Path | str, tables: Mapping[str, Sequence[str]]) -> dict[str, 
         for table, names in tables.items():
             layout = PreparedLayout.of(table, names)
             with _transaction(conn):
-                exists = conn.execute(
-                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
-                ).fetchone()
-                if not exists:
+                if table not in _schema(conn, "table", table):
                     continue
                 _guard(conn, layout)
-                index = _walkable(conn, layout, cover_index(table))
-            if index is None:
+                walk = _Walk.of(conn, layout, cover_index(table))
+            if walk is None:
                 continue
             done[table] = 0
             after: bytes | None = b""
             while after is not None:
                 with _transaction(conn):
-                    prepared, after = _prepare_batch(conn, layout, index, after)
+                    prepared, after = walk.prepare_batch(conn, after)
                 done[table] += prepared
     finally:
         conn.close()
@@ -354,17 +355,10 @@ def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
 
 def _guard(conn: sqlite3.Connection, layout: PreparedLayout) -> None:
     """Make ``layout``'s triggers and layout row, dropping rows that may be stale."""
-    present = {
-        name
-        for (name,) in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?",
-            (layout.table,),
-        )
-    }
     stored = conn.execute(
         f"SELECT names, codes FROM {LAYOUT_TABLE} WHERE tbl = ?", (layout.table,)
     ).fetchone()
-    if set(trigger_names(layout.table)) <= present and stored == (
+    if _guarded(conn, layout.table) and stored == (
         ",".join(layout.names),
         layout.codes,
     ):
@@ -395,62 +389,68 @@ def _scan(table: str, index: str, n_names: int) -> str:
     )
 
 
-def _walkable(conn: sqlite3.Connection, layout: PreparedLayout, cover: str) -> str | None:
-    """The index whose walk packs ``layout``'s values in name order, or ``None`` (logged)."""
-    table = layout.table
-    present = {
-        name
-        for (name,) in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?", (table,)
-        )
-    }
-    index = cover if cover in present else f"sqlite_autoindex_{table}_1"
-    if index in present:
-        sql = _scan(table, index, len(layout.names))
-        args = [*sorted(layout.names), b""]
-        plan = " ".join(str(row[-1]) for row in conn.execute("EXPLAIN QUERY PLAN " + sql, args))
-        if "TEMP B-TREE" not in plan:
-            return index
-    else:
+@dataclass(frozen=True, slots=True)
+class _Walk:
+    """How one table's entities are read for preparing: the index walked, and where each
+    value of the walk (in name order) goes in the layout, with its default for a null."""
+
+    layout: PreparedLayout
+    index: str
+    by_name: tuple[str, ...]
+    order: tuple[int, ...]
+    defaults: tuple[FeatureValue, ...]
+
+    @classmethod
+    def of(cls, conn: sqlite3.Connection, layout: PreparedLayout, cover: str) -> _Walk | None:
+        """The walk of ``layout``'s table: its covering index (else the primary key's) if
+        SQLite walks it without a sort, so that the values come in name order; else
+        ``None`` (logged), and the table is left to Feast's rows."""
+        table = layout.table
+        present = _schema(conn, "index", table)
+        index = cover if cover in present else f"sqlite_autoindex_{table}_1"
+        by_name = tuple(sorted(layout.names))
         plan = "no index"
-    # group_concat would not follow the names' order: leave the table to Feast's rows.
-    logger.warning("online table %s cannot be prepared (plan: %s)", table, plan)
-    return None
+        if index in present:
+            sql = _scan(table, index, len(by_name))
+            steps = conn.execute("EXPLAIN QUERY PLAN " + sql, [*by_name, b""])
+            plan = " ".join(str(row[-1]) for row in steps)
+            if "TEMP B-TREE" not in plan:
+                order = tuple(by_name.index(n) for n in layout.names)
+                defaults = tuple(DEFAULTS.get(n, feature_type(n)(0)) for n in by_name)
+                return cls(layout, index, by_name, order, defaults)
+        logger.warning("online table %s cannot be prepared (plan: %s)", table, plan)
+        return None
 
-
-def _prepare_batch(
-    conn: sqlite3.Connection, layout: PreparedLayout, index: str, after: bytes
-) -> tuple[int, bytes | None]:
-    """Prepare the next batch of entities after ``after``; return how many were stored and
-    the last key walked (``None`` at the end of the table)."""
-    table = layout.table
-    by_name = sorted(layout.names)  # the values come in name order; the layout's differs
-    batch = conn.execute(_scan(table, index, len(by_name)), [*by_name, after]).fetchall()
-    if not batch:
-        return 0, None
-    keys = [key for key, _ in batch]
-    marks = ",".join(repeat("?", len(keys)))
-    done = {
-        key
-        for (key,) in conn.execute(
-            f"SELECT entity_key FROM {PREPARED_TABLE} WHERE tbl = ? AND entity_key IN ({marks})",
-            [table, *keys],
-        )
-    }
-    held = [(key, blob) for key, blob in batch if blob and key not in done]
-    order = [by_name.index(n) for n in layout.names]
-    defaults = [DEFAULTS.get(n, feature_type(n)(0)) for n in by_name]
-    values, ok = decode_packed([blob for _, blob in held], defaults)
-    columns = values[order].T.tolist()
-    rows = []
-    for j, (key, _) in enumerate(held):
-        column = columns[j]
-        # Only the layout's own types, and strings that the NUL separator cannot split.
-        if (
-            ok[j]
-            and tuple(map(type, column)) == layout.types
-            and not any("\x00" in s for s in column[layout.numbers :])
-        ):
-            rows.append((key, table, layout.pack(column)))
-    conn.executemany(f"INSERT INTO {PREPARED_TABLE} VALUES (?, ?, ?)", rows)
-    return len(rows), (keys[-1] if len(batch) == _BATCH else None)
+    def prepare_batch(self, conn: sqlite3.Connection, after: bytes) -> tuple[int, bytes | None]:
+        """Prepare the next batch of entities after ``after``; return how many were stored
+        and the last key walked (``None`` at the end of the table)."""
+        layout, table = self.layout, self.layout.table
+        sql = _scan(table, self.index, len(self.by_name))
+        batch = conn.execute(sql, [*self.by_name, after]).fetchall()
+        if not batch:
+            return 0, None
+        keys = [key for key, _ in batch]
+        marks = ",".join(repeat("?", len(keys)))
+        done = {
+            key
+            for (key,) in conn.execute(
+                f"SELECT entity_key FROM {PREPARED_TABLE} "
+                f"WHERE tbl = ? AND entity_key IN ({marks})",
+                [table, *keys],
+            )
+        }
+        held = [(key, blob) for key, blob in batch if blob and key not in done]
+        values, ok = decode_packed([blob for _, blob in held], self.defaults)
+        columns = values[list(self.order)].T.tolist()
+        rows = []
+        for j, (key, _) in enumerate(held):
+            column = columns[j]
+            # Only the layout's own types, and strings that the NUL separator cannot split.
+            if (
+                ok[j]
+                and tuple(map(type, column)) == layout.types
+                and not any("\x00" in s for s in column[layout.numbers :])
+            ):
+                rows.append((key, table, layout.pack(column)))
+        conn.executemany(f"INSERT INTO {PREPARED_TABLE} VALUES (?, ?, ?)", rows)
+        return len(rows), (keys[-1] if len(batch) == _BATCH else None)

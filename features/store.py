@@ -283,18 +283,15 @@ def materialize(
         # later upserts keep it current. Stores materialized before it get it on the next run.
         import sqlite3
 
-        from features.online import VARIANT_VIEW, VIEW_OF_FEATURE, add_cover_indexes
+        from features.online import VARIANT_VIEW, add_cover_indexes, feature_tables
         from features.prepared import prepare
 
         tables = [f"{project}_{view}" for view in (*views, VARIANT_VIEW)]
-        # The single reads' prepared rows of the recipient views (features.prepared): the
-        # entities Feast just wrote lost theirs through the triggers.
-        names: dict[str, list[str]] = {}
-        for feature, view in VIEW_OF_FEATURE.items():
-            names.setdefault(f"{project}_{view}", []).append(feature)
         try:
             add_cover_indexes(online_db_path(settings), dict.fromkeys(tables))
-            prepare(online_db_path(settings), names)
+            # The single reads' prepared rows of the recipient views (features.prepared):
+            # the entities just written lost theirs.
+            prepare(online_db_path(settings), feature_tables(project))
         except sqlite3.Error as exc:
             raise StoreError(f"indexing or preparing the online store failed: {exc}") from exc
     return MaterializeResult(views=views, start=min(starts, default=None), end=until)

@@ -10,7 +10,12 @@ from pathlib import Path
 import pytest
 
 from features.engineering.tables import ENGAGEMENT_FEATURES, SEND_TIME_FEATURES
-from features.online import VIEW_OF_FEATURE, FeastFeatureClient, SqliteFeatureClient, entity_key
+from features.online import (
+    FeastFeatureClient,
+    SqliteFeatureClient,
+    entity_key,
+    feature_tables,
+)
 from features.prepared import (
     LAYOUT_TABLE,
     PREPARED_TABLE,
@@ -36,13 +41,6 @@ def world(built_world: World, tmp_path: Path) -> Settings:
     settings, _ = built_world
     shutil.copytree(settings.data_dir, tmp_path / "data")
     return Settings(data_dir=tmp_path / "data")
-
-
-def _tables() -> dict[str, list[str]]:
-    names: dict[str, list[str]] = {}
-    for feature, view in VIEW_OF_FEATURE.items():
-        names.setdefault(f"inboxlab_{view}", []).append(feature)
-    return names
 
 
 def _prepared_keys(settings: Settings, table: str) -> set[bytes]:
@@ -119,7 +117,7 @@ def test_a_feast_write_drops_the_prepared_rows_it_changes(world: Settings) -> No
     assert expected["r039"]["sends_7d"] == 101
     assert _single_reads(SqliteFeatureClient(world), [*STORED, "newcomer"]) == expected
     # The next preparation makes them again, from the new values.
-    assert prepare(online_db_path(world), _tables()) == {ENGAGEMENT: 3, SEND_TIME: 0}
+    assert prepare(online_db_path(world), feature_tables()) == {ENGAGEMENT: 3, SEND_TIME: 0}
     client = SqliteFeatureClient(world)
     assert _single_reads(client, [*STORED, "newcomer"]) == expected
     assert client._prepared.read([entity_key("r039")])[entity_key("r039")]["sends_7d"] == 101
@@ -148,7 +146,7 @@ def test_a_value_of_another_type_is_read_row_by_row(world: Settings) -> None:
             f"UPDATE {ENGAGEMENT} SET value = ? WHERE entity_key = ? AND feature_name = ?",
             (Value(bool_val=True).SerializeToString(), entity_key("r006"), "opens_7d"),
         )
-    prepare(online_db_path(world), _tables())
+    prepare(online_db_path(world), feature_tables())
     assert entity_key("r006") not in _prepared_keys(world, ENGAGEMENT)
     got = _single_reads(SqliteFeatureClient(world), ["r006"])
     assert got == FeastFeatureClient.from_settings(world).get_many(["r006"])
@@ -170,7 +168,7 @@ def test_a_table_that_lost_its_triggers_is_not_read_prepared(world: Settings) ->
     assert expected["r008"]["timezone"] == "Asia/Tokyo"
     assert _single_reads(client, STORED) == expected
     # Preparing again drops the table's old rows, guards it and prepares every recipient.
-    assert prepare(path, _tables()) == {ENGAGEMENT: 0, SEND_TIME: 40}
+    assert prepare(path, feature_tables()) == {ENGAGEMENT: 0, SEND_TIME: 40}
     client = SqliteFeatureClient(world)
     assert client._prepared.usable
     assert _single_reads(client, STORED) == expected
@@ -182,7 +180,7 @@ def test_an_open_client_sees_a_preparation_once_the_store_changes(world: Setting
         conn.execute(f"DROP TABLE {LAYOUT_TABLE}")
     client = SqliteFeatureClient(world, max_staleness=timedelta(0))
     assert not client._prepared.usable
-    prepare(path, _tables())
+    prepare(path, feature_tables())
     client.get("r001")  # revalidates: the store changed
     assert client._prepared.usable
 
@@ -228,8 +226,8 @@ def test_rows_are_prepared_in_batches_and_without_the_covering_index(
         conn.execute(f"DELETE FROM {PREPARED_TABLE}")
         conn.execute(f'DROP INDEX "{ENGAGEMENT}_cover"')  # walks Feast's primary-key index
     monkeypatch.setattr(features.prepared, "_BATCH", 7)  # 40 recipients: six batches
-    assert prepare(path, _tables()) == {ENGAGEMENT: 40, SEND_TIME: 40}
-    assert prepare(path, _tables()) == {ENGAGEMENT: 0, SEND_TIME: 0}
+    assert prepare(path, feature_tables()) == {ENGAGEMENT: 40, SEND_TIME: 40}
+    assert prepare(path, feature_tables()) == {ENGAGEMENT: 0, SEND_TIME: 0}
     client = SqliteFeatureClient(world)
     assert client._prepared.read([entity_key(rid) for rid in STORED]).keys() == {
         entity_key(rid) for rid in STORED
