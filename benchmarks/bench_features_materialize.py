@@ -61,7 +61,7 @@ from features.engineering.tables import (
     SEND_TIME_FEATURES,
     SEND_TIME_TABLE,
     feature_type,
-    table_dir,
+    snapshot_dir,
 )
 from features.store import DEFAULT_PROJECT
 from inboxlab.settings import Settings, StoreSettings
@@ -74,7 +74,7 @@ VIEWS = {"recipient_engagement": ENGAGEMENT_TABLE, "recipient_send_time": SEND_T
 
 
 def _path(data: Path, table: str, day: datetime = DAY) -> Path:
-    return table_dir(Settings(data_dir=data), table) / f"date={day.date()}" / "part-0.parquet"
+    return snapshot_dir(Settings(data_dir=data), table, day.date(), day.date()) / "part-0.parquet"
 
 
 def write_snapshots(data: Path, recipients: int, day: datetime = DAY) -> None:

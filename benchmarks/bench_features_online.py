@@ -56,7 +56,7 @@ from features.engineering.tables import (
     VARIANT_FEATURES,
     VARIANT_TABLE,
     feature_type,
-    table_dir,
+    snapshot_dir,
 )
 from features.online import (
     VIEW_OF_FEATURE,
@@ -90,7 +90,7 @@ def _write_tables(settings: Settings, n: int, rng: np.random.Generator) -> None:
                 cols[name] = pa.array(rng.integers(0, 50, n))
         cols["event_timestamp"] = pa.array([day] * n, pa.timestamp("us", tz="UTC"))
         cols["created_at"] = pa.array([day] * n, pa.timestamp("us", tz="UTC"))
-        out = table_dir(settings, table) / "date=2026-03-01"
+        out = snapshot_dir(settings, table, day.date(), day.date())
         out.mkdir(parents=True)
         pq.write_table(pa.table(cols), out / "part-0.parquet")
     pairs = [(rid, vid) for rid in ids for vid in VARIANTS[:3]]
@@ -104,7 +104,7 @@ def _write_tables(settings: Settings, n: int, rng: np.random.Generator) -> None:
         cols[name] = pa.array(values)
     cols["event_timestamp"] = pa.array([day] * len(pairs), pa.timestamp("us", tz="UTC"))
     cols["created_at"] = pa.array([day] * len(pairs), pa.timestamp("us", tz="UTC"))
-    out = table_dir(settings, VARIANT_TABLE) / "date=2026-03-01"
+    out = snapshot_dir(settings, VARIANT_TABLE, day.date(), day.date())
     out.mkdir(parents=True)
     pq.write_table(pa.table(cols), out / "part-0.parquet")
 

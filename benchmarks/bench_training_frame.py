@@ -45,7 +45,8 @@ from features.engineering.tables import (
     SEND_TIME_FEATURES,
     SEND_TIME_TABLE,
     feature_type,
-    table_dir,
+    snapshot_dir,
+    table_glob,
 )
 from inboxlab.settings import Settings
 
@@ -83,12 +84,12 @@ def write_inputs(data: Path, recipients: int, days: int, sends: int) -> None:
     ids = pa.array([f"r{i:07d}" for i in range(recipients)])
     for d in range(days):
         day = START + timedelta(days=d)
-        out = table_dir(settings, ENGAGEMENT_TABLE) / f"date={day.date().isoformat()}"
+        out = snapshot_dir(settings, ENGAGEMENT_TABLE, day.date(), day.date())
         out.mkdir(parents=True, exist_ok=True)
         table = _snapshot(ids, day, _feature_columns(FEATURES, recipients, rng))
         pq.write_table(table, out / "part-0.parquet")
     # training_frame checks that both tables were built; the send-time one is not joined here.
-    out = table_dir(settings, SEND_TIME_TABLE) / f"date={START.date().isoformat()}"
+    out = snapshot_dir(settings, SEND_TIME_TABLE, START.date(), START.date())
     out.mkdir(parents=True, exist_ok=True)
     one = _snapshot(ids[:1], START, _feature_columns(SEND_TIME_FEATURES, 1, rng))
     pq.write_table(one, out / "part-0.parquet")
@@ -118,7 +119,7 @@ def _run_ours(data: Path, sends: pd.DataFrame) -> int:
 def _run_bare(data: Path, sends: pd.DataFrame) -> int:
     import duckdb
 
-    glob = str(table_dir(Settings(data_dir=data), ENGAGEMENT_TABLE) / "date=*" / "*.parquet")
+    glob = table_glob(data, ENGAGEMENT_TABLE)
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")

@@ -1,4 +1,4 @@
-"""As-of matching of sends to the rows of a day-partitioned Parquet table.
+"""As-of matching of sends to the rows of a Parquet feature table (files of any day span).
 
 For each send (join keys, time) :func:`as_of` finds the newest row of the table with the same
 keys and an ``event_timestamp`` strictly before the send, if that row is not older than a TTL.

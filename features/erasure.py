@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
-from features.engineering.tables import FEATURE_TABLES, table_dir
+from features.engineering.tables import FEATURE_TABLES, migrate_layout, table_files
 from features.events import EventLog
 from features.events.log import rewrite_without
 from features.online import entity_key, variant_key_prefix
@@ -38,9 +38,10 @@ def erase_recipient(
 ) -> FeatureErasure:
     """Remove ``recipient_id`` from the event log, feature tables, directory and online store."""
     events = EventLog(settings.events_dir).erase(recipient_id)
+    migrate_layout(settings)  # tables of earlier versions are erased too
     feature_rows = 0
     for table in FEATURE_TABLES:
-        files = sorted(table_dir(settings, table).glob("date=*/*.parquet"))
+        files = table_files(settings, table)
         feature_rows += rewrite_without(files, "recipient_id", recipient_id)
     directory = settings.recipients_path
     directory_rows = (

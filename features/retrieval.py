@@ -54,7 +54,8 @@ from features.engineering.tables import (
     VARIANT_TABLE,
     VARIANT_TTL,
     FeatureValue,
-    table_dir,
+    migrate_layout,
+    table_files,
 )
 from inboxlab.errors import InvalidInputError, NotFoundError
 from inboxlab.settings import Settings
@@ -87,10 +88,6 @@ def _as_arrow(sends: pd.DataFrame | pa.Table) -> pa.Table:
             f"sent_at must be a time-zone-aware timestamp, got {sent_at}", field="sent_at"
         )
     return table
-
-
-def _day_files(settings: Settings, table: str) -> list[Path]:
-    return sorted(table_dir(settings, table).glob("date=*/*.parquet"))
 
 
 def _join(
@@ -229,7 +226,8 @@ def training_frame(
             f"sends lack column 'variant_id', needed for the per-variant features {variant_cols}",
             field="variant_id",
         )
-    files = {name: _day_files(settings, name) for name in (ENGAGEMENT_TABLE, SEND_TIME_TABLE)}
+    migrate_layout(settings)  # tables of earlier versions, one directory per day
+    files = {name: table_files(settings, name) for name in (ENGAGEMENT_TABLE, SEND_TIME_TABLE)}
     for name, found in files.items():
         if not found:
             raise NotFoundError(
@@ -252,7 +250,7 @@ def training_frame(
         joined.update(values)
     if variant_cols:
         values, _ = _join(
-            _day_files(settings, VARIANT_TABLE),
+            table_files(settings, VARIANT_TABLE),
             table,
             VARIANT_KEYS,
             sent_ns,

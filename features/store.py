@@ -245,9 +245,10 @@ def materialize(
         When Feast fails to read the tables or write the online store.
     """
     from features.engineering.build import existing_days
-    from features.engineering.tables import VARIANT_TABLE, VARIANT_TTL, table_dir
+    from features.engineering.tables import VARIANT_TABLE, VARIANT_TTL, migrate_layout, table_files
     from features.materialize_engine import reporting_rows
 
+    migrate_layout(settings)  # Feast's sources name the current layout's files
     days = existing_days(settings)
     if not days:
         raise NotFoundError(
@@ -258,7 +259,7 @@ def materialize(
     last = datetime(days[-1].year, days[-1].month, days[-1].day, tzinfo=UTC)
     until = end or last + timedelta(seconds=1)
     views: tuple[str, ...] = ONLINE_VIEWS
-    if not any(table_dir(settings, VARIANT_TABLE).glob("date=*/*.parquet")):
+    if not table_files(settings, VARIANT_TABLE):
         views = views[:2]  # no event carried a variant: nothing to load, readers use defaults
     starts: list[datetime] = []
     for name in views:

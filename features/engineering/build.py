@@ -8,9 +8,10 @@ still grow, and a snapshot is written once.
 A build reads the event log once per chunk of ``chunk_days`` snapshot days (one chunk unless
 the span is longer than a year), runs the shared steps over every recipient, then the
 per-recipient steps for ranges of recipients of about ``rows_per_pass`` recipient × day rows
-each, so memory stays bounded whatever the size of the log. Every pass writes its file of
-each snapshot day into a staging directory; the days are moved into place at the end of the
-chunk.
+each, so memory stays bounded whatever the size of the log. Every pass writes one file per
+table, holding all the chunk's snapshot days of its recipients, into a staging directory;
+the directory becomes the chunk's (:func:`~features.engineering.tables.snapshot_dir`) at the
+end of the chunk, in one rename.
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ from features.engineering.tables import (
     FEATURE_TABLES,
     SEND_TIME_TABLE,
     WINDOWS,
+    migrate_layout,
+    snapshot_dir,
+    snapshot_spans,
     table_dir,
 )
 from features.engineering.variant import variant_statements
@@ -91,14 +95,11 @@ def day_num(day: date) -> int:
 
 def existing_days(settings: Settings, table: str = ENGAGEMENT_TABLE) -> list[date]:
     """Snapshot days already written for ``table``, sorted."""
-    directory = table_dir(settings, table)
-    if not directory.exists():
-        return []
-    return sorted(
-        date.fromisoformat(p.name.split("=", 1)[1])
-        for p in directory.glob("date=*")
-        if any(p.glob("*.parquet"))
-    )
+    return [
+        first + timedelta(days=i)
+        for first, last in snapshot_spans(settings, table)
+        for i in range((last - first).days + 1)
+    ]
 
 
 def _event_days(log: EventLog) -> list[date]:
@@ -232,44 +233,35 @@ def _timed(step: str) -> Iterator[None]:
 def _write(
     con: duckdb.DuckDBPyConnection, table: str, staging: Path, part: int, created: str
 ) -> int:
-    # One pass of one table, a file per snapshot day, into a staging directory that readers
-    # ignore (it starts with "_"); ``_publish`` moves the days into place. No ORDER BY: the
-    # rows are keyed, and sorting a wide table costs as much as writing it.
+    # One pass of one table: a single file with every snapshot day of the pass's recipients,
+    # into a staging directory readers ignore; ``_publish`` moves it into place. No ORDER BY
+    # and no PARTITION_BY: the rows are keyed, and sorting a wide table or splitting it into
+    # a file per day costs as much again as writing it.
     staging.mkdir(parents=True, exist_ok=True)
-    target = str(staging / f"pass-{part}").replace("'", "''")
+    path = staging / f"part-{part}.parquet"
+    target = str(path).replace("'", "''")
     with _timed(f"write {table}"):
         row = con.execute(
             f"COPY (SELECT * EXCLUDE (day, day_num), "
             f"CAST(day AS TIMESTAMPTZ) AS event_timestamp, "
-            f"CAST('{created}' AS TIMESTAMPTZ) AS created_at, "
-            f"strftime(day, '%Y-%m-%d') AS date "
+            f"CAST('{created}' AS TIMESTAMPTZ) AS created_at "
             f"FROM {table}) "
-            f"TO '{target}' (FORMAT parquet, PARTITION_BY (date), FILENAME_PATTERN 'part-{{i}}')"
+            f"TO '{target}' (FORMAT parquet)"
         ).fetchone()
-    return int(row[0]) if row else 0
+    rows = int(row[0]) if row else 0
+    if rows == 0:
+        path.unlink(missing_ok=True)  # an empty table has no files, as before the build
+    return rows
 
 
-def _publish(staging: Path, directory: Path) -> None:
-    # A crash leaves whole days or nothing: each day directory is renamed into place. The
-    # files of pass k are named part-k.parquet (part-k-i.parquet if DuckDB split them).
-    days: dict[str, list[tuple[Path, str]]] = {}
-    for pass_dir in staging.glob("pass-*"):
-        k = pass_dir.name.removeprefix("pass-")
-        for day in pass_dir.glob("date=*"):
-            files = sorted(day.glob("*.parquet"))
-            for i, file in enumerate(files):
-                name = f"part-{k}.parquet" if len(files) == 1 else f"part-{k}-{i}.parquet"
-                days.setdefault(day.name, []).append((file, name))
-    for day_name, named in sorted(days.items()):
-        complete = staging / day_name
-        complete.mkdir()
-        for file, name in named:
-            file.rename(complete / name)
-        final = directory / day_name
+def _publish(staging: Path, final: Path) -> None:
+    # A crash leaves the whole chunk or nothing: one rename puts its files in place.
+    if any(staging.glob("*.parquet")):
         if final.exists():
             shutil.rmtree(final)
-        complete.rename(final)
-    shutil.rmtree(staging)
+        staging.rename(final)
+    else:
+        shutil.rmtree(staging)
 
 
 def _chunks(first: date, last: date, size: int) -> list[tuple[date, date]]:
@@ -351,6 +343,7 @@ def build_features(
     if rebuild:
         for table in FEATURE_TABLES:
             shutil.rmtree(table_dir(settings, table), ignore_errors=True)
+    migrate_layout(settings)
     span = snapshot_range(settings, until=until, rebuild=rebuild)
     if span is None:
         logger.info("feature tables are up to date")
@@ -387,9 +380,11 @@ def build_features(
             for table in FEATURE_TABLES:
                 if table not in RECIPIENT_TABLES:
                     rows[table] += _write(con, table, staging[table], 0, created)
-            for table, directory in staging.items():
-                if directory.exists():
-                    _publish(directory, table_dir(settings, table))
+            # The table that says which days are built (``existing_days``) comes last, so a
+            # crash in between leaves the chunk to be built again.
+            for table in sorted(staging, key=lambda t: t == ENGAGEMENT_TABLE):
+                if staging[table].exists():
+                    _publish(staging[table], snapshot_dir(settings, table, start, end))
         finally:
             con.close()
             for directory in staging.values():

@@ -1,10 +1,18 @@
 """Names, columns and cold-start defaults of the feature tables.
 
-Three Parquet tables live under ``{data_dir}/features/``, each partitioned by snapshot day::
+Three Parquet tables live under ``{data_dir}/features/``, a directory per build chunk named
+by its first and last snapshot day, a file per range of recipients in it::
 
-    features/engagement/date=YYYY-MM-DD/part-0.parquet
-    features/send_time/date=YYYY-MM-DD/part-0.parquet
-    features/recipient_variant/date=YYYY-MM-DD/part-0.parquet
+    features/engagement/snapshots-YYYYMMDD-YYYYMMDD/part-0.parquet
+    features/send_time/snapshots-YYYYMMDD-YYYYMMDD/part-0.parquet
+    features/recipient_variant/snapshots-YYYYMMDD-YYYYMMDD/part-0.parquet
+
+A file holds every snapshot day of its chunk for its recipients, in no particular order:
+writing each day to a file of its own (Hive partitions) cost DuckDB about twice the Parquet
+encoding (``benchmarks/README.md``). Readers filter on ``event_timestamp``; Parquet's row-group
+statistics let them skip the files of other chunks. Tables written by earlier versions, one
+directory per day (``date=YYYY-MM-DD``), are renamed into this layout by
+:func:`migrate_layout`: the files are the same.
 
 Every row is keyed by ``recipient_id`` (and ``variant_id`` in ``recipient_variant``) and
 ``event_timestamp`` (the snapshot, midnight UTC of ``date``) and is computed only from events
@@ -20,7 +28,8 @@ sees the same cold start in training and in serving.
 
 from __future__ import annotations
 
-from datetime import timedelta
+import re
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Final
 
@@ -40,6 +49,7 @@ __all__ = [
     "SEND_HOUR_RATES",
     "SEND_TIME_FEATURES",
     "SEND_TIME_TABLE",
+    "SNAPSHOT_GLOB",
     "VARIANT_DEFAULTS",
     "VARIANT_FEATURES",
     "VARIANT_KEYS",
@@ -50,8 +60,13 @@ __all__ = [
     "feature_type",
     "features_dir",
     "hour_window",
+    "migrate_layout",
     "send_hour_bucket",
+    "snapshot_dir",
+    "snapshot_spans",
     "table_dir",
+    "table_files",
+    "table_glob",
 ]
 
 FeatureValue = float | int | str
@@ -195,7 +210,70 @@ def features_dir(settings: Settings) -> Path:
 
 
 def table_dir(settings: Settings, table: str) -> Path:
-    """The directory of one feature table (Hive-partitioned by ``date``)."""
+    """The directory of one feature table (a directory per build chunk in it)."""
     if table not in FEATURE_TABLES:
         raise ValueError(f"unknown feature table {table!r}; expected one of {FEATURE_TABLES}")
     return features_dir(settings) / table
+
+
+#: Directory of one build chunk's files: ``snapshots-<first day>-<last day>``.
+_SNAPSHOT_DIR = re.compile(r"snapshots-(\d{8})-(\d{8})")
+#: Glob of a table's data files relative to its directory (staging directories, which start
+#: with ``_``, hold their files one level deeper or under another name).
+SNAPSHOT_GLOB: Final = "snapshots-*/*.parquet"
+
+
+def snapshot_dir(settings: Settings, table: str, first: date, last: date) -> Path:
+    """The directory of the snapshots ``first`` to ``last`` (inclusive) of ``table``.
+
+    >>> snapshot_dir(Settings(data_dir=Path("/d")), "engagement", date(2026, 3, 1),
+    ...              date(2026, 3, 31)).as_posix()
+    '/d/features/engagement/snapshots-20260301-20260331'
+    """
+    return table_dir(settings, table) / f"snapshots-{first:%Y%m%d}-{last:%Y%m%d}"
+
+
+def snapshot_spans(settings: Settings, table: str) -> list[tuple[date, date]]:
+    """First and last snapshot day of each chunk of ``table`` that holds files, sorted."""
+    directory = table_dir(settings, table)
+    if not directory.exists():
+        return []
+    spans = []
+    for path in directory.iterdir():
+        match = _SNAPSHOT_DIR.fullmatch(path.name)
+        if match and any(path.glob("*.parquet")):
+            first, last = (date(int(d[:4]), int(d[4:6]), int(d[6:])) for d in match.groups())
+            spans.append((first, last))
+    return sorted(spans)
+
+
+def table_glob(data_dir: Path, table: str) -> str:
+    """The glob of every data file of ``table`` under ``data_dir``, for DuckDB and Feast."""
+    return str(data_dir.resolve() / "features" / table / SNAPSHOT_GLOB)
+
+
+def table_files(settings: Settings, table: str) -> list[Path]:
+    """Every data file of ``table``, sorted."""
+    return sorted(table_dir(settings, table).glob(SNAPSHOT_GLOB))
+
+
+def migrate_layout(settings: Settings) -> int:
+    """Rename the day directories of tables written by earlier versions (``date=YYYY-MM-DD``)
+    into the current layout, one chunk per day; returns how many were renamed.
+
+    The files do not change: the day was only ever in the directory's name and in
+    ``event_timestamp``.
+    """
+    moved = 0
+    for table in FEATURE_TABLES:
+        directory = table_dir(settings, table)
+        if not directory.exists():
+            continue
+        for path in sorted(directory.glob("date=*")):
+            try:
+                day = date.fromisoformat(path.name.removeprefix("date="))
+            except ValueError:
+                continue
+            path.rename(snapshot_dir(settings, table, day, day))
+            moved += 1
+    return moved

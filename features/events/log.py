@@ -243,6 +243,11 @@ def rewrite_without(files: list[Path], column: str, value: str) -> int:
     """Rewrite each Parquet file that holds rows with ``column == value`` without them."""
     removed = 0
     for path in files:
+        # The column alone first: most files (a feature table's other recipient ranges, the
+        # log's other days) do not hold the value and are left unread.
+        held = pq.read_table(path, columns=[column]).column(column)
+        if not pc.any(pc.equal(held, value)).as_py():
+            continue
         table = pq.read_table(path)
         keep = pc.invert(pc.fill_null(pc.equal(table.column(column), value), False))
         kept = table.filter(keep)

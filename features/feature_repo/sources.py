@@ -12,6 +12,7 @@ from feast import Field, FileSource, RequestSource
 from feast.data_format import ParquetFormat
 from feast.types import String, UnixTimestamp
 
+from features.engineering.tables import table_glob
 from inboxlab.settings import get_settings
 
 __all__ = [
@@ -25,15 +26,11 @@ __all__ = [
 ]
 
 
-def _glob(data_dir: Path, table: str) -> str:
-    return str(data_dir.resolve() / "features" / table / "date=*" / "*.parquet")
-
-
 def make_engagement_source(data_dir: Path) -> FileSource:
     """The daily engagement snapshots under ``data_dir``."""
     return FileSource(
         name="engagement_snapshots",
-        path=_glob(data_dir, "engagement"),
+        path=table_glob(data_dir, "engagement"),
         file_format=ParquetFormat(),
         timestamp_field="event_timestamp",
         created_timestamp_column="created_at",
@@ -46,7 +43,7 @@ def make_send_time_source(data_dir: Path) -> FileSource:
     """The daily open-time profile snapshots under ``data_dir``."""
     return FileSource(
         name="send_time_snapshots",
-        path=_glob(data_dir, "send_time"),
+        path=table_glob(data_dir, "send_time"),
         file_format=ParquetFormat(),
         timestamp_field="event_timestamp",
         created_timestamp_column="created_at",
@@ -59,7 +56,7 @@ def make_variant_source(data_dir: Path) -> FileSource:
     """The per-(recipient, variant) snapshots under ``data_dir``."""
     return FileSource(
         name="recipient_variant_snapshots",
-        path=_glob(data_dir, "recipient_variant"),
+        path=table_glob(data_dir, "recipient_variant"),
         file_format=ParquetFormat(),
         timestamp_field="event_timestamp",
         created_timestamp_column="created_at",

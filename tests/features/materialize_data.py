@@ -21,7 +21,7 @@ from features.engineering.tables import (
     VARIANT_FEATURES,
     VARIANT_TABLE,
     feature_type,
-    table_dir,
+    snapshot_dir,
 )
 from inboxlab.settings import Settings, StoreSettings
 
@@ -65,7 +65,9 @@ def write_day(data: Path, day: datetime, n: int) -> None:
         cols["event_timestamp"] = pa.array([day] * size, pa.timestamp("us", tz="UTC"))
         created = [day + timedelta(hours=1, microseconds=i) for i in range(size)]
         cols["created_at"] = pa.array(created, pa.timestamp("ns", tz="UTC"))
-        path = table_dir(Settings(data_dir=data), table) / f"date={day.date()}" / "part-0.parquet"
+        path = (
+            snapshot_dir(Settings(data_dir=data), table, day.date(), day.date()) / "part-0.parquet"
+        )
         path.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(pa.table(cols), path)
 

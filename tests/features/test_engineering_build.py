@@ -23,14 +23,20 @@ from features.engineering.sql import (
     SEND_RATE_STRENGTH,
     recipient_statements,
 )
-from features.engineering.tables import NEVER_DAYS, table_dir
+from features.engineering.tables import (
+    NEVER_DAYS,
+    migrate_layout,
+    table_dir,
+    table_files,
+    table_glob,
+)
 from inboxlab.errors import NotFoundError
 from inboxlab.settings import Settings
 from tests.features.conftest import START, Row, event, write_events, write_recipients
 
 
 def read_table(settings: Settings, table: str) -> pd.DataFrame:
-    glob = table_dir(settings, table) / "date=*" / "*.parquet"
+    glob = table_glob(settings.data_dir, table)
     return duckdb.sql(f"SELECT * FROM read_parquet('{glob}', hive_partitioning=false)").df()
 
 
@@ -140,6 +146,50 @@ def test_second_build_only_computes_new_days(settings: Settings) -> None:
     assert existing_days(settings) == [date(2026, 3, d) for d in (2, 3, 4)]
     table = read_table(settings, "engagement")
     assert sorted(table.groupby("recipient_id").size().items()) == [("a", 3), ("b", 1)]
+
+
+def test_tables_of_the_day_layout_are_renamed_and_read_the_same(
+    tmp_path: Path, small_log: Callable[[], list[Row]], settings: Settings
+) -> None:
+    # Earlier versions wrote a directory per snapshot day (``date=YYYY-MM-DD``), the day in
+    # the directory's name only. Such tables are renamed into place and read as before.
+    rows = small_log()
+    build_features(settings, until=date(2026, 3, 9))
+    old = Settings(data_dir=tmp_path / "old")
+    write_events(old, rows)
+    shutil.copy(settings.data_dir / "recipients.parquet", old.data_dir / "recipients.parquet")
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    for table in ("engagement", "send_time"):  # the log has no variants
+        table_dir(old, table).mkdir(parents=True)
+        target = str(table_dir(old, table)).replace("'", "''")
+        con.execute(
+            f"COPY (SELECT *, strftime(event_timestamp, '%Y-%m-%d') AS date "
+            f"FROM read_parquet('{table_glob(settings.data_dir, table)}')) "
+            f"TO '{target}' (FORMAT parquet, PARTITION_BY (date))"
+        )
+    assert existing_days(old) == []
+    assert migrate_layout(old) == 2 * 8  # two tables, eight days each
+    assert existing_days(old) == existing_days(settings)
+    assert not list(table_dir(old, "engagement").glob("date=*"))
+    for table in ("engagement", "send_time"):
+        pd.testing.assert_frame_equal(_sorted_table(old, table), _sorted_table(settings, table))
+    assert migrate_layout(old) == 0
+    # A later build continues after the renamed days, like one after its own.
+    assert build_features(old).days == build_features(settings).days
+
+
+def test_a_chunk_being_written_is_not_read(
+    small_log: Callable[[], list[Row]], settings: Settings
+) -> None:
+    small_log()
+    build_features(settings, until=date(2026, 3, 5))
+    files = table_files(settings, "engagement")
+    staging = table_dir(settings, "engagement") / "_staging-0"
+    staging.mkdir()
+    shutil.copy(files[0], staging / "part-0.parquet")
+    assert table_files(settings, "engagement") == files
+    assert existing_days(settings) == [date(2026, 3, d) for d in (2, 3, 4, 5)]
 
 
 def test_fatigue_consent_and_local_profile(settings: Settings) -> None:
@@ -303,7 +353,13 @@ def test_passes_chunks_and_incremental_builds_write_the_same_tables(
         pd.testing.assert_frame_equal(
             _sorted_table(other, table), _sorted_table(settings, table), rtol=1e-12
         )
-    assert len(list((table_dir(other, "engagement") / "date=2026-03-15").glob("*.parquet"))) > 1
+    # A directory per chunk: four of two days, then the second build's one; a file per pass.
+    chunks = sorted(table_dir(other, "engagement").iterdir())
+    assert [c.name for c in chunks] == [
+        *(f"snapshots-202603{d:02d}-202603{d + 1:02d}" for d in (2, 4, 6, 8)),
+        "snapshots-20260310-20260321",
+    ]
+    assert all(len(list(chunk.glob("*.parquet"))) > 1 for chunk in chunks)
 
 
 def test_counts_stay_exact_when_one_field_is_large(settings: Settings) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from features.engineering.build import build_features, day_num, register_inputs, run_statements
 from features.engineering.sql import MACHINE_OPEN_SECONDS
-from features.engineering.tables import VARIANT_FEATURES, VARIANT_TABLE, table_dir
+from features.engineering.tables import VARIANT_FEATURES, VARIANT_TABLE, table_glob
 from features.engineering.variant import (
     VARIANT_OPEN_PRIOR_STRENGTH,
     VARIANT_PRIOR_STRENGTH,
@@ -37,7 +37,7 @@ COUNTS = {
 
 
 def read(settings: Settings) -> pd.DataFrame:
-    glob = table_dir(settings, VARIANT_TABLE) / "date=*" / "*.parquet"
+    glob = table_glob(settings.data_dir, VARIANT_TABLE)
     frame = duckdb.sql(f"SELECT * FROM read_parquet('{glob}', hive_partitioning=false)").df()
     frame["day"] = pd.to_datetime(frame["event_timestamp"]).dt.date
     return frame.sort_values(["recipient_id", "variant_id", "day"]).reset_index(drop=True)

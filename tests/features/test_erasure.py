@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from features.engineering.build import build_features
-from features.engineering.tables import table_dir
+from features.engineering.tables import table_glob
 from features.erasure import erase_recipient
 from features.events import EventLog
 from features.events.importer import import_tables
@@ -50,7 +50,7 @@ def test_forget_removes_the_person_everywhere_and_only_them(
     assert _count(settings, log.glob(), target) == 0
     assert _count(settings, log.glob(), other) == other_events
     for table in ("engagement", "send_time", "recipient_variant"):
-        glob = str(table_dir(settings, table) / "date=*" / "*.parquet")
+        glob = table_glob(settings.data_dir, table)
         assert _count(settings, glob, target) == 0
         assert _count(settings, glob, other) > 0
     assert _count(settings, str(settings.recipients_path), target) == 0

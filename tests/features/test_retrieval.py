@@ -15,7 +15,7 @@ from features.engineering.tables import (
     VARIANT_DEFAULTS,
     VARIANT_TABLE,
     VARIANT_TTL,
-    table_dir,
+    table_glob,
 )
 from features.retrieval import training_frame
 from inboxlab.errors import InvalidInputError, NotFoundError
@@ -106,7 +106,7 @@ def test_expired_ttl_and_no_history_get_defaults(settings: Settings) -> None:
 @pytest.mark.filterwarnings("ignore:Downcasting object dtype arrays:FutureWarning")
 def test_frame_matches_a_slow_join(built_world: tuple[Settings, list[Row]]) -> None:
     settings, _ = built_world
-    glob = table_dir(settings, "engagement") / "date=*" / "*.parquet"
+    glob = table_glob(settings.data_dir, "engagement")
     snaps = duckdb.sql(f"SELECT * FROM read_parquet('{glob}')").df()
     sample = snaps.sample(30, random_state=2)
     offsets = pd.to_timedelta([(i * 7919) % 86_400 for i in range(30)], unit="s")
@@ -228,7 +228,7 @@ def test_log_without_variants_gives_defaults(settings: Settings) -> None:
 @pytest.mark.filterwarnings("ignore:Downcasting object dtype arrays:FutureWarning")
 def test_variant_frame_matches_a_slow_join(built_world: tuple[Settings, list[Row]]) -> None:
     settings, _ = built_world
-    glob = table_dir(settings, VARIANT_TABLE) / "date=*" / "*.parquet"
+    glob = table_glob(settings.data_dir, VARIANT_TABLE)
     rows = duckdb.sql(f"SELECT * FROM read_parquet('{glob}')").df()
     sample = rows.sample(30, random_state=3)
     # Sends a random time after a row, up to 40 days on, and some for variants never sent.
