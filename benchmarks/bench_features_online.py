@@ -13,7 +13,9 @@ same process: one recipient (p50/p99) and 1,000 recipients at once, for Feast, t
 forced to read row by row (one SQLite row or ``HMGET`` value per feature, each parsed by
 protobuf: the path reads of many took before they were packed per key and decoded in bulk) and
 a raw read of the same rows without decoding (the floor of a row-by-row path). Over SQLite, the
-cold fast path is also timed walking Feast's primary-key index instead of the covering index
+cold fast path reads the prepared rows :func:`features.store.materialize` makes
+(:mod:`features.prepared`); it is also timed without them (the packed read of Feast's rows it
+made before), and that packed read walking Feast's primary-key index instead of the covering index
 that :func:`features.store.materialize` adds (:func:`features.online.cover_index`), as it reads
 a store Feast materialized without it. Over Redis, ``--python-parser`` adds the cold and raw
 reads over a connection forced to redis-py's pure-Python reply parser (the default one is
@@ -140,7 +142,8 @@ def _primary_key_index(read: Read) -> Read:
 
 def _without_prepared(read: Read) -> Read:
     """``read`` as on a store without prepared rows (:mod:`features.prepared`): a read of
-    fewer than ``PACKED_MIN_KEYS`` keys walks Feast's rows, as it used to."""
+    fewer than ``PACKED_MIN_KEYS`` keys walks Feast's rows, a read of more is packed, as
+    they used to."""
 
     def rows(batch: list[str]) -> object:
         saved = features.prepared.PreparedReader.read
@@ -195,8 +198,8 @@ def _sqlite_paths(
         ("fast path, warm cache", fast.get_many),
         ("fast path, cold (cache of 1)", cold.get_many),
         ("  cold, no prepared rows (before)", _without_prepared(cold.get_many)),
-        ("  cold, primary-key index", _primary_key_index(primary.get_many)),
-        ("  cold, row by row (before)", _row_by_row(cold.get_many)),
+        ("  cold, primary-key index", _primary_key_index(_without_prepared(primary.get_many))),
+        ("  cold, row by row (before)", _row_by_row(_without_prepared(cold.get_many))),
         ("raw SQLite read (no decoding)", raw),
     ]
 

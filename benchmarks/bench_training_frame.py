@@ -5,10 +5,11 @@ Run from the project root::
     .venv/bin/python benchmarks/bench_training_frame.py                 # 100k × 90 days, 1M sends
     .venv/bin/python benchmarks/bench_training_frame.py --recipients 10000 --sends 100000
 
-Writes synthetic daily snapshots in the feature-table layout (``features/engagement/
-date=YYYY-MM-DD/part-0.parquet``: ``recipient_id``, ``event_timestamp``, ``created_at`` and 30
-engagement features, one row per recipient and day) and a Parquet file of labelled sends with
-random recipients and send times, then measures, each in its own child process under
+Writes synthetic daily snapshots in the feature-table layout, a chunk per day
+(``features/engagement/snapshots-YYYYMMDD-YYYYMMDD/part-0.parquet``: ``recipient_id``,
+``event_timestamp``, ``created_at`` and 30 engagement features, one row per recipient and
+day) and a Parquet file of labelled sends with random recipients and send times, then
+measures, each in its own child process under
 ``/usr/bin/time -v`` so that each has its own peak RSS:
 
 * ``training_frame``: :func:`features.retrieval.training_frame` (keys pass, as-of match with

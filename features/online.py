@@ -665,19 +665,20 @@ class SqliteFeatureClient(CachedFeatureClient):
 
     Notes
     -----
-    A cold read of fewer than :data:`PACKED_MIN_KEYS` keys reads the keys' prepared rows
-    (:mod:`features.prepared`: one blob per key and view, which :func:`features.store.materialize`
-    makes and triggers drop when Feast's rows change), one key lookup each. A key without them
-    (unknown, changed since the last materialization, or holding a value of another form), or
-    a store without them, is read from Feast's rows: one statement for every view together (a
-    ``UNION ALL``), the value blobs of the requested features decoded through a
-    :class:`DecodedValues` memo shared by every read of the client. A read of more
-    keys has SQLite pack each key's values into one blob per view (:func:`_packed_select`),
-    per 500 keys in key order, and decodes them all at once (:mod:`features.packed_values`);
-    a key whose rows are incomplete or hold a form the bulk decoder leaves to protobuf is read
-    row by row. Packed reads walk the covering index (:func:`cover_index`) that
-    :func:`features.store.materialize` adds, which holds every column they read, or, in a
-    store without it, Feast's primary-key index and a table lookup per value.
+    A cold read takes the keys' prepared rows (:mod:`features.prepared`: one blob per key and
+    view, which :func:`features.store.materialize` makes and triggers drop when Feast's rows
+    change), one key lookup each, 500 keys per statement. Keys without them (unknown, changed
+    since the last materialization, or holding a value of another form), or all keys of a
+    store without them, are read from Feast's rows. Fewer than :data:`PACKED_MIN_KEYS` of
+    them are read in one statement for every view together (a ``UNION ALL``), the value blobs
+    of the requested features decoded through a :class:`DecodedValues` memo shared by every
+    read of the client. More have SQLite pack each key's values into one blob per view
+    (:func:`_packed_select`), per 500 keys in key order, decoded all at once
+    (:mod:`features.packed_values`); a key whose rows are incomplete or hold a form the bulk
+    decoder leaves to protobuf is read row by row. Packed reads walk the covering index
+    (:func:`cover_index`) that :func:`features.store.materialize` adds, which holds every
+    column they read, or, in a store without it, Feast's primary-key index and a table lookup
+    per value.
     """
 
     def __init__(
@@ -828,20 +829,24 @@ class SqliteFeatureClient(CachedFeatureClient):
 
     def _load(self, recipient_ids: Sequence[str]) -> dict[str, FeatureRow]:
         keys = [self._key(rid) for rid in recipient_ids]
-        packed = self._read_packed(keys, self._layout)
-        if packed is not None:
-            return dict(zip(recipient_ids, packed, strict=True))
         prepared = self._prepared.read(keys)
         if len(prepared) == len(keys):
             return dict(zip(recipient_ids, map(prepared.__getitem__, keys), strict=True))
-        # Recipients without a prepared row (unknown, or a value of another form): row by row.
-        found = self._rows(self._tables, [key for key in keys if key not in prepared])
-        names, defaults = self.features, self._defaults
-        rows = {
-            rid: prepared[key] if key in prepared else self._fill(found[key], names, defaults)
+        # Recipients without a prepared row (unknown, changed since the last materialization,
+        # a value of another form, or a store without them): packed when they are many, else
+        # row by row.
+        rest = [key for key in keys if key not in prepared]
+        packed = self._read_packed(rest, self._layout)
+        if packed is not None:
+            found = dict(zip(rest, packed, strict=True))
+        else:
+            rows = self._rows(self._tables, rest)
+            names, defaults = self.features, self._defaults
+            found = {key: self._fill(rows[key], names, defaults) for key in rest}
+        return {
+            rid: prepared[key] if key in prepared else found[key]
             for rid, key in zip(recipient_ids, keys, strict=True)
         }
-        return rows
 
     def _packs(self, keys: Sequence[bytes], layout: _PackedLayout) -> tuple[str, ...] | None:
         """The index to walk in each of ``layout``'s tables to read ``keys`` packed, or

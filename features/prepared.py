@@ -263,11 +263,13 @@ class PreparedReader:
             return {}
         layouts, pick = state
         # Every table of a key in one seek of the primary key's prefix (another project's
-        # tables, if any, are left aside below).
-        got = self._conn.execute(_select(len(keys)), keys).fetchall()
+        # tables, if any, are left aside below), a statement per _CHUNK keys (SQLite bounds
+        # the parameters of one).
         blobs: dict[bytes, dict[str, bytes]] = {}
-        for key, table, blob in got:
-            blobs.setdefault(key, {})[table] = blob
+        for start in range(0, len(keys), _CHUNK):
+            chunk = keys[start : start + _CHUNK]
+            for key, table, blob in self._conn.execute(_select(len(chunk)), chunk):
+                blobs.setdefault(key, {})[table] = blob
         rows = {}
         for key, held in blobs.items():
             values: tuple[FeatureValue, ...] = ()
@@ -281,6 +283,10 @@ class PreparedReader:
                 # zip costs a third of the row here.
                 rows[key] = dict(zip(self._features, pick(values)))  # noqa: B905
         return rows
+
+
+#: Keys per statement of a read.
+_CHUNK = 500
 
 
 @functools.lru_cache(maxsize=64)

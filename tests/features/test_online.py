@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import features.online
+import features.prepared
 from features.engineering.tables import (
     DEFAULTS,
     ENGAGEMENT_FEATURES,
@@ -327,6 +328,7 @@ def test_a_variant_table_created_later_is_read_once_the_store_changes(
     assert client.variant_features_many({"r001": VARIANTS}) == expected
 
 
+@pytest.mark.usefixtures("without_prepared")
 @pytest.mark.parametrize("packed_min_keys", [1, 10**9])
 def test_packed_and_row_by_row_reads_return_exactly_what_feast_returns(
     built_world: World, monkeypatch: pytest.MonkeyPatch, packed_min_keys: int
@@ -355,6 +357,7 @@ def test_packed_and_row_by_row_reads_return_exactly_what_feast_returns(
     assert bool(packed_calls) == (packed_min_keys == 1)
 
 
+@pytest.mark.usefixtures("without_prepared")
 def test_values_the_bulk_decoder_leaves_aside_are_read_through_protobuf(
     world_copy: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -384,6 +387,13 @@ def test_values_the_bulk_decoder_leaves_aside_are_read_through_protobuf(
 ONLINE_TABLES = [
     f"inboxlab_{view}" for view in ("recipient_engagement", "recipient_send_time", VARIANT_VIEW)
 ]
+
+
+@pytest.fixture
+def without_prepared(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reads as from a store without prepared rows (:mod:`features.prepared`), which reads
+    take first: Feast's rows, packed or row by row."""
+    monkeypatch.setattr(features.prepared.PreparedReader, "read", lambda self, keys: {})
 
 
 def _packed_walks(client: SqliteFeatureClient, read: Callable[[], object]) -> dict[str, str]:
@@ -419,6 +429,7 @@ def _cover_walk(table: str) -> str:
     return f"SEARCH {table} USING COVERING INDEX {cover_index(table)} (entity_key=?)"
 
 
+@pytest.mark.usefixtures("without_prepared")
 def test_materialize_adds_the_covering_indexes_that_packed_reads_walk(
     built_world: World,
 ) -> None:
@@ -450,6 +461,7 @@ def test_materialize_adds_the_covering_indexes_that_packed_reads_walk(
             ]
 
 
+@pytest.mark.usefixtures("without_prepared")
 def test_reads_with_and_without_the_covering_index_equal_feast(world_copy: Settings) -> None:
     path = online_db_path(world_copy)
     feast_client = FeastFeatureClient.from_settings(world_copy)
@@ -483,6 +495,7 @@ def test_reads_with_and_without_the_covering_index_equal_feast(world_copy: Setti
     assert walks(client) == {table: _cover_walk(table) for table in ONLINE_TABLES}
 
 
+@pytest.mark.usefixtures("without_prepared")
 def test_feast_writes_after_the_covering_index_keep_it_current(world_copy: Settings) -> None:
     client = SqliteFeatureClient(world_copy, ENGAGEMENT_FEATURES, max_entries=1)
     feast_client = FeastFeatureClient.from_settings(world_copy, ENGAGEMENT_FEATURES)

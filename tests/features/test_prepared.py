@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+import features.online
+import features.prepared
 from features.engineering.tables import ENGAGEMENT_FEATURES, SEND_TIME_FEATURES
 from features.online import (
     FeastFeatureClient,
@@ -97,6 +99,34 @@ def test_single_reads_come_from_prepared_rows_and_equal_feast(
     assert partial._prepared.usable
     assert list(partial._load(["r007"])["r007"]) == subset
     assert partial._load(["r007"])["r007"] == {n: expected["r007"][n] for n in subset}
+
+
+def test_reads_of_many_come_from_prepared_rows_and_the_rest_from_feasts_rows(
+    world: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(features.online, "PACKED_MIN_KEYS", 2)
+    client = SqliteFeatureClient(world, max_entries=1)
+    expected = FeastFeatureClient.from_settings(world).get_many([*STORED, "nobody"])
+    _no_row_reads(client, monkeypatch)
+    monkeypatch.setattr(features.prepared, "_CHUNK", 7)  # 40 recipients: six statements
+    assert client._load(STORED) == {rid: expected[rid] for rid in STORED}
+    # Recipients without prepared rows: packed when many, row by row when one.
+    with sqlite3.connect(online_db_path(world)) as conn:
+        conn.execute(
+            f"DELETE FROM {PREPARED_TABLE} WHERE entity_key IN (?, ?)",
+            (entity_key("r003"), entity_key("r017")),
+        )
+    packed: list[list[bytes]] = []
+    read_packed = client._read_packed
+
+    def counted(keys: list[bytes], layout: object) -> object:
+        packed.append(list(keys))
+        return read_packed(keys, layout)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(client, "_read_packed", counted)
+    ids = [*STORED, "nobody"]
+    assert client._load(ids) == expected
+    assert packed == [[entity_key(r) for r in ("r003", "r017", "nobody")]]
 
 
 def test_unknown_recipients_fall_back_to_the_defaults(built_world: World) -> None:
