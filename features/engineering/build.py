@@ -264,6 +264,18 @@ def _publish(staging: Path, final: Path) -> None:
         shutil.rmtree(staging)
 
 
+def _drop_unfinished(settings: Settings, first: date) -> None:
+    """Remove the chunks of a build that stopped before it published ``engagement``: their
+    days, from ``first`` on, are built again, perhaps in chunks of other spans."""
+    for table in FEATURE_TABLES:
+        for start, end in snapshot_spans(settings, table):
+            if end >= first:
+                logger.info(
+                    "removing %s snapshots %s to %s of an unfinished build", table, start, end
+                )
+                shutil.rmtree(snapshot_dir(settings, table, start, end))
+
+
 def _chunks(first: date, last: date, size: int) -> list[tuple[date, date]]:
     out: list[tuple[date, date]] = []
     start = first
@@ -349,6 +361,7 @@ def build_features(
         logger.info("feature tables are up to date")
         return BuildResult()
     first, last = span
+    _drop_unfinished(settings, first)
     chunks = _chunks(first, last, max(1, chunk_days))
     total_days = (last - first).days + 1
     created = datetime.now(UTC).isoformat()

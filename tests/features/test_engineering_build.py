@@ -192,6 +192,30 @@ def test_a_chunk_being_written_is_not_read(
     assert existing_days(settings) == [date(2026, 3, d) for d in (2, 3, 4, 5)]
 
 
+def test_a_build_cut_short_before_engagement_is_built_again(
+    small_log: Callable[[], list[Row]], settings: Settings
+) -> None:
+    # ``engagement`` is published last: a build stopped before it leaves the other tables'
+    # chunks, which the next build (here over a longer span) replaces.
+    small_log()
+    build_features(settings, until=date(2026, 3, 5))
+    expected = _sorted_table(settings, "send_time")
+    chunk = table_dir(settings, "engagement") / "snapshots-20260302-20260305"
+    shutil.rmtree(chunk)
+    assert existing_days(settings) == []
+    build_features(settings, until=date(2026, 3, 5))
+    assert [d.name for d in table_dir(settings, "send_time").iterdir()] == [chunk.name]
+    pd.testing.assert_frame_equal(
+        _sorted_table(settings, "send_time"), expected, check_exact=False, rtol=1e-12
+    )
+    shutil.rmtree(chunk)
+    build_features(settings, until=date(2026, 3, 7))
+    assert [d.name for d in table_dir(settings, "send_time").iterdir()] == [
+        "snapshots-20260302-20260307"
+    ]
+    assert len(read_table(settings, "send_time")) == len(read_table(settings, "engagement"))
+
+
 def test_fatigue_consent_and_local_profile(settings: Settings) -> None:
     write_recipients(settings, {"a": "Asia/Tokyo", "b": "Nowhere/Land"})
     day = START + timedelta(days=1)
