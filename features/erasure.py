@@ -11,7 +11,12 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
-from features.engineering.tables import FEATURE_TABLES, migrate_layout, table_files
+from features.engineering.tables import (
+    FEATURE_TABLES,
+    locked_tables,
+    migrate_layout,
+    table_files,
+)
 from features.events import EventLog
 from features.events.log import rewrite_without
 from features.online import entity_key, variant_key_prefix
@@ -37,12 +42,15 @@ def erase_recipient(
     settings: Settings, recipient_id: str, *, project: str = DEFAULT_PROJECT
 ) -> FeatureErasure:
     """Remove ``recipient_id`` from the event log, feature tables, directory and online store."""
-    events = EventLog(settings.events_dir).erase(recipient_id)
-    migrate_layout(settings)  # tables of earlier versions are erased too
-    feature_rows = 0
-    for table in FEATURE_TABLES:
-        files = table_files(settings, table)
-        feature_rows += rewrite_without(files, "recipient_id", recipient_id)
+    # After a running build has published (its files are then rewritten), before the next
+    # one reads the log.
+    with locked_tables(settings):
+        events = EventLog(settings.events_dir).erase(recipient_id)
+        migrate_layout(settings)  # tables of earlier versions are erased too
+        feature_rows = 0
+        for table in FEATURE_TABLES:
+            files = table_files(settings, table)
+            feature_rows += rewrite_without(files, "recipient_id", recipient_id)
     directory = settings.recipients_path
     directory_rows = (
         rewrite_without([directory], "recipient_id", recipient_id) if directory.exists() else 0

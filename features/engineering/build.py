@@ -44,6 +44,7 @@ from features.engineering.tables import (
     FEATURE_TABLES,
     SEND_TIME_TABLE,
     WINDOWS,
+    locked_tables,
     migrate_layout,
     snapshot_dir,
     snapshot_spans,
@@ -352,6 +353,29 @@ def build_features(
     NotFoundError
         When the event log is missing or empty.
     """
+    # Another build of the same tables waits, then finds the days it would build done.
+    with locked_tables(settings):
+        return _build(
+            settings,
+            until=until,
+            rebuild=rebuild,
+            chunk_days=chunk_days,
+            rows_per_pass=rows_per_pass,
+            progress=progress,
+            memory_limit=memory_limit,
+        )
+
+
+def _build(
+    settings: Settings,
+    *,
+    until: date | None,
+    rebuild: bool,
+    chunk_days: int,
+    rows_per_pass: int,
+    progress: Progress | None,
+    memory_limit: str,
+) -> BuildResult:
     if rebuild:
         for table in FEATURE_TABLES:
             shutil.rmtree(table_dir(settings, table), ignore_errors=True)

@@ -28,7 +28,11 @@ sees the same cold start in training and in serving.
 
 from __future__ import annotations
 
+import fcntl
 import re
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Final
@@ -60,6 +64,7 @@ __all__ = [
     "feature_type",
     "features_dir",
     "hour_window",
+    "locked_tables",
     "migrate_layout",
     "send_hour_bucket",
     "snapshot_dir",
@@ -277,3 +282,24 @@ def migrate_layout(settings: Settings) -> int:
             path.rename(snapshot_dir(settings, table, day, day))
             moved += 1
     return moved
+
+
+@contextmanager
+def locked_tables(settings: Settings) -> Iterator[None]:
+    """Hold the feature tables for a writer: one build or erasure at a time, the others wait.
+
+    An erasure waits for a build to publish, then rewrites its files; a build that starts
+    after an erasure reads the log without the person. Once held, the staging directories a
+    killed build left behind (``_staging-*``) are removed.
+    """
+    directory = features_dir(settings)
+    directory.mkdir(parents=True, exist_ok=True)
+    with (directory / ".write.lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            for table in FEATURE_TABLES:
+                for staging in table_dir(settings, table).glob("_staging-*"):
+                    shutil.rmtree(staging, ignore_errors=True)
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import shutil
+import threading
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -25,11 +26,13 @@ from features.engineering.sql import (
 )
 from features.engineering.tables import (
     NEVER_DAYS,
+    locked_tables,
     migrate_layout,
     table_dir,
     table_files,
     table_glob,
 )
+from features.erasure import erase_recipient
 from inboxlab.errors import NotFoundError
 from inboxlab.settings import Settings
 from tests.features.conftest import START, Row, event, write_events, write_recipients
@@ -214,6 +217,30 @@ def test_a_build_cut_short_before_engagement_is_built_again(
         "snapshots-20260302-20260307"
     ]
     assert len(read_table(settings, "send_time")) == len(read_table(settings, "engagement"))
+
+
+def test_writers_of_the_tables_take_turns_and_clear_a_killed_builds_staging(
+    small_log: Callable[[], list[Row]], settings: Settings
+) -> None:
+    small_log()
+    build_features(settings, until=date(2026, 3, 5))
+    results: list[object] = []
+    with locked_tables(settings):  # another writer (a build or an erasure) is running
+        dead = table_dir(settings, "send_time") / "_staging-killed"  # left by a killed writer
+        dead.mkdir()
+        (dead / "part-0.parquet").write_bytes(b"half a file")
+        builder = threading.Thread(target=lambda: results.append(build_features(settings)))
+        eraser = threading.Thread(target=lambda: results.append(erase_recipient(settings, "a")))
+        builder.start()
+        eraser.start()
+        builder.join(timeout=0.5)
+        eraser.join(timeout=0.5)
+        assert builder.is_alive() and eraser.is_alive() and not results  # both wait
+        assert dead.exists()
+    builder.join()
+    eraser.join()
+    assert len(results) == 2 and not dead.exists()
+    assert existing_days(settings)[-1] > date(2026, 3, 5)
 
 
 def test_fatigue_consent_and_local_profile(settings: Settings) -> None:
