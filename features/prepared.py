@@ -6,8 +6,9 @@ recipient walks about 110 rows of two tables and builds twice as many Python obj
 :func:`prepare` writes, after each materialization, one row per (entity, table) in
 :data:`PREPARED_TABLE`: the entity's values of every feature of the table, packed with
 :mod:`struct` (``q`` for an int, ``d`` for a float, the strings after them, NUL-separated).
-:class:`PreparedReader` reads a few entities with one index lookup each and one
-``struct.unpack_from`` per table.
+:class:`PreparedReader` reads entities with one index lookup each, 500 per statement, and
+one ``struct.unpack_from`` per table: every cold read of the client, of one recipient or of
+thousands (a read of 1,000 took half the time of the packed read of Feast's rows).
 
 **The same values as Feast's rows.** A prepared row is made from the entity's Feast rows as
 the packed reads of :class:`features.online.SqliteFeatureClient` make them (the same packing

@@ -290,7 +290,7 @@ def materialize(
         tables = [f"{project}_{view}" for view in (*views, VARIANT_VIEW)]
         try:
             add_cover_indexes(online_db_path(settings), dict.fromkeys(tables))
-            # The single reads' prepared rows of the recipient views (features.prepared):
+            # The cold reads' prepared rows of the recipient views (features.prepared):
             # the entities just written lost theirs.
             prepare(online_db_path(settings), feature_tables(project))
         except sqlite3.Error as exc:
