@@ -279,7 +279,10 @@ def migrate_layout(settings: Settings) -> int:
                 day = date.fromisoformat(path.name.removeprefix("date="))
             except ValueError:
                 continue
-            path.rename(snapshot_dir(settings, table, day, day))
+            try:
+                path.rename(snapshot_dir(settings, table, day, day))
+            except FileNotFoundError:  # another process renamed it first
+                continue
             moved += 1
     return moved
 
