@@ -182,11 +182,16 @@ def test_tables_of_the_day_layout_are_renamed_and_read_the_same(
     assert build_features(old).days == build_features(settings).days
 
 
-def test_a_chunk_being_written_is_not_read(
-    small_log: Callable[[], list[Row]], settings: Settings
-) -> None:
+@pytest.fixture
+def four_days(small_log: Callable[[], list[Row]], settings: Settings) -> Settings:
+    """The small log's tables built up to 2026-03-05: one chunk of four snapshot days."""
     small_log()
     build_features(settings, until=date(2026, 3, 5))
+    return settings
+
+
+def test_a_chunk_being_written_is_not_read(four_days: Settings) -> None:
+    settings = four_days
     files = table_files(settings, "engagement")
     staging = table_dir(settings, "engagement") / "_staging-0"
     staging.mkdir()
@@ -195,13 +200,10 @@ def test_a_chunk_being_written_is_not_read(
     assert existing_days(settings) == [date(2026, 3, d) for d in (2, 3, 4, 5)]
 
 
-def test_a_build_cut_short_before_engagement_is_built_again(
-    small_log: Callable[[], list[Row]], settings: Settings
-) -> None:
+def test_a_build_cut_short_before_engagement_is_built_again(four_days: Settings) -> None:
     # ``engagement`` is published last: a build stopped before it leaves the other tables'
     # chunks, which the next build (here over a longer span) replaces.
-    small_log()
-    build_features(settings, until=date(2026, 3, 5))
+    settings = four_days
     expected = _sorted_table(settings, "send_time")
     chunk = table_dir(settings, "engagement") / "snapshots-20260302-20260305"
     shutil.rmtree(chunk)
@@ -220,10 +222,9 @@ def test_a_build_cut_short_before_engagement_is_built_again(
 
 
 def test_writers_of_the_tables_take_turns_and_clear_a_killed_builds_staging(
-    small_log: Callable[[], list[Row]], settings: Settings
+    four_days: Settings,
 ) -> None:
-    small_log()
-    build_features(settings, until=date(2026, 3, 5))
+    settings = four_days
     results: list[object] = []
     with locked_tables(settings):  # another writer (a build or an erasure) is running
         dead = table_dir(settings, "send_time") / "_staging-killed"  # left by a killed writer
