@@ -43,6 +43,7 @@ from features.engineering.tables import DEFAULTS, FeatureValue, feature_type
 from features.packed_values import NULL_VALUE, decode_packed
 
 __all__ = [
+    "KEYS_PER_STATEMENT",
     "LAYOUT_TABLE",
     "PREPARED_TABLE",
     "Forget",
@@ -64,6 +65,9 @@ _CODES = {int: "q", float: "d", str: "s"}
 _TYPES = {code: kind for kind, code in _CODES.items()}
 #: Entities prepared per write transaction.
 _BATCH = 2_000
+#: Keys per statement of a read of many keys (here and in :mod:`features.online`): SQLite
+#: caps the bound parameters of one.
+KEYS_PER_STATEMENT: Final = 500
 
 
 def trigger_names(table: str) -> tuple[str, str, str]:
@@ -224,12 +228,6 @@ class PreparedReader:
 
     def _look_up(self) -> tuple[tuple[PreparedLayout, ...], Any] | None:
         try:
-            triggers = {
-                name
-                for (name,) in self._conn.execute(
-                    "SELECT name FROM sqlite_master WHERE type = 'trigger'"
-                )
-            }
             stored = dict(
                 (table, (names, codes))
                 for table, names, codes in self._conn.execute(
@@ -240,7 +238,7 @@ class PreparedReader:
             return None
         layouts = []
         for table in self._tables:
-            if table not in stored or not set(trigger_names(table)) <= triggers:
+            if table not in stored or not _guarded(self._conn, table):
                 return None
             names, codes = stored[table]
             layouts.append(PreparedLayout(table, tuple(names.split(",")), codes))
@@ -264,11 +262,10 @@ class PreparedReader:
             return {}
         layouts, pick = state
         # Every table of a key in one seek of the primary key's prefix (another project's
-        # tables, if any, are left aside below), a statement per _CHUNK keys (SQLite bounds
-        # the parameters of one).
+        # tables, if any, are left aside below), KEYS_PER_STATEMENT keys per statement.
         blobs: dict[bytes, dict[str, bytes]] = {}
-        for start in range(0, len(keys), _CHUNK):
-            chunk = keys[start : start + _CHUNK]
+        for start in range(0, len(keys), KEYS_PER_STATEMENT):
+            chunk = keys[start : start + KEYS_PER_STATEMENT]
             for key, table, blob in self._conn.execute(_select(len(chunk)), chunk):
                 blobs.setdefault(key, {})[table] = blob
         rows = {}
@@ -284,10 +281,6 @@ class PreparedReader:
                 # zip costs a third of the row here.
                 rows[key] = dict(zip(self._features, pick(values)))  # noqa: B905
         return rows
-
-
-#: Keys per statement of a read.
-_CHUNK = 500
 
 
 @functools.lru_cache(maxsize=64)
@@ -398,14 +391,16 @@ def _scan(table: str, index: str, n_names: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class _Walk:
-    """How one table's entities are read for preparing: the index walked, and where each
-    value of the walk (in name order) goes in the layout, with its default for a null."""
+    """How one table's entities are read for preparing: the statement walking its index, and
+    where each value of the walk (in name order) goes in the layout, with its default for a
+    null."""
 
     layout: PreparedLayout
-    index: str
     by_name: tuple[str, ...]
     order: tuple[int, ...]
     defaults: tuple[FeatureValue, ...]
+    #: The statement reading the next batch (:func:`_scan`).
+    scan: str
 
     @classmethod
     def of(cls, conn: sqlite3.Connection, layout: PreparedLayout, cover: str) -> _Walk | None:
@@ -424,7 +419,7 @@ class _Walk:
             if "TEMP B-TREE" not in plan:
                 order = tuple(by_name.index(n) for n in layout.names)
                 defaults = tuple(DEFAULTS.get(n, feature_type(n)(0)) for n in by_name)
-                return cls(layout, index, by_name, order, defaults)
+                return cls(layout, by_name, order, defaults, sql)
         logger.warning("online table %s cannot be prepared (plan: %s)", table, plan)
         return None
 
@@ -432,8 +427,7 @@ class _Walk:
         """Prepare the next batch of entities after ``after``; return how many were stored
         and the last key walked (``None`` at the end of the table)."""
         layout, table = self.layout, self.layout.table
-        sql = _scan(table, self.index, len(self.by_name))
-        batch = conn.execute(sql, [*self.by_name, after]).fetchall()
+        batch = conn.execute(self.scan, [*self.by_name, after]).fetchall()
         if not batch:
             return 0, None
         keys = [key for key, _ in batch]

@@ -355,83 +355,84 @@ def build_features(
     """
     # Another build of the same tables waits, then finds the days it would build done.
     with locked_tables(settings):
-        return _build(
-            settings,
-            until=until,
-            rebuild=rebuild,
-            chunk_days=chunk_days,
-            rows_per_pass=rows_per_pass,
-            progress=progress,
-            memory_limit=memory_limit,
-        )
-
-
-def _build(
-    settings: Settings,
-    *,
-    until: date | None,
-    rebuild: bool,
-    chunk_days: int,
-    rows_per_pass: int,
-    progress: Progress | None,
-    memory_limit: str,
-) -> BuildResult:
-    if rebuild:
-        for table in FEATURE_TABLES:
-            shutil.rmtree(table_dir(settings, table), ignore_errors=True)
-    migrate_layout(settings)
-    span = snapshot_range(settings, until=until, rebuild=rebuild)
-    if span is None:
-        logger.info("feature tables are up to date")
-        return BuildResult()
-    first, last = span
-    _drop_unfinished(settings, first)
-    chunks = _chunks(first, last, max(1, chunk_days))
-    total_days = (last - first).days + 1
-    created = datetime.now(UTC).isoformat()
-    rows = dict.fromkeys(FEATURE_TABLES, 0)
-    done = 0
-    if progress:
-        progress(0, total_days)
-    for start, end in chunks:
-        chunk = (end - start).days + 1
-        con = _connect(memory_limit)
-        staging = {
-            t: table_dir(settings, t) / f"_staging-{uuid.uuid4().hex}" for t in FEATURE_TABLES
-        }
-        try:
-            register_inputs(con, settings, start, end)
-            lo, hi = day_num(start), day_num(end)
-            run_statements(con, shared_statements(lo, hi))
-            passes, max_events = _recipient_passes(con, lo, hi, rows_per_pass)
-            for i, recipients in enumerate(passes):
-                statements = recipient_statements(
-                    lo, hi, max_events=max_events, recipients=recipients
-                )
-                run_statements(con, statements, views=RECIPIENT_TABLES)
-                for table in RECIPIENT_TABLES:
-                    rows[table] += _write(con, table, staging[table], i, created)
-                if progress and i + 1 < len(passes):
-                    progress(done + chunk * (i + 1) // len(passes), total_days)
-            run_statements(con, variant_statements(day_num(start), day_num(end)))
+        if rebuild:
             for table in FEATURE_TABLES:
-                if table not in RECIPIENT_TABLES:
-                    rows[table] += _write(con, table, staging[table], 0, created)
-            # The table that says which days are built (``existing_days``) comes last, so a
-            # crash in between leaves the chunk to be built again.
-            for table in sorted(staging, key=lambda t: t == ENGAGEMENT_TABLE):
-                if staging[table].exists():
-                    _publish(staging[table], snapshot_dir(settings, table, start, end))
-        finally:
-            con.close()
-            for directory in staging.values():
-                shutil.rmtree(directory, ignore_errors=True)
-        done += chunk
+                shutil.rmtree(table_dir(settings, table), ignore_errors=True)
+        migrate_layout(settings)
+        span = snapshot_range(settings, until=until, rebuild=rebuild)
+        if span is None:
+            logger.info("feature tables are up to date")
+            return BuildResult()
+        first, last = span
+        _drop_unfinished(settings, first)
+        total_days = (last - first).days + 1
+        created = datetime.now(UTC).isoformat()
+        rows = dict.fromkeys(FEATURE_TABLES, 0)
+        done = 0
         if progress:
-            progress(done, total_days)
+            progress(0, total_days)
+        for start, end in _chunks(first, last, max(1, chunk_days)):
+            chunk = (end - start).days + 1
+
+            def passed(k: int, n: int, done: int = done, chunk: int = chunk) -> None:
+                if progress:
+                    progress(done + chunk * k // n, total_days)
+
+            written = _build_chunk(
+                settings, start, end, rows_per_pass, memory_limit, created, on_pass=passed
+            )
+            for table, n in written.items():
+                rows[table] += n
+            done += chunk
+            if progress:
+                progress(done, total_days)
     days = tuple(first + timedelta(days=i) for i in range(total_days))
     logger.info("built %d snapshot days (%s to %s): %s", total_days, first, last, rows)
     return BuildResult(days=days, rows=rows)
+
+
+def _build_chunk(
+    settings: Settings,
+    start: date,
+    end: date,
+    rows_per_pass: int,
+    memory_limit: str,
+    created: str,
+    *,
+    on_pass: Callable[[int, int], None],
+) -> dict[str, int]:
+    """Build and publish the snapshots ``start`` to ``end`` on a connection of their own;
+    return the rows written per table. ``on_pass(k, n)`` is told after pass ``k`` of ``n``
+    but the last."""
+    rows = dict.fromkeys(FEATURE_TABLES, 0)
+    con = _connect(memory_limit)
+    staging = {t: table_dir(settings, t) / f"_staging-{uuid.uuid4().hex}" for t in FEATURE_TABLES}
+    try:
+        register_inputs(con, settings, start, end)
+        lo, hi = day_num(start), day_num(end)
+        run_statements(con, shared_statements(lo, hi))
+        passes, max_events = _recipient_passes(con, lo, hi, rows_per_pass)
+        for i, recipients in enumerate(passes):
+            statements = recipient_statements(lo, hi, max_events=max_events, recipients=recipients)
+            run_statements(con, statements, views=RECIPIENT_TABLES)
+            for table in RECIPIENT_TABLES:
+                rows[table] += _write(con, table, staging[table], i, created)
+            if i + 1 < len(passes):
+                on_pass(i + 1, len(passes))
+        run_statements(con, variant_statements(lo, hi))
+        for table in FEATURE_TABLES:
+            if table not in RECIPIENT_TABLES:
+                rows[table] += _write(con, table, staging[table], 0, created)
+        # The table that says which days are built (``existing_days``) comes last, so a
+        # crash in between leaves the chunk to be built again.
+        for table in sorted(staging, key=lambda t: t == ENGAGEMENT_TABLE):
+            if staging[table].exists():
+                _publish(staging[table], snapshot_dir(settings, table, start, end))
+    finally:
+        con.close()
+        for directory in staging.values():
+            shutil.rmtree(directory, ignore_errors=True)
+    return rows
 
 
 def run_statements(

@@ -242,7 +242,7 @@ def test_many_keys_are_read_in_chunks(built_world: World, monkeypatch: pytest.Mo
     reference = SqliteFeatureClient(settings)
     expected = reference.get_many(IDS)
     expected_variants = reference.variant_features_many({rid: VARIANTS for rid in IDS})
-    monkeypatch.setattr(features.online, "_CHUNK", 8)  # the last chunk is a partial one
+    monkeypatch.setattr(features.online, "KEYS_PER_STATEMENT", 8)  # the last chunk is a partial one
     chunked = SqliteFeatureClient(settings)
     second: list[str] = []
     chunked._second_connection()[1].set_trace_callback(second.append)

@@ -108,7 +108,7 @@ def test_reads_of_many_come_from_prepared_rows_and_the_rest_from_feasts_rows(
     client = SqliteFeatureClient(world, max_entries=1)
     expected = FeastFeatureClient.from_settings(world).get_many([*STORED, "nobody"])
     _no_row_reads(client, monkeypatch)
-    monkeypatch.setattr(features.prepared, "_CHUNK", 7)  # 40 recipients: six statements
+    monkeypatch.setattr(features.prepared, "KEYS_PER_STATEMENT", 7)  # 40 recipients: six statements
     assert client._load(STORED) == {rid: expected[rid] for rid in STORED}
     # Recipients without prepared rows: packed when many, row by row when one.
     with sqlite3.connect(online_db_path(world)) as conn:
