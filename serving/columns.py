@@ -3,7 +3,7 @@ read by every model and by the send-time profile."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from operator import itemgetter
 from typing import Any
 
@@ -13,10 +13,26 @@ from numpy.typing import NDArray
 from features.engineering.tables import DEFAULTS
 from features.online import FeatureRow
 
-__all__ = ["FeatureBlock"]
+__all__ = ["FeatureBlock", "values_of"]
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
+
+
+def values_of(names: Sequence[str]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """``mapping -> (mapping[name] for name in names)`` as a tuple, in one C-level call
+    (``KeyError`` when a name is missing): ``operator.itemgetter``, which gives a bare value
+    for a single name, made uniform.
+
+    >>> values_of(["b", "a"])({"a": 1, "b": 2}), values_of(["a"])({"a": 1}), values_of([])({})
+    ((2, 1), (1,), ())
+    """
+    if len(names) == 0:
+        return lambda _: ()
+    if len(names) == 1:
+        (name,) = names
+        return lambda mapping: (mapping[name],)
+    return itemgetter(*names)
 
 
 class FeatureBlock:
@@ -34,9 +50,8 @@ class FeatureBlock:
         names = self.numeric
         if not names:
             return np.empty((len(rows), 0))
-        take = itemgetter(*names)
         try:  # every row has every name (the clients fill defaults): one C-level call a row
-            values = [take(r) for r in rows] if len(names) > 1 else [(take(r),) for r in rows]
+            values = list(map(values_of(names), rows))
         except KeyError:
             values = [tuple(r.get(n) for n in names) for r in rows]
         return np.array(values, dtype=np.float64).reshape(len(rows), len(names))

@@ -24,21 +24,29 @@ that errors each give a documented fallback and a reason in ``reasons``:
 from __future__ import annotations
 
 import logging
-from collections.abc import Container, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
-from features.engineering.tables import DEFAULTS, VARIANT_DEFAULTS, FeatureValue
+from features.engineering.tables import (
+    DEFAULTS,
+    SEND_HOUR_RATES,
+    VARIANT_DEFAULTS,
+    FeatureValue,
+    feature_type,
+)
 from features.online import VIEW_OF_FEATURE, FeatureClient, FeatureRow, with_defaults
 from inboxlab.errors import InvalidInputError, NotFoundError
 from inboxlab.experiment import ExperimentDefinition
 from inboxlab.records import Action, DecisionRecord
 from inboxlab.settings import Settings
 from serving.budget import BudgetExceededError, Pending, ReadGuard
+from serving.columns import values_of
 from serving.eligibility import EligibilityConfig, RecipientState, evaluate
 from serving.ids import new_decision_id
 from serving.policy import VariantPolicy, engagement_tier
@@ -49,6 +57,7 @@ from serving.store import DecisionStore
 from serving.store.experiments import ExperimentStore
 from serving.store.writer import DecisionWriter
 from training.context import (
+    LATE_HOURS,
     LIFT_INPUTS,
     OPEN_DAYS,
     OPEN_HOURS,
@@ -86,6 +95,8 @@ class _Draft:
     # the engagement model needs them at the chosen hour; None without the model.
     context: dict[str, FloatArray] | None = None
     context_at: int = -1
+    # The local hour and weekday of send_at in the recipient's time zone.
+    local: tuple[int, int] = (0, 0)
 
 
 class DecisionEngine:
@@ -355,6 +366,10 @@ class DecisionEngine:
                 continue
             draft.send_at, draft.send_time_propensity = result.send_at, result.propensity
             draft.context_at = result.index
+            draft.local = (
+                int(cand.local_hour[result.index]),
+                int(cand.local_weekday[result.index]),
+            )
             draft.reasons.extend(result.reasons)
             if loaded is not None and result.score is not None:
                 draft.scores["p_open"] = float(loaded.model.calibrate(np.array([result.score]))[0])
@@ -368,9 +383,8 @@ class DecisionEngine:
         # derive its hour affinities itself (no send-time scoring to take them from).
         context = _chosen_context(live)
         columns = _columns([d.features for d in live], self._stored_inputs(context is None))
-        local = [_local(d) for d in live]
-        columns["local_hour"] = np.array([h for h, _ in local], dtype=float)
-        columns["local_weekday"] = np.array([w for _, w in local], dtype=float)
+        columns["local_hour"] = np.array([d.local[0] for d in live], dtype=float)
+        columns["local_weekday"] = np.array([d.local[1] for d in live], dtype=float)
         columns["variant_id"] = [d.variant_id for d in live]
         for kind, key in ((ModelKind.ENGAGEMENT, "p_click"), (ModelKind.PROPENSITY, "p_convert")):
             loaded = self.models.models.get(kind)
@@ -421,7 +435,7 @@ class DecisionEngine:
     def _record(
         self, draft: _Draft, versions: dict[str, str]
     ) -> tuple[DecisionRecord, Mapping[str, Any], DecisionResponse]:
-        scores = Scores(**{k: v for k, v in draft.scores.items() if v is not None})
+        values = {k: v for k, v in draft.scores.items() if v is not None}
         record = DecisionRecord(
             decision_id=draft.decision_id,
             recipient_id=draft.request.recipient_id,
@@ -434,7 +448,7 @@ class DecisionEngine:
             variant_propensity=draft.variant_propensity if draft.action is Action.SEND else None,
             send_at=draft.send_at,
             send_time_propensity=draft.send_time_propensity,
-            scores=scores.model_dump(exclude_none=True),
+            scores=values,
             model_versions=versions,
             segment=draft.segment,
             policy=draft.policy,
@@ -449,7 +463,11 @@ class DecisionEngine:
             variant_propensity=record.variant_propensity,
             send_at=record.send_at,
             send_time_propensity=record.send_time_propensity,
-            scores=scores,
+            scores=Scores.model_construct(
+                p_open=values.get("p_open"),
+                p_click=values.get("p_click"),
+                p_convert=values.get("p_convert"),
+            ),
             model_versions=versions,
         )
         # The row itself, not a copy: feature rows are read-only, and the store's JSON
@@ -506,29 +524,38 @@ def _chosen_context(live: Sequence[_Draft]) -> dict[str, FloatArray] | None:
     }
 
 
-def _columns(rows: Sequence[Mapping[str, Any]], names: Container[str]) -> dict[str, Any]:
+def _columns(rows: Sequence[Mapping[str, Any]], names: frozenset[str]) -> dict[str, Any]:
     """The ``names`` of feature rows as columns: text ones as lists, numeric ones as float
     arrays."""
     if not rows:
         return {}
-    first = rows[0]
-    text = [n for n, v in first.items() if n in names and isinstance(v, str)]
-    numbers = [n for n, v in first.items() if n in names and not isinstance(v, str)]
+    text, numbers, take = _stored_split(names)
+    try:  # a row from the store holds every feature: one C-level call a row
+        values = list(map(take, rows))
+    except KeyError:  # a client that serves some features only
+        first = rows[0]
+        text = tuple(n for n, v in first.items() if n in names and isinstance(v, str))
+        numbers = tuple(n for n, v in first.items() if n in names and not isinstance(v, str))
+        values = [tuple(r.get(n) for n in numbers) for r in rows]
     # One conversion for every numeric column; each column is a view into it (the rows of
     # the transpose, produced by iteration in C rather than one slice call per name).
-    block = np.array([[r.get(n) for n in numbers] for r in rows], dtype=float)
+    block = np.array(values, dtype=np.float64).reshape(len(rows), len(numbers))
     out: dict[str, Any] = dict(zip(numbers, block.T, strict=True))
     for name in text:
         out[name] = [r.get(name) for r in rows]
     return out
 
 
-def _local(draft: _Draft) -> tuple[int, int]:
-    from serving.scoring.send_time import zone
-
-    assert draft.send_at is not None
-    local = draft.send_at.astimezone(zone(draft.timezone))
-    return local.hour, local.weekday()
+@lru_cache(maxsize=16)
+def _stored_split(
+    names: frozenset[str],
+) -> tuple[tuple[str, ...], tuple[str, ...], Callable[[Mapping[str, Any]], tuple[Any, ...]]]:
+    """The stored features among ``names``: the text ones, the numeric ones and a getter of
+    the numeric ones' values."""
+    stored = sorted(n for n in names if n in DEFAULTS)
+    numbers = tuple(n for n in stored if feature_type(n) is not str)
+    text = tuple(n for n in stored if feature_type(n) is str)
+    return text, numbers, values_of(numbers)
 
 
 def _score_hours(
@@ -553,10 +580,11 @@ def _score_hours(
     if "local_weekday" in index:
         x[:, index["local_weekday"]] = days
     owners = np.repeat(np.arange(len(drafts)), sizes)
+    profiles = _profiles([d.features for d in drafts])
 
     def profile(names: Sequence[str]) -> FloatArray:
         # One row per draft: every hour of a draft reads the same profile.
-        return np.array([[float(d.features.get(n, DEFAULTS[n])) for n in names] for d in drafts])
+        return profiles[:, _PROFILE_SLICES[names]]
 
     context = context_features(profile, hours, days, owners)
     for name, values in context.items():
@@ -571,6 +599,31 @@ def _score_hours(
         draft.context = {name: values[start : start + n] for name, values in context.items()}
         start += n
     return out
+
+
+#: Where each group of :data:`PROFILE_COLUMNS` sits in the matrix of :func:`_profiles`.
+_PROFILE_SLICES: dict[Sequence[str], slice] = {}
+for _names in (OPEN_HOURS, OPEN_DAYS, LATE_HOURS, SEND_HOUR_RATES):
+    _at = PROFILE_COLUMNS.index(_names[0])
+    assert PROFILE_COLUMNS[_at : _at + len(_names)] == _names
+    _PROFILE_SLICES[_names] = slice(_at, _at + len(_names))
+_profile_values = values_of(PROFILE_COLUMNS)
+
+
+def _profiles(rows: Sequence[Mapping[str, Any]]) -> FloatArray:
+    """The :data:`PROFILE_COLUMNS` of feature rows, one matrix row each, a missing value at
+    its default.
+
+    A row from the store holds every feature: its values are taken in one C call. A partial
+    one (a client that returns only what it knows) is filled name by name.
+    """
+    try:
+        return np.array([_profile_values(r) for r in rows], dtype=np.float64)
+    except (KeyError, TypeError):
+        return np.array(
+            [[float(r.get(n, DEFAULTS[n])) for n in PROFILE_COLUMNS] for r in rows],
+            dtype=np.float64,
+        )
 
 
 def _profile_scores(features: Mapping[str, Any], cand: Candidates) -> FloatArray | None:

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from serving.columns import values_of
 from serving.scoring.native import RowScorer
 from serving.scoring.trees import NativeTrees, compile_trees
 
@@ -85,6 +86,7 @@ class CompiledModel:
         # calibrator is read out too: its predict() validates inputs at ~0.1 ms a call.
         self._calibrate = _calibration_function(fold.calibrators[0])
         self.features: tuple[str, ...] = (*self.categorical, *self.numeric)
+        self._numeric_values = values_of(self.numeric)
         self.index: dict[str, int] = {name: j for j, name in enumerate(self.features)}
 
     def matrix(self, columns: Mapping[str, Sequence[Any] | NDArray[Any]], n: int) -> FloatArray:
@@ -98,13 +100,17 @@ class CompiledModel:
             else:
                 x[:, j] = [codes.get(v, -1.0) for v in values]
         offset = len(self.categorical)
-        numeric = [columns.get(name) for name in self.numeric]
+        try:
+            numeric = self._numeric_values(columns)  # every name present: one C call
+        except KeyError:
+            numeric = tuple(columns.get(name) for name in self.numeric)
         try:
             # One conversion of every numeric column at once (columns of length n, or
-            # scalars when n is 1): far cheaper than one assignment per column.
-            block = np.array([np.nan if v is None else v for v in numeric], dtype=np.float64)
+            # scalars when n is 1): far cheaper than one assignment per column. A missing
+            # value (None) converts to NaN.
+            block = np.array(numeric, dtype=np.float64)
             x[:, offset:] = block.T if block.ndim == 2 else block
-        except ValueError:  # scalars mixed with columns: broadcast them one by one
+        except (ValueError, TypeError):  # scalars mixed with columns: broadcast one by one
             for j, values in enumerate(numeric):
                 x[:, offset + j] = np.nan if values is None else np.asarray(values, np.float64)
         return x
@@ -122,8 +128,12 @@ class CompiledModel:
         if k:
             codes = [(self._categories[c], c) for c in self.categorical]
             x[:, :k] = [[m.get(r.get(c), -1.0) for m, c in codes] for r in records]
-        numeric = self.numeric
-        x[:, k:] = np.array([[r.get(n) for n in numeric] for r in records], dtype=np.float64)
+        try:
+            values = list(map(self._numeric_values, records))  # every name present
+        except KeyError:
+            numeric = self.numeric
+            values = [tuple(r.get(n) for n in numeric) for r in records]
+        x[:, k:] = np.array(values, dtype=np.float64)  # a missing value (None) is NaN
         return x
 
     def raw_matrix(self, x: FloatArray, *, threads: int = 1) -> FloatArray:
