@@ -8,7 +8,7 @@ returned as ``send_time_propensity``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -53,6 +53,14 @@ class Candidates:
     local_hour: NDArray[np.int64]
     local_weekday: NDArray[np.int64]
     allowed: NDArray[np.bool_]
+    #: Positions of the hours a send may take: the allowed ones, or every one when the whole
+    #: window is quiet (computed once with the cached candidates, not per choice).
+    options: NDArray[np.int64] = field(init=False)
+
+    def __post_init__(self) -> None:
+        options = np.flatnonzero(self.allowed) if self.allowed.any() else np.arange(len(self.utc))
+        options.flags.writeable = False
+        object.__setattr__(self, "options", options)
 
 
 def _next_whole_hour(t: datetime) -> datetime:
@@ -135,11 +143,9 @@ def choose(
     if n == 0:
         return None
     reasons: list[str] = []
-    allowed = candidates.allowed
-    if not allowed.any():
-        allowed = np.ones(n, dtype=bool)
+    options = candidates.options
+    if len(options) == n and not candidates.allowed[0]:  # every hour is quiet
         reasons.append("quiet_hours_unavoidable")
-    options = np.flatnonzero(allowed)
     if scores is None:
         best = int(options[0])
         reasons.append("send_time_unscored")
