@@ -358,3 +358,24 @@ def test_consent_is_read_without_a_frequency_rule(
     )
     out = make_engine(settings, store, models).decide(request())
     assert out.action is Action.SUPPRESS and out.reasons == ["complained"]
+
+
+def test_store_rows_and_partial_rows_give_the_same_columns_and_profiles() -> None:
+    from features.engineering.tables import DEFAULTS
+    from serving.decide import _columns, _profiles
+    from training.context import PROFILE_COLUMNS
+
+    rng = np.random.default_rng(3)
+    full = [
+        {n: v if isinstance(v, str) else float(rng.random()) for n, v in DEFAULTS.items()}
+        for _ in range(3)
+    ]
+    partial = [dict(list(r.items())[::2]) for r in full]  # a client serving some features
+    names = frozenset([*list(DEFAULTS)[::3], "timezone", "derived_at_send_time"])
+    for rows in (full, partial):
+        columns = _columns(rows, names)
+        assert set(columns) == {n for n in names if n in rows[0]}
+        for name, values in columns.items():
+            assert list(values) == [r[name] for r in rows], name
+        expected = [[float(r.get(n, DEFAULTS[n])) for n in PROFILE_COLUMNS] for r in rows]
+        np.testing.assert_array_equal(_profiles(rows), expected)
