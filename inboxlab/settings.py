@@ -72,8 +72,9 @@ class DecisionSettings(BaseModel):
         default=0.0,
         ge=0,
         description="Most time a render-path decision waits for the feature and decision "
-        "stores before falling back (reasons features_timeout, recipient_state_unavailable); "
-        "0 reads inline, unbounded.",
+        "stores before falling back (reasons features_timeout, recipient_state_unavailable). "
+        "A state read of a SQLite decision store stops itself at the deadline, on the "
+        "request's thread; other reads run on a small thread pool. 0 reads inline, unbounded.",
     )
     group_commit: bool = Field(
         default=True,

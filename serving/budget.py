@@ -1,9 +1,12 @@
 """The render path's time budget for reads that may be slow (feature store, decision store).
 
-With a budget, each read runs on a small pool of threads and the caller waits at most until
-the deadline; a read still running then is abandoned (its thread finishes it and drops the
-result) and the caller takes its documented fallback. Without a budget (``budget_ms = 0``)
-reads run inline: no thread hand-off, but no bound either.
+With a budget, a read that can stop itself at a deadline — statements on SQLite connections
+watched by :mod:`inboxlab.sqlite_deadline`, as a SQLite decision store's per-thread ones are —
+runs inline, on the caller's thread, and is interrupted there once the deadline passes. Any
+other read (the online features, PostgreSQL) runs on a small pool of threads and the caller
+waits at most until the deadline; a read still running then is abandoned (its thread finishes
+it and drops the result). Either way the caller then takes its documented fallback. Without a budget
+(``budget_ms = 0``) every read runs inline, unbounded.
 
 Examples
 --------
@@ -17,6 +20,16 @@ Examples
 Traceback (most recent call last):
 ...
 serving.budget.BudgetExceededError: the read took longer than the 50 ms budget
+>>> import sqlite3
+>>> from inboxlab.sqlite_deadline import watch
+>>> conn = watch(sqlite3.connect(":memory:"))
+>>> endless = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT max(x) FROM c"
+>>> deadline = guard.deadline()
+>>> read = guard.start(lambda: conn.execute(endless).fetchone(), deadline, interruptible=True)
+>>> guard.result(read, deadline)
+Traceback (most recent call last):
+...
+serving.budget.BudgetExceededError: the read took longer than the 50 ms budget
 >>> guard.close()
 """
 
@@ -27,6 +40,8 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Generic, TypeVar
+
+from inboxlab.sqlite_deadline import statement_deadline
 
 __all__ = ["BudgetExceededError", "Pending", "ReadGuard"]
 
@@ -76,13 +91,33 @@ class ReadGuard:
         """The ``time.monotonic()`` by which reads started now must finish."""
         return time.monotonic() + self.budget
 
-    def start(self, read: Callable[[], T]) -> Pending[T]:
-        """Start ``read`` (inline without a budget); collect it with :meth:`result`."""
+    def start(
+        self,
+        read: Callable[[], T],
+        deadline: float | None = None,
+        *,
+        interruptible: bool = False,
+    ) -> Pending[T]:
+        """Start ``read``; collect it with :meth:`result`.
+
+        Without a budget ``read`` runs inline. With one it runs on the pool, unless it is
+        ``interruptible`` (it only runs statements on watched SQLite connections) and given
+        its ``deadline``: it then runs inline, interrupted at the deadline, and a failure
+        once the deadline has passed is reported as :class:`BudgetExceededError`.
+        """
         if self._pool is None:
             try:
                 return Pending(value=read())
             except Exception as exc:  # re-raised by result(), like a future's
                 return Pending(error=exc)
+        if interruptible and deadline is not None:
+            try:
+                with statement_deadline(deadline):
+                    return Pending(value=read())
+            except Exception as exc:
+                if time.monotonic() < deadline:
+                    return Pending(error=exc)
+                return Pending(error=self._exceeded(exc))
         return Pending(future=self._pool.submit(read))
 
     def result(self, pending: Pending[T], deadline: float) -> T:
@@ -103,9 +138,14 @@ class ReadGuard:
             return pending._future.result(timeout=max(deadline - time.monotonic(), 0.0))
         except FutureTimeout:
             pending._future.cancel()
-            raise BudgetExceededError(
-                f"the read took longer than the {self.budget * 1e3:.0f} ms budget"
-            ) from None
+            raise self._exceeded(None) from None
+
+    def _exceeded(self, cause: BaseException | None) -> BudgetExceededError:
+        error = BudgetExceededError(
+            f"the read took longer than the {self.budget * 1e3:.0f} ms budget"
+        )
+        error.__cause__ = cause
+        return error
 
     def close(self) -> None:
         """Stop the threads (reads still running finish first)."""

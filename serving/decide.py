@@ -165,7 +165,13 @@ class DecisionEngine:
         ids = list(dict.fromkeys(r.recipient_id for r in requests))
         client = self.features
         features = guard.start(lambda: client.get_many(ids)) if client is not None else None
-        state = guard.start(lambda: self._states(requests, default_now))
+        # A state read of a SQLite decision store stops itself at the deadline: it runs here,
+        # with no thread hand-off (see serving.budget).
+        state = guard.start(
+            lambda: self._states(requests, default_now),
+            deadline,
+            interruptible=self.store.interruptible,
+        )
         drafts = self._drafts(requests, default_now, self._features(guard, features, deadline))
         try:
             states = guard.result(state, deadline)

@@ -378,6 +378,12 @@ class DecisionStore:
         # group commit need not offer them again, which cost it a statement each time.
         self._stored_layouts: set[str] = set()
 
+    @property
+    def interruptible(self) -> bool:
+        """Whether :meth:`recipient_states` stops at a deadline set with
+        :func:`inboxlab.sqlite_deadline.statement_deadline`: on a SQLite file."""
+        return self._connections.interruptible
+
     def create_schema(self) -> None:
         """Create the schema (if named) and every missing table."""
         with self.engine.begin() as conn:

@@ -16,6 +16,8 @@ from pydantic_core import to_json
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
+from inboxlab.sqlite_deadline import watch
+
 __all__ = [
     "ThreadConnections",
     "create_store_engine",
@@ -137,6 +139,12 @@ class ThreadConnections:
         self._open: list[sqlite3.Connection] = []
         self._generation = 0
 
+    @property
+    def interruptible(self) -> bool:
+        """Whether statements run on connections of :mod:`inboxlab.sqlite_deadline`'s watch:
+        this thread's own on a SQLite file (a pooled one otherwise)."""
+        return self._path is not None
+
     @contextmanager
     def connection(self, engine: Engine) -> Iterator[Any]:
         """A DB-API connection (this thread's own, or a pooled one)."""
@@ -151,6 +159,7 @@ class ThreadConnections:
         if conn is None or getattr(self._local, "generation", -1) != self._generation:
             conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
             _sqlite_pragmas(conn, None)
+            watch(conn)  # a read given a deadline stops there (the writer's never is)
             with self._lock:
                 self._open.append(conn)
             self._local.conn, self._local.generation = conn, self._generation

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
@@ -36,7 +37,10 @@ class SlowFeatures(InMemoryFeatureClient):
 
 
 class SlowStore(DecisionStore):
-    """A real decision store whose recipient reads take ``SLOW_S`` seconds."""
+    """A real decision store whose recipient reads take ``SLOW_S`` seconds (asleep, not in
+    SQLite: only the thread pool can bound them)."""
+
+    interruptible = False
 
     def recipient_states(self, *args: Any, **kwargs: Any) -> Any:
         time.sleep(SLOW_S)
@@ -101,7 +105,7 @@ def test_without_a_budget_reads_run_inline_and_wait(settings: Settings, models: 
     store = DecisionStore(settings.decision_store_url)
     store.create_schema()
     eng = DecisionEngine(
-        settings,
+        settings.model_copy(update={"decisions": DecisionSettings(budget_ms=0)}),
         store,
         ExperimentStore(store.engine),
         SlowFeatures(0.3),
@@ -134,3 +138,51 @@ def test_guard_times_out_and_refuses_negative_budgets() -> None:
     guard.close()
     with pytest.raises(ValueError, match="budget_ms must be >= 0, got -1"):
         ReadGuard(-1)
+
+
+ENDLESS = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT max(x) FROM c"
+
+
+class EndlessSqliteStore(DecisionStore):
+    """A real SQLite decision store whose recipient read first runs a statement that never
+    ends on its own, on the store's connection; records the threads it ran on."""
+
+    threads: list[int]
+
+    def _recipient_rows(self, *args: Any, **kwargs: Any) -> Any:
+        self.threads.append(threading.get_ident())
+        with self._connections.connection(self.engine) as raw:
+            raw.execute(ENDLESS).fetchone()
+        return super()._recipient_rows(*args, **kwargs)
+
+
+def test_a_sqlite_read_stops_at_the_deadline_on_the_callers_thread(
+    settings: Settings, models: ModelSet
+) -> None:
+    store = EndlessSqliteStore(settings.decision_store_url)
+    store.threads = []
+    store.create_schema()
+    assert store.interruptible  # a SQLite file: no thread hand-off
+    features = InMemoryFeatureClient({"r-1": {"timezone": "Asia/Tokyo"}})
+    eng = engine(settings, store, models, features)
+    out, seconds = timed(eng)
+    assert seconds < SLOW_S / 2
+    assert out.action is Action.SUPPRESS
+    assert out.reasons == ["recipient_state_unavailable"]
+    assert store.threads == [threading.get_ident()]
+    # The connection is fine afterwards: the next read runs to its end.
+    assert DecisionStore._recipient_rows(store, ["r-1"], NOW) == []
+    eng.close()
+    store.close()
+
+
+def test_an_interrupted_read_that_fails_before_the_deadline_is_its_own_error() -> None:
+    guard = ReadGuard(10_000)
+
+    def fail() -> None:
+        raise OSError("store down")
+
+    deadline = guard.deadline()
+    with pytest.raises(OSError, match="store down"):
+        guard.result(guard.start(fail, deadline, interruptible=True), deadline)
+    guard.close()

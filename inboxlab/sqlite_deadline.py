@@ -1,0 +1,76 @@
+"""Deadlines for SQLite statements, enforced by SQLite on the thread that runs them.
+
+A connection passed to :func:`watch` calls back every :data:`CHECK_EVERY` steps of SQLite's
+virtual machine; when the running thread is inside :func:`statement_deadline` and its
+deadline has passed, SQLite stops the statement and the call raises
+``sqlite3.OperationalError: interrupted``. The render path bounds its reads of the embedded
+stores this way, on its own thread: handing each read to a pool thread and waiting for it, the
+other way to bound a read, costs a thread wake-up each way (0.1-0.25 ms a decision on a
+quiet 2-core machine, ``benchmarks/bench_budget.py``).
+
+The deadline belongs to the thread, not the connection. Watch only a connection that one
+thread uses at a time (the decision store's per-thread connections): the check runs Python,
+so it takes the GIL while SQLite holds the connection's mutex, and a second thread calling
+into the same connection with the GIL held would wait for that mutex forever. The online
+feature store's connection, shared by the render path and a batch's thread, is not watched
+for that reason. SQLite counts its own work only: a statement blocked in a system call (a
+disk that does not answer) is stopped when the call returns.
+
+Examples
+--------
+>>> import sqlite3, time
+>>> conn = watch(sqlite3.connect(":memory:"))
+>>> endless = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT max(x) FROM c"
+>>> with statement_deadline(time.monotonic() + 0.05):
+...     conn.execute(endless).fetchone()
+Traceback (most recent call last):
+...
+sqlite3.OperationalError: interrupted
+>>> conn.execute("SELECT 1").fetchone()  # outside a deadline: unbounded
+(1,)
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+
+__all__ = ["CHECK_EVERY", "statement_deadline", "watch"]
+
+#: Virtual-machine steps between two checks: tens of microseconds of SQLite's work, so a
+#: statement overruns its deadline by about that much; each check costs ~0.2 µs.
+CHECK_EVERY = 1000
+
+_local = threading.local()
+
+
+def _expired() -> bool:
+    at: float | None = getattr(_local, "deadline", None)
+    return at is not None and time.monotonic() >= at
+
+
+def watch(conn: sqlite3.Connection) -> sqlite3.Connection:
+    """``conn``, its statements stopped at the deadline of the thread running them."""
+    conn.set_progress_handler(_expired, CHECK_EVERY)
+    return conn
+
+
+class statement_deadline:  # noqa: N801 - used as a function: ``with statement_deadline(at):``
+    """Stop this thread's statements on watched connections at ``time.monotonic() >= at``
+    (the earlier deadline wins when nested). A class rather than a generator: entered twice
+    in every decision, it costs a fraction of ``contextlib.contextmanager``'s set-up."""
+
+    __slots__ = ("_at", "_previous")
+
+    def __init__(self, at: float) -> None:
+        self._at = at
+        self._previous: float | None = None
+
+    def __enter__(self) -> None:
+        previous: float | None = getattr(_local, "deadline", None)
+        self._previous = previous
+        _local.deadline = self._at if previous is None else min(self._at, previous)
+
+    def __exit__(self, *_: object) -> None:
+        _local.deadline = self._previous
