@@ -3,10 +3,10 @@
 A connection passed to :func:`watch` calls back every :data:`CHECK_EVERY` steps of SQLite's
 virtual machine; when the running thread is inside :func:`statement_deadline` and its
 deadline has passed, SQLite stops the statement and the call raises
-``sqlite3.OperationalError: interrupted``. The render path bounds its reads of the embedded
-stores this way, on its own thread: handing each read to a pool thread and waiting for it, the
-other way to bound a read, costs a thread wake-up each way (0.1-0.25 ms a decision on a
-quiet 2-core machine, ``benchmarks/bench_budget.py``).
+``sqlite3.OperationalError: interrupted``. With a time budget, the render path bounds its
+read of a SQLite decision store this way, on its own thread: handing the read to a pool
+thread and waiting for it, the other way to bound a read, costs a thread wake-up each way
+(0.13-0.34 ms a decision on a 2-core machine, ``benchmarks/bench_budget.py``).
 
 The deadline belongs to the thread, not the connection. Watch only a connection that one
 thread uses at a time (the decision store's per-thread connections): the check runs Python,

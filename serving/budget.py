@@ -4,9 +4,9 @@ With a budget, a read that can stop itself at a deadline — statements on SQLit
 watched by :mod:`inboxlab.sqlite_deadline`, as a SQLite decision store's per-thread ones are —
 runs inline, on the caller's thread, and is interrupted there once the deadline passes. Any
 other read (the online features, PostgreSQL) runs on a small pool of threads and the caller
-waits at most until the deadline; a read still running then is abandoned (its thread finishes
-it and drops the result). Either way the caller then takes its documented fallback. Without a budget
-(``budget_ms = 0``) every read runs inline, unbounded.
+waits at most until the deadline; a read still running then is abandoned (its thread
+finishes it and drops the result). Either way the caller then takes its documented fallback.
+Without a budget (``budget_ms = 0``) every read runs inline, unbounded.
 
 Examples
 --------

@@ -89,16 +89,24 @@ def test_slow_features_fall_back_to_defaults_within_the_budget(
     store.close()
 
 
-def test_a_slow_decision_store_suppresses_within_the_budget(
-    settings: Settings, slow_store: DecisionStore, models: ModelSet
-) -> None:
+def suppressed_within_the_budget(
+    settings: Settings, store: DecisionStore, models: ModelSet
+) -> DecisionEngine:
+    """An engine with a budget over ``store``, after checking that its decision comes back
+    suppressed, in time, because the recipient's state did not."""
     features = InMemoryFeatureClient({"r-1": {"timezone": "Asia/Tokyo"}})
-    eng = engine(settings, slow_store, models, features)
+    eng = engine(settings, store, models, features)
     out, seconds = timed(eng)
     assert seconds < SLOW_S / 2
     assert out.action is Action.SUPPRESS
     assert out.reasons == ["recipient_state_unavailable"]
-    eng.close()
+    return eng
+
+
+def test_a_slow_decision_store_suppresses_within_the_budget(
+    settings: Settings, slow_store: DecisionStore, models: ModelSet
+) -> None:
+    suppressed_within_the_budget(settings, slow_store, models).close()
 
 
 def test_without_a_budget_reads_run_inline_and_wait(settings: Settings, models: ModelSet) -> None:
@@ -163,12 +171,7 @@ def test_a_sqlite_read_stops_at_the_deadline_on_the_callers_thread(
     store.threads = []
     store.create_schema()
     assert store.interruptible  # a SQLite file: no thread hand-off
-    features = InMemoryFeatureClient({"r-1": {"timezone": "Asia/Tokyo"}})
-    eng = engine(settings, store, models, features)
-    out, seconds = timed(eng)
-    assert seconds < SLOW_S / 2
-    assert out.action is Action.SUPPRESS
-    assert out.reasons == ["recipient_state_unavailable"]
+    eng = suppressed_within_the_budget(settings, store, models)
     assert store.threads == [threading.get_ident()]
     # The connection is fine afterwards: the next read runs to its end.
     assert DecisionStore._recipient_rows(store, ["r-1"], NOW) == []
