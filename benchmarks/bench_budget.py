@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from inboxlab.sqlite_deadline import watch
+from inboxlab.sqlite_deadline import watched
 from serving.budget import ReadGuard
 
 ROWS = 100_000
@@ -56,23 +56,28 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         path = _database(Path(folder))
-        # The inline ways read on a watched connection of this thread's own; the pool's
-        # threads share one that is not watched (see inboxlab.sqlite_deadline: a watched
-        # connection must not be used by two threads at once).
-        watched = watch(sqlite3.connect(path))
+        # The inline ways read on a connection of this thread's own, entered with
+        # ``watched`` per read as the decision store does; the pool's threads share one
+        # connection, never watched (see inboxlab.sqlite_deadline).
+        own = sqlite3.connect(path)
         shared = sqlite3.connect(path, check_same_thread=False)
         unbounded, bounded = ReadGuard(0), ReadGuard(500)
 
         def read(conn: sqlite3.Connection, i: int) -> object:
             return conn.execute("SELECT v FROM t WHERE k = ?", ((i * 7919) % ROWS,)).fetchone()
 
+        def read_watched(i: int) -> object:
+            with watched(own):
+                return read(own, i)
+
         def way(guard: ReadGuard, inline: bool) -> Callable[[int], object]:
-            conn = watched if inline else shared
+            def one(i: int) -> object:
+                return read_watched(i) if inline else read(shared, i)
 
             def decide(i: int) -> object:
                 deadline = guard.deadline()
-                first = guard.start(lambda: read(conn, i), deadline, interruptible=inline)
-                second = guard.start(lambda: read(conn, i + 1), deadline, interruptible=inline)
+                first = guard.start(lambda: one(i), deadline, interruptible=inline)
+                second = guard.start(lambda: one(i + 1), deadline, interruptible=inline)
                 return guard.result(first, deadline), guard.result(second, deadline)
 
             return decide
@@ -90,7 +95,7 @@ def main() -> None:
             for name, median in medians.items():
                 print(f"  {label:>14}  {name:<42} {median:8.1f}  ({median / base:.2f}×)")
         bounded.close()
-        watched.close()
+        own.close()
         shared.close()
 
 

@@ -1,32 +1,34 @@
 """Deadlines for SQLite statements, enforced by SQLite on the thread that runs them.
 
-A connection passed to :func:`watch` calls back every :data:`CHECK_EVERY` steps of SQLite's
-virtual machine; when the running thread is inside :func:`statement_deadline` and its
-deadline has passed, SQLite stops the statement and the call raises
-``sqlite3.OperationalError: interrupted``. With a time budget, the render path bounds its
-read of a SQLite decision store this way, on its own thread: handing the read to a pool
-thread and waiting for it, the other way to bound a read, costs a thread wake-up each way
-(0.13-0.34 ms a decision on a 2-core machine, ``benchmarks/bench_budget.py``).
+Inside :class:`statement_deadline`, a connection entered with :class:`watched` calls back
+every :data:`CHECK_EVERY` steps of SQLite's virtual machine, and once the deadline has passed
+SQLite stops the statement: the call raises ``sqlite3.OperationalError: interrupted``. With a
+time budget, the render path bounds its read of a SQLite decision store this way, on its own
+thread: handing the read to a pool thread and waiting for it, the other way to bound a read,
+costs a thread wake-up each way (0.13-0.34 ms a decision on a 2-core machine,
+``benchmarks/bench_budget.py``).
 
-The deadline belongs to the thread, not the connection. Watch only a connection that one
-thread uses at a time (the decision store's per-thread connections): the check runs Python,
-so it takes the GIL while SQLite holds the connection's mutex, and a second thread calling
-into the same connection with the GIL held would wait for that mutex forever. The online
-feature store's connection, shared by the render path and a batch's thread, is not watched
-for that reason. SQLite counts its own work only: a statement blocked in a system call (a
-disk that does not answer) is stopped when the call returns.
+The check runs Python: it takes the GIL while SQLite holds the connection's mutex. So it is
+installed only while a thread with a deadline uses the connection, never for the decision
+writer's or a batch's long writes (each check would wait for the GIL behind the deciding
+thread), and only a connection that one thread uses at a time may be watched: a second
+thread calling into the same connection with the GIL held would wait for that mutex forever.
+The online feature store's connection, shared by the render path and a batch's thread, is
+not watched for that reason. SQLite counts its own work only: a statement blocked in a
+system call (a disk that does not answer) is stopped when the call returns.
 
 Examples
 --------
 >>> import sqlite3, time
->>> conn = watch(sqlite3.connect(":memory:"))
+>>> conn = sqlite3.connect(":memory:")
 >>> endless = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT max(x) FROM c"
->>> with statement_deadline(time.monotonic() + 0.05):
+>>> with statement_deadline(time.monotonic() + 0.05), watched(conn):
 ...     conn.execute(endless).fetchone()
 Traceback (most recent call last):
 ...
 sqlite3.OperationalError: interrupted
->>> conn.execute("SELECT 1").fetchone()  # outside a deadline: unbounded
+>>> with watched(conn):  # no deadline on this thread: nothing installed, unbounded
+...     conn.execute("SELECT 1").fetchone()
 (1,)
 """
 
@@ -36,7 +38,7 @@ import sqlite3
 import threading
 import time
 
-__all__ = ["CHECK_EVERY", "statement_deadline", "watch"]
+__all__ = ["CHECK_EVERY", "statement_deadline", "watched"]
 
 #: Virtual-machine steps between two checks: tens of microseconds of SQLite's work, so a
 #: statement overruns its deadline by about that much; each check costs ~0.2 µs.
@@ -50,10 +52,27 @@ def _expired() -> bool:
     return at is not None and time.monotonic() >= at
 
 
-def watch(conn: sqlite3.Connection) -> sqlite3.Connection:
-    """``conn``, its statements stopped at the deadline of the thread running them."""
-    conn.set_progress_handler(_expired, CHECK_EVERY)
-    return conn
+class watched:  # noqa: N801 - used as a function: ``with watched(conn):``
+    """While this thread is inside a :class:`statement_deadline`, let SQLite stop ``conn``'s
+    statements there; outside one, nothing is installed. ``conn`` must be used by this thread
+    alone while entered (see the module)."""
+
+    __slots__ = ("_conn", "_on")
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self._on = False
+
+    def __enter__(self) -> sqlite3.Connection:
+        if getattr(_local, "deadline", None) is not None:
+            self._conn.set_progress_handler(_expired, CHECK_EVERY)
+            self._on = True
+        return self._conn
+
+    def __exit__(self, *_: object) -> None:
+        if self._on:
+            self._conn.set_progress_handler(None, CHECK_EVERY)
+            self._on = False
 
 
 class statement_deadline:  # noqa: N801 - used as a function: ``with statement_deadline(at):``

@@ -1,7 +1,7 @@
 """The render path's time budget for reads that may be slow (feature store, decision store).
 
 With a budget, a read that can stop itself at a deadline — statements on SQLite connections
-watched by :mod:`inboxlab.sqlite_deadline`, as a SQLite decision store's per-thread ones are —
+it enters with :class:`inboxlab.sqlite_deadline.watched`, as a SQLite decision store does —
 runs inline, on the caller's thread, and is interrupted there once the deadline passes. Any
 other read (the online features, PostgreSQL) runs on a small pool of threads and the caller
 waits at most until the deadline; a read still running then is abandoned (its thread
@@ -21,11 +21,14 @@ Traceback (most recent call last):
 ...
 serving.budget.BudgetExceededError: the read took longer than the 50 ms budget
 >>> import sqlite3
->>> from inboxlab.sqlite_deadline import watch
->>> conn = watch(sqlite3.connect(":memory:"))
+>>> from inboxlab.sqlite_deadline import watched
+>>> conn = sqlite3.connect(":memory:")
 >>> endless = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT max(x) FROM c"
+>>> def endless_read():
+...     with watched(conn):
+...         return conn.execute(endless).fetchone()
 >>> deadline = guard.deadline()
->>> read = guard.start(lambda: conn.execute(endless).fetchone(), deadline, interruptible=True)
+>>> read = guard.start(endless_read, deadline, interruptible=True)
 >>> guard.result(read, deadline)
 Traceback (most recent call last):
 ...
@@ -101,7 +104,7 @@ class ReadGuard:
         """Start ``read``; collect it with :meth:`result`.
 
         Without a budget ``read`` runs inline. With one it runs on the pool, unless it is
-        ``interruptible`` (it only runs statements on watched SQLite connections) and given
+        ``interruptible`` (its statements run on watched SQLite connections) and given
         its ``deadline``: it then runs inline, interrupted at the deadline, and a failure
         once the deadline has passed is reported as :class:`BudgetExceededError`.
         """

@@ -16,7 +16,7 @@ from pydantic_core import to_json
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
-from inboxlab.sqlite_deadline import watch
+from inboxlab.sqlite_deadline import watched
 
 __all__ = [
     "ThreadConnections",
@@ -141,8 +141,8 @@ class ThreadConnections:
 
     @property
     def interruptible(self) -> bool:
-        """Whether statements run on connections of :mod:`inboxlab.sqlite_deadline`'s watch:
-        this thread's own on a SQLite file (a pooled one otherwise)."""
+        """Whether a statement stops at this thread's :mod:`inboxlab.sqlite_deadline`: on a
+        SQLite file, whose connections are each used by one thread (not pooled ones)."""
         return self._path is not None
 
     @contextmanager
@@ -159,11 +159,11 @@ class ThreadConnections:
         if conn is None or getattr(self._local, "generation", -1) != self._generation:
             conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
             _sqlite_pragmas(conn, None)
-            watch(conn)  # a read given a deadline stops there (the writer's never is)
             with self._lock:
                 self._open.append(conn)
             self._local.conn, self._local.generation = conn, self._generation
-        yield conn
+        with watched(conn):  # a read given a deadline stops there; others are not checked
+            yield conn
 
     def close(self) -> None:
         """Close every connection opened so far (a later read opens a new one)."""
