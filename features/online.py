@@ -51,7 +51,7 @@ from features.engineering.tables import (
     FeatureValue,
 )
 from features.packed_values import NULL_VALUE, decode_packed
-from features.prepared import KEYS_PER_STATEMENT, PreparedReader
+from features.prepared import KEYS_PER_STATEMENT, PreparedReader, key_chunks
 from features.value_proto import value_message
 from inboxlab.errors import InvalidInputError, StoreError
 from inboxlab.settings import Settings
@@ -798,8 +798,7 @@ class SqliteFeatureClient(CachedFeatureClient):
         if len(keys) == 1:
             return {keys[0]: execute(_select(tables, 1), keys).fetchall()}
         found: dict[bytes, list[Row]] = {key: [] for key in keys}
-        for start in range(0, len(keys), KEYS_PER_STATEMENT):
-            chunk = keys[start : start + KEYS_PER_STATEMENT]
+        for chunk in key_chunks(keys, KEYS_PER_STATEMENT):
             rows = execute(_select(tables, len(chunk)), chunk).fetchall()
             # A key's rows come in one run per table: add them by run, not row by row.
             for key, run in groupby(rows, itemgetter(0)):
@@ -930,9 +929,7 @@ class SqliteFeatureClient(CachedFeatureClient):
         statements = [
             (_packed_select(table, len(chunk), len(names), index), [*chunk, *names])
             for (table, names, _), index in zip(layout.tables, indexes, strict=True)
-            for chunk in (
-                ordered[s : s + KEYS_PER_STATEMENT] for s in range(0, len(keys), KEYS_PER_STATEMENT)
-            )
+            for chunk in key_chunks(ordered, KEYS_PER_STATEMENT)
         ]
         blobs = self._packed_rows(statements, parallel=len(keys) >= KEYS_PER_STATEMENT)
         for t, (_, names, defaults) in enumerate(layout.tables):

@@ -37,10 +37,12 @@ from dataclasses import dataclass, field
 from itertools import repeat
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from features.engineering.tables import DEFAULTS, FeatureValue, feature_type
 from features.packed_values import NULL_VALUE, decode_packed
+
+K = TypeVar("K")
 
 __all__ = [
     "KEYS_PER_STATEMENT",
@@ -49,6 +51,7 @@ __all__ = [
     "Forget",
     "PreparedLayout",
     "PreparedReader",
+    "key_chunks",
     "prepare",
     "trigger_names",
     "writing_in_bulk",
@@ -68,6 +71,15 @@ _BATCH = 2_000
 #: Keys per statement of a read of many keys (here and in :mod:`features.online`): SQLite
 #: caps the bound parameters of one.
 KEYS_PER_STATEMENT: Final = 500
+
+
+def key_chunks(keys: Sequence[K], size: int) -> Iterator[Sequence[K]]:
+    """``keys`` in consecutive runs of at most ``size`` (the last may be shorter).
+
+    >>> [list(c) for c in key_chunks([1, 2, 3, 4, 5], 2)]
+    [[1, 2], [3, 4], [5]]
+    """
+    return (keys[start : start + size] for start in range(0, len(keys), size))
 
 
 def trigger_names(table: str) -> tuple[str, str, str]:
@@ -264,8 +276,7 @@ class PreparedReader:
         # Every table of a key in one seek of the primary key's prefix (another project's
         # tables, if any, are left aside below), KEYS_PER_STATEMENT keys per statement.
         blobs: dict[bytes, dict[str, bytes]] = {}
-        for start in range(0, len(keys), KEYS_PER_STATEMENT):
-            chunk = keys[start : start + KEYS_PER_STATEMENT]
+        for chunk in key_chunks(keys, KEYS_PER_STATEMENT):
             for key, table, blob in self._conn.execute(_select(len(chunk)), chunk):
                 blobs.setdefault(key, {})[table] = blob
         rows = {}

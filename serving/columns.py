@@ -13,7 +13,7 @@ from numpy.typing import NDArray
 from features.engineering.tables import DEFAULTS
 from features.online import FeatureRow
 
-__all__ = ["FeatureBlock", "values_of"]
+__all__ = ["FeatureBlock", "value_rows", "values_of"]
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -35,6 +35,24 @@ def values_of(names: Sequence[str]) -> Callable[[Mapping[str, Any]], tuple[Any, 
     return itemgetter(*names)
 
 
+def value_rows(
+    names: Sequence[str],
+    rows: Sequence[Mapping[str, Any]],
+    take: Callable[[Mapping[str, Any]], tuple[Any, ...]] | None = None,
+) -> list[tuple[Any, ...]]:
+    """Each row's values of ``names``, ``None`` for a missing one. Rows from the store hold
+    every feature (the clients fill defaults): one C-level call a row through ``take``
+    (default :func:`values_of` of ``names``); a partial row sends them all name by name.
+
+    >>> value_rows(["a", "b"], [{"a": 1, "b": 2}]), value_rows(["a", "b"], [{"a": 1}])
+    ([(1, 2)], [(1, None)])
+    """
+    try:
+        return list(map(take or values_of(names), rows))
+    except KeyError:
+        return [tuple(r.get(n) for n in names) for r in rows]
+
+
 class FeatureBlock:
     """Feature rows of distinct recipients as one numeric matrix plus text lists."""
 
@@ -50,10 +68,7 @@ class FeatureBlock:
         names = self.numeric
         if not names:
             return np.empty((len(rows), 0))
-        try:  # every row has every name (the clients fill defaults): one C-level call a row
-            values = list(map(values_of(names), rows))
-        except KeyError:
-            values = [tuple(r.get(n) for n in names) for r in rows]
+        values = value_rows(names, rows)
         return np.array(values, dtype=np.float64).reshape(len(rows), len(names))
 
     def columns(self, index: IntArray) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from serving.columns import values_of
+from serving.columns import value_rows, values_of
 from serving.scoring.native import RowScorer
 from serving.scoring.trees import NativeTrees, compile_trees
 
@@ -100,10 +100,7 @@ class CompiledModel:
             else:
                 x[:, j] = [codes.get(v, -1.0) for v in values]
         offset = len(self.categorical)
-        try:
-            numeric = self._numeric_values(columns)  # every name present: one C call
-        except KeyError:
-            numeric = tuple(columns.get(name) for name in self.numeric)
+        (numeric,) = value_rows(self.numeric, [columns], self._numeric_values)
         try:
             # One conversion of every numeric column at once (columns of length n, or
             # scalars when n is 1): far cheaper than one assignment per column. A missing
@@ -128,11 +125,7 @@ class CompiledModel:
         if k:
             codes = [(self._categories[c], c) for c in self.categorical]
             x[:, :k] = [[m.get(r.get(c), -1.0) for m, c in codes] for r in records]
-        try:
-            values = list(map(self._numeric_values, records))  # every name present
-        except KeyError:
-            numeric = self.numeric
-            values = [tuple(r.get(n) for n in numeric) for r in records]
+        values = value_rows(self.numeric, records, self._numeric_values)
         x[:, k:] = np.array(values, dtype=np.float64)  # a missing value (None) is NaN
         return x
 
