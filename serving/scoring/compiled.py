@@ -4,11 +4,11 @@ The registered model is ``CalibratedClassifierCV(FrozenEstimator(Pipeline(encode
 Calling ``predict_proba`` on it costs ~250 µs per call in scikit-learn's validation and pandas
 handling alone, so the render path instead reads the pieces out once — category codes, column
 order, the LightGBM booster and the calibrator — and evaluates them on a NumPy matrix. The
-booster compiled to native code scores every matrix of more than a few rows when it could
-be compiled (:mod:`serving.scoring.trees`, bit-equal to LightGBM); otherwise the few rows of
-one decision go through LightGBM's single-row fast path (:mod:`serving.scoring.native`) and
-larger matrices through ``Booster.predict``. A test checks each equals ``predict_proba`` of
-the original pipeline.
+booster compiled to native code scores every matrix, one decision's single row included,
+when it could be compiled (:mod:`serving.scoring.trees`, bit-equal to LightGBM); otherwise
+the few rows of one decision go through LightGBM's single-row fast path
+(:mod:`serving.scoring.native`) and larger matrices through ``Booster.predict``. A test checks
+each equals ``predict_proba`` of the original pipeline.
 """
 
 from __future__ import annotations
@@ -36,10 +36,10 @@ FloatArray = NDArray[np.float64]
 FAST_ROWS = 32
 
 #: With the booster compiled to native code (``native=True``), matrices of at least this
-#: many rows go through it instead: its call costs ~7 µs and a row ~0.1-0.5 µs, so it
-#: overtakes the single-row path from a few rows on (the demo's send-time champion, 13
-#: rows: 10 µs against 38 µs).
-NATIVE_ROWS = 4
+#: many rows go through it instead. Called directly (:class:`NativeTrees`), one row of the
+#: demo's champions costs 1.1-1.6 µs against 6-13 µs through the single-row path, and 24
+#: rows 1.4-8.4 µs against 32-84 µs: the compiled trees win from the first row.
+NATIVE_ROWS = 1
 
 
 class CompiledModel:

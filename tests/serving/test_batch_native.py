@@ -1,8 +1,8 @@
 """Batch decisions with the send-time trees compiled to native code, against single ones.
 
 A batch scores the hour-expanded matrix of a chunk through the compiled trees, a single
-decision its own hours (and a window of fewer than ``NATIVE_ROWS`` hours through LightGBM's
-single-row path): both must pick the same hours and give the same scores.
+decision its own hours through them too: both must pick the same hours and give the same
+scores.
 """
 
 from __future__ import annotations

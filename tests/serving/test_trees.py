@@ -65,6 +65,23 @@ def test_compiled_trees_equal_booster_predict_to_the_bit(
     np.testing.assert_array_equal(trees.raw(x, threads=2), expected)
 
 
+def test_the_direct_call_reads_any_layout_and_single_rows(tmp_path: Path) -> None:
+    # The compiled function is handed a pointer: a strided, column-major or integer matrix
+    # must be read as its values, one row at a time as well as all together.
+    booster = _booster({}, categorical=True)
+    trees = compile_trees(booster, cache_dir=tmp_path)
+    assert trees is not None
+    x = _probe(booster.num_feature(), n=64)
+    expected = booster.predict(x, raw_score=True)
+    np.testing.assert_array_equal(trees.raw(x[::2]), expected[::2])
+    np.testing.assert_array_equal(trees.raw(np.asfortranarray(x)), expected)
+    for i in (0, 17, 63):
+        np.testing.assert_array_equal(trees.raw(x[i : i + 1]), expected[i : i + 1])
+    whole = np.nan_to_num(x, nan=-1.0).astype(np.int64)
+    expected_int = booster.predict(whole.astype(np.float64), raw_score=True)
+    np.testing.assert_array_equal(trees.raw(whole), expected_int)
+
+
 def test_more_trees_than_a_cache_block_still_sum_in_lightgbms_order(tmp_path: Path) -> None:
     # lleaves sums blocks of 34 trees by default, which can move the last bit.
     booster = _booster({"num_leaves": 4}, categorical=True, rounds=120)
