@@ -55,6 +55,7 @@ from features.prepared import KEYS_PER_STATEMENT, PreparedReader, key_chunks
 from features.value_proto import value_message
 from inboxlab.errors import InvalidInputError, StoreError
 from inboxlab.settings import Settings
+from inboxlab.sqlite_deadline import deadline_active, watched
 
 __all__ = [
     "MEMO_LIMIT",
@@ -676,7 +677,15 @@ class SqliteFeatureClient(CachedFeatureClient):
     (:func:`cover_index`) that :func:`features.store.materialize` adds, which holds every
     column they read, or, in a store without it, Feast's primary-key index and a table lookup
     per value.
+
+    Every thread reads rows on a connection of its own, so a read is :attr:`interruptible`:
+    inside :class:`inboxlab.sqlite_deadline.statement_deadline` SQLite stops it at the
+    deadline, on the reading thread (the render path's time budget, :mod:`serving.budget`).
+    One shared connection checks the store's version and looks up its schema.
     """
+
+    #: Reads stop themselves at a thread's statement deadline (see the class notes).
+    interruptible = True
 
     def __init__(
         self,
@@ -694,9 +703,13 @@ class SqliteFeatureClient(CachedFeatureClient):
         path = online_db_path(settings)
         if not path.exists():
             raise StoreError(f"no online store at {path}; run `inboxlab features materialize`")
-        # Read-only and shared across threads of the API; SQLite serializes access itself.
         self._uri = f"file:{path}?mode=ro"
+        # Read-only. This one is shared by every thread (SQLite serializes access itself) for
+        # the version check and schema look-ups; rows are read on each thread's own
+        # connection (_reader), which a statement deadline may watch.
         self._conn = sqlite3.connect(self._uri, uri=True, check_same_thread=False)
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
         # A second connection on a thread of its own, opened at the first read of a chunk of
         # keys or more: it runs half of the read's statements while the calling thread runs
         # the other half (see _packed_rows).
@@ -732,7 +745,23 @@ class SqliteFeatureClient(CachedFeatureClient):
                 pool.shutdown(wait=True)
                 conn.close()
                 self._second = None
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
         self._conn.close()
+
+    def _reader(self) -> sqlite3.Connection:
+        """This thread's connection for reading rows (opened at its first read)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            with self._second_lock:
+                if self._closed:
+                    raise sqlite3.ProgrammingError("the online store client is closed")
+                # Not bound to the thread only so that close() may close it.
+                conn = sqlite3.connect(self._uri, uri=True, check_same_thread=False)
+                self._readers.append(conn)
+            self._local.conn = conn
+        return conn
 
     def _packed_rows(
         self, statements: Sequence[tuple[str, list[Any]]], *, parallel: bool
@@ -746,8 +775,11 @@ class SqliteFeatureClient(CachedFeatureClient):
         Each statement is its own read of the store (as the statements of one connection
         are): a key's rows of one table always come from one statement.
         """
-        if not parallel or len(statements) < 2:
-            return [blob for sql, args in statements for (blob,) in self._conn.execute(sql, args)]
+        reader = self._reader()
+        # Under a statement deadline the read stays on this thread: the second connection's
+        # thread has none, and waiting for it would not be bounded.
+        if not parallel or len(statements) < 2 or deadline_active():
+            return [blob for sql, args in statements for (blob,) in reader.execute(sql, args)]
         half = len(statements) // 2
         pool, conn = self._second_connection()
 
@@ -758,7 +790,7 @@ class SqliteFeatureClient(CachedFeatureClient):
             later = pool.submit(read, conn, statements[half:])
         except RuntimeError as exc:  # shut down by close() since it was handed out
             raise sqlite3.ProgrammingError("the online store client is closed") from exc
-        first = read(self._conn, statements[:half])
+        first = read(reader, statements[:half])
         return first + later.result()
 
     def _second_connection(self) -> tuple[ThreadPoolExecutor, sqlite3.Connection]:
@@ -794,7 +826,7 @@ class SqliteFeatureClient(CachedFeatureClient):
 
     def _rows(self, tables: tuple[str, ...], keys: list[bytes]) -> dict[bytes, list[Row]]:
         """The rows ``(..., feature_name, value)`` of each of ``keys`` in ``tables``."""
-        execute = self._conn.execute
+        execute = self._reader().execute
         if len(keys) == 1:
             return {keys[0]: execute(_select(tables, 1), keys).fetchall()}
         found: dict[bytes, list[Row]] = {key: [] for key in keys}
@@ -824,8 +856,14 @@ class SqliteFeatureClient(CachedFeatureClient):
         }
 
     def _load(self, recipient_ids: Sequence[str]) -> dict[str, FeatureRow]:
+        with watched(self._reader()) as reader:
+            return self._load_rows(recipient_ids, reader)
+
+    def _load_rows(
+        self, recipient_ids: Sequence[str], reader: sqlite3.Connection
+    ) -> dict[str, FeatureRow]:
         keys = [self._key(rid) for rid in recipient_ids]
-        prepared = self._prepared.read(keys)
+        prepared = self._prepared.read(keys, reader)
         if len(prepared) == len(keys):
             return dict(zip(recipient_ids, map(prepared.__getitem__, keys), strict=True))
         # Recipients without a prepared row (unknown, changed since the last materialization,
@@ -966,6 +1004,12 @@ class SqliteFeatureClient(CachedFeatureClient):
         return self._variant_table_exists
 
     def _load_variants(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], FeatureRow]:
+        with watched(self._reader()):
+            return self._load_variant_rows(pairs)
+
+    def _load_variant_rows(
+        self, pairs: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], FeatureRow]:
         keys = [variant_entity_key(rid, vid) for rid, vid in pairs]
         # An online store applied before the view existed has no table: every pair is unknown.
         exists = self._has_variant_table()

@@ -266,9 +266,12 @@ class PreparedReader:
         pick = itemgetter(*wanted)
         return tuple(layouts), (pick if len(wanted) > 1 else lambda values: (pick(values),))
 
-    def read(self, keys: Sequence[bytes]) -> dict[bytes, dict[str, FeatureValue]]:
+    def read(
+        self, keys: Sequence[bytes], conn: sqlite3.Connection | None = None
+    ) -> dict[bytes, dict[str, FeatureValue]]:
         """The rows of the ``keys`` that have a prepared row in every table (others left out;
-        all of them while the prepared rows are not :attr:`usable`)."""
+        all of them while the prepared rows are not :attr:`usable`), read on ``conn``
+        (default the reader's own connection)."""
         state = self._state
         if state is None or not keys:
             return {}
@@ -276,8 +279,9 @@ class PreparedReader:
         # Every table of a key in one seek of the primary key's prefix (another project's
         # tables, if any, are left aside below), KEYS_PER_STATEMENT keys per statement.
         blobs: dict[bytes, dict[str, bytes]] = {}
+        execute = (conn or self._conn).execute
         for chunk in key_chunks(keys, KEYS_PER_STATEMENT):
-            for key, table, blob in self._conn.execute(_select(len(chunk)), chunk):
+            for key, table, blob in execute(_select(len(chunk)), chunk):
                 blobs.setdefault(key, {})[table] = blob
         rows = {}
         for key, held in blobs.items():

@@ -3,19 +3,19 @@
 Inside :class:`statement_deadline`, a connection entered with :class:`watched` calls back
 every :data:`CHECK_EVERY` steps of SQLite's virtual machine, and once the deadline has passed
 SQLite stops the statement: the call raises ``sqlite3.OperationalError: interrupted``. With a
-time budget, the render path bounds its read of a SQLite decision store this way, on its own
-thread: handing the read to a pool thread and waiting for it, the other way to bound a read,
-costs a thread wake-up each way (0.13-0.34 ms a decision on a 2-core machine,
-``benchmarks/bench_budget.py``).
+time budget, the render path bounds its reads of a SQLite decision store and a SQLite online
+store this way, on its own thread: handing the read to a pool thread and waiting for it, the
+other way to bound a read, costs a thread wake-up each way (0.13-0.34 ms a decision on a
+2-core machine, ``benchmarks/bench_budget.py``).
 
 The check runs Python: it takes the GIL while SQLite holds the connection's mutex. So it is
 installed only while a thread with a deadline uses the connection, never for the decision
 writer's or a batch's long writes (each check would wait for the GIL behind the deciding
 thread), and only a connection that one thread uses at a time may be watched: a second
 thread calling into the same connection with the GIL held would wait for that mutex forever.
-The online feature store's connection, shared by the render path and a batch's thread, is
-not watched for that reason. SQLite counts its own work only: a statement blocked in a
-system call (a disk that does not answer) is stopped when the call returns.
+So the SQLite decision store and the SQLite online store read on a connection per thread.
+SQLite counts its own work only: a statement blocked in a system call (a disk that does not
+answer) is stopped when the call returns.
 
 Examples
 --------
@@ -38,13 +38,18 @@ import sqlite3
 import threading
 import time
 
-__all__ = ["CHECK_EVERY", "statement_deadline", "watched"]
+__all__ = ["CHECK_EVERY", "deadline_active", "statement_deadline", "watched"]
 
 #: Virtual-machine steps between two checks: tens of microseconds of SQLite's work, so a
 #: statement overruns its deadline by about that much; each check costs ~0.2 µs.
 CHECK_EVERY = 1000
 
 _local = threading.local()
+
+
+def deadline_active() -> bool:
+    """Whether this thread is inside a :class:`statement_deadline`."""
+    return getattr(_local, "deadline", None) is not None
 
 
 def _expired() -> bool:

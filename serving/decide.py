@@ -6,8 +6,9 @@ that errors each give a documented fallback and a reason in ``reasons``:
 ``features_unavailable``
     the feature store failed; cold-start defaults were used.
 ``features_timeout``
-    the feature store did not answer within ``decisions.budget_ms``; cold-start defaults
-    were used.
+    the feature store did not answer within ``decisions.budget_ms`` (the recipient's
+    features, or the chosen variant's history, read after the send time); cold-start
+    defaults were used.
 ``recipient_state_unavailable``
     the decision store did not give the recipient's consent and send history within
     ``decisions.budget_ms`` (or failed): the decision is ``suppress``, since consent cannot
@@ -142,6 +143,8 @@ class DecisionEngine:
         self._history = any(
             rule is not None for rule in (d.max_sends_1d, d.max_sends_7d, d.fatigue_threshold)
         )
+        # Reads that stop themselves at a statement deadline run inline with a budget.
+        self._interruptible = bool(getattr(features, "interruptible", False))
         self._definitions: dict[str, ExperimentDefinition] = {}
         self._inputs: tuple[tuple[object, ...], frozenset[str]] | None = None
 
@@ -164,9 +167,13 @@ class DecisionEngine:
         default_now = datetime.now(UTC)
         ids = list(dict.fromkeys(r.recipient_id for r in requests))
         client = self.features
-        features = guard.start(lambda: client.get_many(ids)) if client is not None else None
-        # A state read of a SQLite decision store stops itself at the deadline: it runs here,
-        # with no thread hand-off (see serving.budget).
+        # Reads of SQLite stores stop themselves at the deadline: they run here, with no
+        # thread hand-off (see serving.budget).
+        features = (
+            guard.start(lambda: client.get_many(ids), deadline, interruptible=self._interruptible)
+            if client is not None
+            else None
+        )
         state = guard.start(
             lambda: self._states(requests, default_now),
             deadline,
@@ -188,7 +195,7 @@ class DecisionEngine:
         for draft in sendable:
             self._variant(draft)
         self._send_times(sendable)
-        self._scores(sendable)
+        self._scores(sendable, deadline)
         versions = self.models.versions
         made = [self._record(d, versions) for d in drafts]
         items = [(record, features) for record, features, _ in made]
@@ -380,7 +387,7 @@ class DecisionEngine:
             if loaded is not None and result.score is not None:
                 draft.scores["p_open"] = float(loaded.model.calibrate(np.array([result.score]))[0])
 
-    def _scores(self, drafts: Sequence[_Draft]) -> None:
+    def _scores(self, drafts: Sequence[_Draft], deadline: float) -> None:
         live = [d for d in drafts if d.send_at is not None]
         if not live:
             return
@@ -399,7 +406,9 @@ class DecisionEngine:
                     draft.reasons.append(f"model_unavailable:{kind.value}")
                 continue
             inputs = (
-                self._engagement_inputs(live, columns, context) if key == "p_click" else columns
+                self._engagement_inputs(live, columns, context, deadline)
+                if key == "p_click"
+                else columns
             )
             probs = loaded.model.predict(inputs, len(live))
             for draft, p in zip(live, probs, strict=True):
@@ -425,11 +434,28 @@ class DecisionEngine:
         live: Sequence[_Draft],
         columns: Mapping[str, Any],
         context: Mapping[str, FloatArray] | None,
+        deadline: float,
     ) -> dict[str, Any]:
         """The engagement model's columns: the recipient's, the chosen variant's history, and
-        the hour affinities at the send hour, built by the function training uses."""
+        the hour affinities at the send hour, built by the function training uses. The
+        variant's history is read within the decision's budget (defaults and
+        ``features_timeout`` after it)."""
         sends = [(d.request.recipient_id, d.variant_id) for d in live]
-        stored = {**columns, **variant_columns(self.features, sends, [d.reasons for d in live])}
+        reasons = [d.reasons for d in live]
+        read = self.guard.start(
+            lambda: variant_columns(self.features, sends, reasons, strict=True),
+            deadline,
+            interruptible=self._interruptible,
+        )
+        try:
+            variants = self.guard.result(read, deadline)
+        except BudgetExceededError as exc:
+            logger.warning("per-variant features over budget: %s", exc)
+            variants = variant_columns(None, sends, reasons, failed="features_timeout")
+        except Exception:  # the render path must not fail on the feature store
+            logger.exception("per-variant features unavailable; using cold-start defaults")
+            variants = variant_columns(None, sends, reasons, failed="features_unavailable")
+        stored = {**columns, **variants}
         return engagement_inputs(
             stored,
             columns["variant_id"],
@@ -485,13 +511,17 @@ def variant_columns(
     client: FeatureClient | None,
     sends: Sequence[tuple[str, str | None]],
     reasons: Sequence[list[str]],
+    *,
+    strict: bool = False,
+    failed: str | None = None,
 ) -> dict[str, list[FeatureValue]]:
     """The per-variant features of each send's (recipient, variant) pair, as columns.
 
     A pair the store does not know, a send without a variant, and every send when the store
     fails get :data:`~features.engineering.tables.VARIANT_DEFAULTS`; a failure also adds the
-    reason ``features_unavailable`` to each send's ``reasons``. One recipient may appear
-    several times, with different variants.
+    reason ``features_unavailable`` to each send's ``reasons``. With ``strict``, a failure
+    is raised instead (the caller then calls again with ``client=None`` and its reason as
+    ``failed``). One recipient may appear several times, with different variants.
     """
     wanted: dict[str, list[str]] = {}
     for rid, variant in sends:
@@ -502,10 +532,14 @@ def variant_columns(
         try:
             pairs = client.variant_features_many(wanted)
         except Exception:
+            if strict:
+                raise
             logger.exception("per-variant features unavailable; using cold-start defaults")
-            for own in reasons:
-                if "features_unavailable" not in own:
-                    own.append("features_unavailable")
+            failed = "features_unavailable"
+    if failed is not None:
+        for own in reasons:
+            if failed not in own:
+                own.append(failed)
     empty: FeatureRow = {}
     found = [pairs.get(rid, {}).get(variant or "", empty) for rid, variant in sends]
     return {

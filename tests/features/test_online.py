@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import shutil
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
@@ -149,6 +150,34 @@ def test_cache_is_dropped_after_the_store_changes(built_world: World) -> None:
     client._cache.add({"r002": {"opens_7d": -1}})
     time.sleep(0.01)
     assert client.get("r002")["opens_7d"] == before
+
+
+def test_each_thread_reads_rows_on_a_connection_of_its_own(built_world: World) -> None:
+    # A statement deadline may watch a connection only while one thread uses it.
+    settings, _ = built_world
+    client = SqliteFeatureClient(settings)
+    seen: dict[str, int] = {}
+    statements: list[str] = []
+    client._conn.set_trace_callback(statements.append)
+
+    def read(rid: str) -> None:
+        assert client.get(rid) == client._load([rid])[rid]
+        assert (
+            client.variant_features(rid, ["v0"])["v0"]
+            == client._load_variants([(rid, "v0")])[rid, "v0"]
+        )
+        seen[rid] = id(client._reader())
+
+    read("r001")
+    other = threading.Thread(target=read, args=("r002",))
+    other.start()
+    other.join()
+    assert seen["r001"] != seen["r002"]
+    assert len(client._readers) == 2
+    assert not [s for s in statements if "_inboxlab_prepared " in s or "entity_key" in s]
+    client.close()
+    with pytest.raises(StoreError, match="closed"):
+        client.get("r003")
 
 
 def test_in_memory_fake_fills_missing_values() -> None:
@@ -393,7 +422,7 @@ ONLINE_TABLES = [
 def without_prepared(monkeypatch: pytest.MonkeyPatch) -> None:
     """Reads as from a store without prepared rows (:mod:`features.prepared`), which reads
     take first: Feast's rows, packed or row by row."""
-    monkeypatch.setattr(features.prepared.PreparedReader, "read", lambda self, keys: {})
+    monkeypatch.setattr(features.prepared.PreparedReader, "read", lambda self, keys, conn=None: {})
 
 
 def _packed_walks(client: SqliteFeatureClient, read: Callable[[], object]) -> dict[str, str]:
@@ -403,8 +432,9 @@ def _packed_walks(client: SqliteFeatureClient, read: Callable[[], object]) -> di
     Each statement is traced as run (parameters bound) and explained on another connection.
     """
     statements: list[str] = []
-    # Reads of several chunks run half of them on the client's second connection.
-    connections = (client._conn, client._second_connection()[1])
+    # Rows are read on this thread's connection; reads of several chunks run half of them
+    # on the client's second connection.
+    connections = (client._reader(), client._second_connection()[1])
     for conn in connections:
         conn.set_trace_callback(statements.append)
     try:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -9,7 +10,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from features.online import FeatureRow, InMemoryFeatureClient
+from features.online import (
+    VIEW_OF_FEATURE,
+    FeatureRow,
+    InMemoryFeatureClient,
+    SqliteFeatureClient,
+    with_defaults,
+)
+from features.store import online_db_path
 from inboxlab.records import Action
 from inboxlab.settings import DecisionSettings, Settings
 from serving.budget import BudgetExceededError, ReadGuard
@@ -55,7 +63,9 @@ def slow_store(settings: Settings) -> Iterator[DecisionStore]:
     s.close()
 
 
-def engine(settings: Settings, store: DecisionStore, models: ModelSet, features: Any) -> Any:
+def engine(
+    settings: Settings, store: DecisionStore, models: ModelSet, features: Any
+) -> DecisionEngine:
     s = settings.model_copy(update={"decisions": DecisionSettings(budget_ms=BUDGET_MS)})
     return DecisionEngine(
         s, store, ExperimentStore(store.engine), features, models, np.random.default_rng(0)
@@ -189,3 +199,76 @@ def test_an_interrupted_read_that_fails_before_the_deadline_is_its_own_error() -
     with pytest.raises(OSError, match="store down"):
         guard.result(guard.start(fail, deadline, interruptible=True), deadline)
     guard.close()
+
+
+class EndlessOnlineStore(SqliteFeatureClient):
+    """A real SQLite online-store client whose reads first run a statement that never ends
+    on its own, on the connection they read on; records the threads they ran on. Recipient
+    reads endless with ``recipients``, else defaults; variant reads endless with
+    ``variants``."""
+
+    threads: list[int]
+    recipients = True
+    variants = False
+
+    def _load_rows(self, recipient_ids: Sequence[str], reader: sqlite3.Connection) -> Any:
+        self.threads.append(threading.get_ident())
+        if self.recipients:
+            reader.execute(ENDLESS).fetchone()
+        return {rid: with_defaults(None, VIEW_OF_FEATURE) for rid in recipient_ids}
+
+    def _load_variant_rows(self, pairs: Sequence[tuple[str, str]]) -> Any:
+        self.threads.append(threading.get_ident())
+        if self.variants:
+            self._reader().execute(ENDLESS).fetchone()
+        return super()._load_variant_rows(pairs)
+
+
+@pytest.fixture
+def endless_features(settings: Settings) -> Iterator[EndlessOnlineStore]:
+    path = online_db_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sqlite3.connect(path).close()  # an empty store: the reads below never get to its tables
+    client = EndlessOnlineStore(settings)
+    client.threads = []
+    yield client
+    client.close()
+
+
+def test_an_online_store_read_stops_at_the_deadline_on_the_callers_thread(
+    settings: Settings, models: ModelSet, endless_features: EndlessOnlineStore
+) -> None:
+    store = DecisionStore(settings.decision_store_url)
+    store.create_schema()
+    eng = engine(settings, store, models, endless_features)
+    out, seconds = timed(eng)
+    assert seconds < SLOW_S / 2
+    assert out.action is Action.SEND
+    assert out.reasons == ["features_timeout"]
+    assert out.scores.p_open is not None  # scored on cold-start defaults
+    assert set(endless_features.threads) == {threading.get_ident()}  # no thread hand-off
+    # The client works afterwards: the next read runs to its end.
+    endless_features.recipients = False
+    assert endless_features.get("r-2")["timezone"] == "UTC"
+    eng.close()
+    store.close()
+
+
+def test_the_variant_read_is_bounded_by_the_same_budget(
+    settings: Settings, models: ModelSet, endless_features: EndlessOnlineStore
+) -> None:
+    endless_features.recipients, endless_features.variants = False, True
+    store = DecisionStore(settings.decision_store_url)
+    store.create_schema()
+    eng = engine(settings, store, models, endless_features)
+    started = time.perf_counter()
+    out = eng.decide(
+        DecisionRequest(recipient_id="r-1", campaign_id="c1", now=NOW, variants=["v0", "v1"])
+    )
+    assert time.perf_counter() - started < SLOW_S / 2
+    assert out.action is Action.SEND and out.variant_id == "v0"
+    assert out.reasons == ["features_timeout"]
+    assert out.scores.p_click is not None  # on the per-variant defaults
+    assert set(endless_features.threads) == {threading.get_ident()}
+    eng.close()
+    store.close()
