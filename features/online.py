@@ -709,7 +709,7 @@ class SqliteFeatureClient(CachedFeatureClient):
         # connection (_reader), which a statement deadline may watch.
         self._conn = sqlite3.connect(self._uri, uri=True, check_same_thread=False)
         self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []
+        self._readers: dict[threading.Thread, sqlite3.Connection] = {}
         # A second connection on a thread of its own, opened at the first read of a chunk of
         # keys or more: it runs half of the read's statements while the calling thread runs
         # the other half (see _packed_rows).
@@ -745,21 +745,24 @@ class SqliteFeatureClient(CachedFeatureClient):
                 pool.shutdown(wait=True)
                 conn.close()
                 self._second = None
-            for conn in self._readers:
+            for conn in self._readers.values():
                 conn.close()
             self._readers.clear()
         self._conn.close()
 
     def _reader(self) -> sqlite3.Connection:
-        """This thread's connection for reading rows (opened at its first read)."""
+        """This thread's connection for reading rows (opened at its first read; those of
+        threads that have ended are closed then, so they are as many as the live readers)."""
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             with self._second_lock:
                 if self._closed:
                     raise sqlite3.ProgrammingError("the online store client is closed")
-                # Not bound to the thread only so that close() may close it.
+                for ended in [t for t in self._readers if not t.is_alive()]:
+                    self._readers.pop(ended).close()
+                # Not bound to the thread, so that close() and later threads may close it.
                 conn = sqlite3.connect(self._uri, uri=True, check_same_thread=False)
-                self._readers.append(conn)
+                self._readers[threading.current_thread()] = conn
             self._local.conn = conn
         return conn
 
