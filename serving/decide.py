@@ -441,21 +441,22 @@ class DecisionEngine:
         variant's history is read within the decision's budget (defaults and
         ``features_timeout`` after it)."""
         sends = [(d.request.recipient_id, d.variant_id) for d in live]
-        reasons = [d.reasons for d in live]
-        read = self.guard.start(
-            lambda: variant_columns(self.features, sends, reasons, strict=True),
-            deadline,
-            interruptible=self._interruptible,
-        )
-        try:
-            variants = self.guard.result(read, deadline)
-        except BudgetExceededError as exc:
-            logger.warning("per-variant features over budget: %s", exc)
-            variants = variant_columns(None, sends, reasons, failed="features_timeout")
-        except Exception:  # the render path must not fail on the feature store
-            logger.exception("per-variant features unavailable; using cold-start defaults")
-            variants = variant_columns(None, sends, reasons, failed="features_unavailable")
-        stored = {**columns, **variants}
+        client = self.features
+        pairs: VariantPairs = {}
+        if client is not None:
+            read = self.guard.start(
+                lambda: _variant_pairs(client, sends), deadline, interruptible=self._interruptible
+            )
+            reasons = [d.reasons for d in live]
+            try:
+                pairs = self.guard.result(read, deadline)
+            except BudgetExceededError as exc:
+                logger.warning("per-variant features over budget: %s", exc)
+                _add_reason(reasons, "features_timeout")
+            except Exception:  # the render path must not fail on the feature store
+                logger.exception("per-variant features unavailable; using cold-start defaults")
+                _add_reason(reasons, "features_unavailable")
+        stored = {**columns, **_variant_columns(pairs, sends)}
         return engagement_inputs(
             stored,
             columns["variant_id"],
@@ -507,39 +508,53 @@ class DecisionEngine:
         return record, draft.features, response
 
 
+VariantPairs = Mapping[str, Mapping[str, FeatureRow]]
+
+
 def variant_columns(
     client: FeatureClient | None,
     sends: Sequence[tuple[str, str | None]],
     reasons: Sequence[list[str]],
-    *,
-    strict: bool = False,
-    failed: str | None = None,
 ) -> dict[str, list[FeatureValue]]:
     """The per-variant features of each send's (recipient, variant) pair, as columns.
 
     A pair the store does not know, a send without a variant, and every send when the store
     fails get :data:`~features.engineering.tables.VARIANT_DEFAULTS`; a failure also adds the
-    reason ``features_unavailable`` to each send's ``reasons``. With ``strict``, a failure
-    is raised instead (the caller then calls again with ``client=None`` and its reason as
-    ``failed``). One recipient may appear several times, with different variants.
+    reason ``features_unavailable`` to each send's ``reasons``. One recipient may appear
+    several times, with different variants.
     """
+    try:
+        pairs = _variant_pairs(client, sends)
+    except Exception:
+        logger.exception("per-variant features unavailable; using cold-start defaults")
+        _add_reason(reasons, "features_unavailable")
+        pairs = {}
+    return _variant_columns(pairs, sends)
+
+
+def _variant_pairs(
+    client: FeatureClient | None, sends: Sequence[tuple[str, str | None]]
+) -> VariantPairs:
+    """The stored rows of the sends' (recipient, variant) pairs (none without a client)."""
     wanted: dict[str, list[str]] = {}
     for rid, variant in sends:
         if variant:
             wanted.setdefault(rid, []).append(variant)
-    pairs: Mapping[str, Mapping[str, FeatureRow]] = {}
-    if wanted and client is not None:
-        try:
-            pairs = client.variant_features_many(wanted)
-        except Exception:
-            if strict:
-                raise
-            logger.exception("per-variant features unavailable; using cold-start defaults")
-            failed = "features_unavailable"
-    if failed is not None:
-        for own in reasons:
-            if failed not in own:
-                own.append(failed)
+    if not wanted or client is None:
+        return {}
+    return client.variant_features_many(wanted)
+
+
+def _add_reason(reasons: Sequence[list[str]], reason: str) -> None:
+    for own in reasons:
+        if reason not in own:
+            own.append(reason)
+
+
+def _variant_columns(
+    pairs: VariantPairs, sends: Sequence[tuple[str, str | None]]
+) -> dict[str, list[FeatureValue]]:
+    """The sends' rows of ``pairs`` as columns, the defaults for a pair not there."""
     empty: FeatureRow = {}
     found = [pairs.get(rid, {}).get(variant or "", empty) for rid, variant in sends]
     return {

@@ -193,6 +193,30 @@ def test_without_models_or_features_the_decision_still_comes_with_reasons(
     assert 8 <= local.hour < 21  # the first hour outside quiet hours
 
 
+class VariantsDown(InMemoryFeatureClient):
+    """Serves recipients; its per-variant reads fail."""
+
+    def variant_features_many(self, requests: Any) -> Any:
+        raise OSError("per-variant table down")
+
+
+@pytest.mark.parametrize("budget_ms", [0.0, 50.0])
+def test_a_failed_variant_read_scores_on_the_variant_defaults(
+    settings: Settings, store: DecisionStore, models: ModelSet, budget_ms: float
+) -> None:
+    rows = {"r-tokyo": {"timezone": "Asia/Tokyo", "opens_90d": 5}}
+    engine = make_engine(settings, store, models, features=VariantsDown(rows), budget_ms=budget_ms)
+    out = engine.decide(request(variants=["v0", "v1"]))
+    assert out.action is Action.SEND and out.variant_id == "v0"
+    assert out.reasons == ["features_unavailable"]
+    healthy = make_engine(settings, store, models, features=InMemoryFeatureClient(rows))
+    expected = healthy.decide(request(variants=["v0", "v1"]))  # an unknown pair: the defaults
+    assert expected.reasons == [] and expected.send_at == out.send_at
+    assert out.scores.p_click == expected.scores.p_click is not None
+    engine.close()
+    healthy.close()
+
+
 def test_a_window_without_a_whole_hour_is_suppressed(
     settings: Settings, store: DecisionStore, models: ModelSet
 ) -> None:
