@@ -73,7 +73,8 @@ class NativeTrees:
     def __init__(self, model: Any, n_feature: int, key: str) -> None:
         self._model = model
         # void forest_root(double* rows, double* out, int start, int end), compiled with
-        # float64 inputs and outputs; it releases the GIL while it runs.
+        # float64 inputs and outputs (lleaves' default); it releases the GIL while it runs.
+        # An lleaves without this attribute fails _compile: Booster.predict is used instead.
         self._entry: Any = model._c_entry_func
         self.n_feature = n_feature
         #: The cache key of the compiled code (a hash of the model and the compiler).
