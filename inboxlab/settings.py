@@ -74,8 +74,8 @@ class DecisionSettings(BaseModel):
         description="Most time a render-path decision waits for the feature and decision "
         "stores before falling back (reasons features_timeout, recipient_state_unavailable). "
         "Reads of the SQLite stores stop themselves at the deadline, on the request's "
-        "thread, at no measurable cost; other reads (Redis, PostgreSQL) run on a small "
-        "thread pool, a thread hand-off each. 0 reads inline, unbounded.",
+        "thread (about 2 % of a decision at 200/s); other reads (Redis, PostgreSQL) run on "
+        "a small thread pool, a thread hand-off each. 0 reads inline, unbounded.",
     )
     group_commit: bool = Field(
         default=True,
