@@ -56,6 +56,7 @@ from features.value_proto import value_message
 from inboxlab.errors import InvalidInputError, StoreError
 from inboxlab.settings import Settings
 from inboxlab.sqlite_deadline import deadline_active, watched
+from inboxlab.sqlite_threads import ConnectionPerThread
 
 __all__ = [
     "MEMO_LIMIT",
@@ -708,8 +709,9 @@ class SqliteFeatureClient(CachedFeatureClient):
         # the version check and schema look-ups; rows are read on each thread's own
         # connection (_reader), which a statement deadline may watch.
         self._conn = sqlite3.connect(self._uri, uri=True, check_same_thread=False)
-        self._local = threading.local()
-        self._readers: dict[threading.Thread, sqlite3.Connection] = {}
+        self._readers = ConnectionPerThread(
+            lambda: sqlite3.connect(self._uri, uri=True, check_same_thread=False)
+        )
         # A second connection on a thread of its own, opened at the first read of a chunk of
         # keys or more: it runs half of the read's statements while the calling thread runs
         # the other half (see _packed_rows).
@@ -745,26 +747,12 @@ class SqliteFeatureClient(CachedFeatureClient):
                 pool.shutdown(wait=True)
                 conn.close()
                 self._second = None
-            for conn in self._readers.values():
-                conn.close()
-            self._readers.clear()
+        self._readers.close(reopen=False)
         self._conn.close()
 
     def _reader(self) -> sqlite3.Connection:
-        """This thread's connection for reading rows (opened at its first read; those of
-        threads that have ended are closed then, so they are as many as the live readers)."""
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            with self._second_lock:
-                if self._closed:
-                    raise sqlite3.ProgrammingError("the online store client is closed")
-                for ended in [t for t in self._readers if not t.is_alive()]:
-                    self._readers.pop(ended).close()
-                # Not bound to the thread, so that close() and later threads may close it.
-                conn = sqlite3.connect(self._uri, uri=True, check_same_thread=False)
-                self._readers[threading.current_thread()] = conn
-            self._local.conn = conn
-        return conn
+        """This thread's connection for reading rows (see :class:`ConnectionPerThread`)."""
+        return self._readers.get()
 
     def _packed_rows(
         self, statements: Sequence[tuple[str, list[Any]]], *, parallel: bool
@@ -859,14 +847,12 @@ class SqliteFeatureClient(CachedFeatureClient):
         }
 
     def _load(self, recipient_ids: Sequence[str]) -> dict[str, FeatureRow]:
-        with watched(self._reader()) as reader:
-            return self._load_rows(recipient_ids, reader)
+        with watched(self._reader()):
+            return self._load_rows(recipient_ids)
 
-    def _load_rows(
-        self, recipient_ids: Sequence[str], reader: sqlite3.Connection
-    ) -> dict[str, FeatureRow]:
+    def _load_rows(self, recipient_ids: Sequence[str]) -> dict[str, FeatureRow]:
         keys = [self._key(rid) for rid in recipient_ids]
-        prepared = self._prepared.read(keys, reader)
+        prepared = self._prepared.read(keys, self._reader())
         if len(prepared) == len(keys):
             return dict(zip(recipient_ids, map(prepared.__getitem__, keys), strict=True))
         # Recipients without a prepared row (unknown, changed since the last materialization,

@@ -13,7 +13,8 @@ installed only while a thread with a deadline uses the connection, never for the
 writer's or a batch's long writes (each check would wait for the GIL behind the deciding
 thread), and only a connection that one thread uses at a time may be watched: a second
 thread calling into the same connection with the GIL held would wait for that mutex forever.
-So the SQLite decision store and the SQLite online store read on a connection per thread.
+So the SQLite decision store and the SQLite online store read on a connection per thread
+(:mod:`inboxlab.sqlite_threads`).
 SQLite counts its own work only: a statement blocked in a system call (a disk that does not
 answer) is stopped when the call returns.
 
@@ -69,7 +70,7 @@ class watched:  # noqa: N801 - used as a function: ``with watched(conn):``
         self._on = False
 
     def __enter__(self) -> sqlite3.Connection:
-        if getattr(_local, "deadline", None) is not None:
+        if deadline_active():
             self._conn.set_progress_handler(_expired, CHECK_EVERY)
             self._on = True
         return self._conn
@@ -82,8 +83,9 @@ class watched:  # noqa: N801 - used as a function: ``with watched(conn):``
 
 class statement_deadline:  # noqa: N801 - used as a function: ``with statement_deadline(at):``
     """Stop this thread's statements on watched connections at ``time.monotonic() >= at``
-    (the earlier deadline wins when nested). A class rather than a generator: entered twice
-    in every decision, it costs a fraction of ``contextlib.contextmanager``'s set-up."""
+    (the earlier deadline wins when nested). A class rather than a generator: entered for
+    each read of every decision, it costs a fraction of ``contextlib.contextmanager``'s
+    set-up."""
 
     __slots__ = ("_at", "_previous")
 

@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -41,7 +41,13 @@ from features.engineering.tables import (
     FeatureValue,
     feature_type,
 )
-from features.online import VIEW_OF_FEATURE, FeatureClient, FeatureRow, with_defaults
+from features.online import (
+    VIEW_OF_FEATURE,
+    FeatureClient,
+    FeatureRow,
+    VariantRows,
+    with_defaults,
+)
 from inboxlab.errors import InvalidInputError, NotFoundError
 from inboxlab.experiment import ExperimentDefinition
 from inboxlab.records import Action, DecisionRecord
@@ -73,6 +79,7 @@ __all__ = ["DecisionEngine", "variant_columns"]
 logger = logging.getLogger(__name__)
 
 FloatArray = NDArray[np.float64]
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -179,7 +186,7 @@ class DecisionEngine:
             deadline,
             interruptible=self.store.interruptible,
         )
-        drafts = self._drafts(requests, default_now, self._features(guard, features, deadline))
+        drafts = self._drafts(requests, default_now, self._feature_read(features, deadline))
         try:
             states = guard.result(state, deadline)
         except Exception as exc:  # a slow or failing store must not fail the render path
@@ -255,17 +262,15 @@ class DecisionEngine:
                 states[rid, now] = one
         return states
 
-    def _features(
-        self,
-        guard: ReadGuard,
-        read: Pending[dict[str, FeatureRow]] | None,
-        deadline: float,
-    ) -> tuple[Mapping[str, FeatureRow], str | None]:
-        """Online features, or none and the reason why (the drafts then use defaults)."""
+    def _feature_read(
+        self, read: Pending[dict[str, T]] | None, deadline: float
+    ) -> tuple[Mapping[str, T], str | None]:
+        """A started read of the feature store (recipients' rows or variant pairs), or none
+        and the reason why (the caller then uses defaults)."""
         if read is None:
             return {}, "features_unavailable"
         try:
-            return guard.result(read, deadline), None
+            return self.guard.result(read, deadline), None
         except BudgetExceededError as exc:
             logger.warning("feature store over budget: %s", exc)
             return {}, "features_timeout"
@@ -441,21 +446,14 @@ class DecisionEngine:
         variant's history is read within the decision's budget (defaults and
         ``features_timeout`` after it)."""
         sends = [(d.request.recipient_id, d.variant_id) for d in live]
-        client = self.features
         pairs: VariantPairs = {}
-        if client is not None:
+        if (client := self.features) is not None:
             read = self.guard.start(
                 lambda: _variant_pairs(client, sends), deadline, interruptible=self._interruptible
             )
-            reasons = [d.reasons for d in live]
-            try:
-                pairs = self.guard.result(read, deadline)
-            except BudgetExceededError as exc:
-                logger.warning("per-variant features over budget: %s", exc)
-                _add_reason(reasons, "features_timeout")
-            except Exception:  # the render path must not fail on the feature store
-                logger.exception("per-variant features unavailable; using cold-start defaults")
-                _add_reason(reasons, "features_unavailable")
+            pairs, failed = self._feature_read(read, deadline)
+            if failed is not None:
+                _add_reason([d.reasons for d in live], failed)
         stored = {**columns, **_variant_columns(pairs, sends)}
         return engagement_inputs(
             stored,
@@ -508,7 +506,7 @@ class DecisionEngine:
         return record, draft.features, response
 
 
-VariantPairs = Mapping[str, Mapping[str, FeatureRow]]
+VariantPairs = Mapping[str, VariantRows]
 
 
 def variant_columns(
@@ -534,7 +532,7 @@ def variant_columns(
 
 def _variant_pairs(
     client: FeatureClient | None, sends: Sequence[tuple[str, str | None]]
-) -> VariantPairs:
+) -> dict[str, VariantRows]:
     """The stored rows of the sends' (recipient, variant) pairs (none without a client)."""
     wanted: dict[str, list[str]] = {}
     for rid, variant in sends:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -17,6 +16,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 from inboxlab.sqlite_deadline import watched
+from inboxlab.sqlite_threads import ConnectionPerThread
 
 __all__ = [
     "ThreadConnections",
@@ -134,10 +134,12 @@ class ThreadConnections:
     def __init__(self, url: str) -> None:
         database = make_url(url).database if is_sqlite(url) else None
         self._path = database if database and database != ":memory:" else None
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self._open: list[sqlite3.Connection] = []
-        self._generation = 0
+        self._threads = ConnectionPerThread(self._open_file)
+
+    def _open_file(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self._path or "", isolation_level=None, check_same_thread=False)
+        _sqlite_pragmas(conn, None)
+        return conn
 
     @property
     def interruptible(self) -> bool:
@@ -155,20 +157,10 @@ class ThreadConnections:
             finally:
                 raw.close()
             return
-        conn = getattr(self._local, "conn", None)
-        if conn is None or getattr(self._local, "generation", -1) != self._generation:
-            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-            _sqlite_pragmas(conn, None)
-            with self._lock:
-                self._open.append(conn)
-            self._local.conn, self._local.generation = conn, self._generation
+        conn = self._threads.get()
         with watched(conn):  # a read given a deadline stops there; others are not checked
             yield conn
 
     def close(self) -> None:
         """Close every connection opened so far (a later read opens a new one)."""
-        with self._lock:
-            self._generation += 1
-            opened, self._open = self._open, []
-        for conn in opened:
-            conn.close()
+        self._threads.close()

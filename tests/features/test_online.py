@@ -173,14 +173,14 @@ def test_each_thread_reads_rows_on_a_connection_of_its_own(built_world: World) -
     other.start()
     other.join()
     assert seen["r001"] != seen["r002"]
-    assert len(client._readers) == 2
+    assert len(client._readers.by_thread()) == 2
     assert not [s for s in statements if "_inboxlab_prepared " in s or "entity_key" in s]
     # A thread that has ended leaves no connection open behind it.
-    ended = client._readers[other]
+    ended = client._readers.by_thread()[other]
     later = threading.Thread(target=read, args=("r004",))
     later.start()
     later.join()
-    assert set(client._readers) == {threading.current_thread(), later}
+    assert set(client._readers.by_thread()) == {threading.current_thread(), later}
     with pytest.raises(sqlite3.ProgrammingError, match="closed"):
         ended.execute("SELECT 1")
     client.close()

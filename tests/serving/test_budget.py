@@ -211,10 +211,10 @@ class EndlessOnlineStore(SqliteFeatureClient):
     recipients = True
     variants = False
 
-    def _load_rows(self, recipient_ids: Sequence[str], reader: sqlite3.Connection) -> Any:
+    def _load_rows(self, recipient_ids: Sequence[str]) -> Any:
         self.threads.append(threading.get_ident())
         if self.recipients:
-            reader.execute(ENDLESS).fetchone()
+            self._reader().execute(ENDLESS).fetchone()
         return {rid: with_defaults(None, VIEW_OF_FEATURE) for rid in recipient_ids}
 
     def _load_variant_rows(self, pairs: Sequence[tuple[str, str]]) -> Any:

@@ -195,7 +195,7 @@ def test_each_thread_reads_through_its_own_connection_and_sees_every_commit(
     other.join()
     assert seen == [True]
     if store.engine.dialect.name == "sqlite":
-        assert len(store._connections._open) == 2  # one per thread, kept open
+        assert len(store._connections._threads.by_thread()) == 2  # one per thread, kept open
     store.close()  # closes them; a later read opens a new one
     assert store.recipient_state("r-1", now=now).unsubscribed
     store.close()
