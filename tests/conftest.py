@@ -29,6 +29,8 @@ REDIS_URL = os.environ.get("INBOXLAB_TEST_REDIS_URL", "redis://127.0.0.1:6379/15
 POSTGRES_URL = os.environ.get(
     "INBOXLAB_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
+# The decision budget of every test's settings: long enough for any machine's slowest read.
+TEST_BUDGET_MS = 10_000.0
 
 
 def _required() -> set[str]:
@@ -98,6 +100,9 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settin
     """Settings whose data directory and MLflow store live in ``tmp_path``."""
     monkeypatch.setenv("INBOXLAB_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("INBOXLAB_ENVIRONMENT", "test")
+    # Decisions take the bounded path, as by default, but a busy machine never trips it:
+    # whether a read is over budget is the subject of tests/serving/test_budget.py alone.
+    monkeypatch.setenv("INBOXLAB_DECISIONS__BUDGET_MS", str(TEST_BUDGET_MS))
     monkeypatch.setenv("INBOXLAB_MLFLOW__TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     monkeypatch.setenv("INBOXLAB_MLFLOW__ARTIFACT_LOCATION", str(tmp_path / "artifacts"))
     get_settings.cache_clear()

@@ -13,7 +13,7 @@ from features.online import InMemoryFeatureClient
 from inboxlab.errors import InvalidInputError, NotFoundError
 from inboxlab.experiment import parse_definition
 from inboxlab.records import Action
-from inboxlab.settings import DecisionSettings, Settings
+from inboxlab.settings import Settings
 from serving.batch import BatchDecider
 from serving.decide import DecisionEngine
 from serving.schemas import DecisionRequest, DecisionResponse
@@ -62,8 +62,8 @@ def make_engine(
 ) -> DecisionEngine:
     s = settings.model_copy(
         update={
-            "decisions": DecisionSettings(
-                **{
+            "decisions": settings.decisions.model_copy(
+                update={
                     "send_time_exploration": 0.0,
                     "allocation_refresh_seconds": 3600.0,  # one allocation for both paths
                     **decisions,

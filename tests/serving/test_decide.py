@@ -13,12 +13,13 @@ import pytest
 from features.online import InMemoryFeatureClient
 from inboxlab.experiment import parse_definition
 from inboxlab.records import Action
-from inboxlab.settings import DecisionSettings, Settings
+from inboxlab.settings import Settings
 from serving.decide import DecisionEngine
 from serving.schemas import DecisionRequest
 from serving.scoring.models import ModelSet
 from serving.store import DecisionStore
 from serving.store.experiments import ExperimentStore
+from tests.conftest import TEST_BUDGET_MS
 from tests.serving.models import planted_models
 from training.specs import ModelKind
 
@@ -49,7 +50,11 @@ def make_engine(
     **decisions: Any,
 ) -> DecisionEngine:
     s = settings.model_copy(
-        update={"decisions": DecisionSettings(**{"send_time_exploration": 0.0, **decisions})}
+        update={
+            "decisions": settings.decisions.model_copy(
+                update={"send_time_exploration": 0.0, **decisions}
+            )
+        }
     )
     rows: dict[str, dict[str, Any]] = {
         "r-tokyo": {"timezone": "Asia/Tokyo", "opens_90d": 5, "open_rate_30d": 0.4},
@@ -200,7 +205,7 @@ class VariantsDown(InMemoryFeatureClient):
         raise OSError("per-variant table down")
 
 
-@pytest.mark.parametrize("budget_ms", [0.0, 50.0])
+@pytest.mark.parametrize("budget_ms", [0.0, TEST_BUDGET_MS])
 def test_a_failed_variant_read_scores_on_the_variant_defaults(
     settings: Settings, store: DecisionStore, models: ModelSet, budget_ms: float
 ) -> None:
