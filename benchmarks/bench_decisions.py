@@ -1,10 +1,11 @@
 """Load benchmark of the decision API on loopback: ``inboxlab serve``, ``bentoml serve`` and
-two baselines (a bare FastAPI echo, ``mlflow models serve`` of the send-time model), one run.
+baselines (a bare FastAPI echo, ``mlflow models serve`` of the send-time model, and two
+latency floors below FastAPI, ``floor_app.py``), one run.
 
 Usage (from the repository root; the demo comes from ``inboxlab demo``)::
 
     python benchmarks/bench_decisions.py --demo /tmp/demo1 [--rate-seconds 30]
-        [--wrk-seconds 15] [--batch 100000] [--batch-calls 1] [--only inboxlab,bare,cpu]
+        [--wrk-seconds 15] [--batch 100000] [--batch-calls 1] [--only inboxlab,bare,asgi,raw,cpu]
 
 The demo directory (``data/``, ``mlflow.db``, ``artifacts/``) is copied to a scratch directory
 first and left untouched. Every server listens on 127.0.0.1 and is stopped at the end, also on
@@ -45,6 +46,12 @@ LUA = Path(__file__).with_name("decisions.lua")
 HOST = "127.0.0.1"
 EXPERIMENT = "bench-4arm"
 VARIANTS = ["a", "b", "c", "d"]
+# The echo baselines, by name (``--only``): what each measures, as the tables label it.
+ECHOES = {
+    "bare": "bare FastAPI echo",
+    "asgi": "uvicorn ASGI echo, no framework",
+    "raw": "uvloop + httptools echo, no ASGI (one process)",
+}
 RECIPIENTS = 10_000
 
 
@@ -461,7 +468,7 @@ def main() -> None:
     parser.add_argument("--batch-calls", type=int, default=1)
     parser.add_argument("--cpu-decisions", type=int, default=500)
     parser.add_argument("--cpu-rounds", type=int, default=5)
-    parser.add_argument("--only", default="inboxlab,bentoml,bare,mlflow,batch,cpu")
+    parser.add_argument("--only", default="inboxlab,bentoml,bare,asgi,raw,mlflow,batch,cpu")
     parser.add_argument(
         "--workers",
         type=int,
@@ -512,23 +519,19 @@ def main() -> None:
             )
             print(f"  wrk: {results['bentoml_wrk']}", file=sys.stderr)
 
-    if "bare" in only:
-        bare = [str(BIN / "uvicorn"), "--app-dir", "benchmarks", "bare_app:app"]
-        bare += ["--host", HOST, "--port", "{port}", "--log-level", "warning", *workers]
-        bare += ["--timeout-worker-healthcheck", "120"]
-        with serve("bare-fastapi", bare, env, logs, "/docs") as server:
-            time.sleep(2 * args.workers)
-            # The floor of the steady-rate latency: the same client, HTTP and uvicorn, no work.
-            results["bare_rate"] = constant_rate(server.port, key, args.rate, args.rate_seconds)
-            print(f"  rate: {results['bare_rate']}", file=sys.stderr)
-            results["bare_paced"] = paced(
-                server, "/v1/decisions", args.rate, args.rate_seconds, wrk_env
-            )
-            print(f"  paced: {results['bare_paced']}", file=sys.stderr)
-            results["bare_wrk"] = saturate(
-                server, "/v1/decisions", args.wrk_seconds, args.connections, wrk_env
-            )
-            print(f"  wrk: {results['bare_wrk']}", file=sys.stderr)
+    uvicorn = [str(BIN / "uvicorn"), "--app-dir", "benchmarks"]
+    uvicorn_args = ["--host", HOST, "--port", "{port}", "--log-level", "warning", *workers]
+    uvicorn_args += ["--timeout-worker-healthcheck", "120"]
+    echoes = {
+        # The same client, HTTP and uvicorn, no work: the floor of the steady-rate latency
+        # with the framework the API is built on, and below it without one, then without ASGI.
+        "bare": ([*uvicorn, "bare_app:app", *uvicorn_args], "/docs", True),
+        "asgi": ([*uvicorn, "floor_app:asgi_echo", *uvicorn_args], "/", True),
+        "raw": ([sys.executable, "benchmarks/floor_app.py", "--port", "{port}"], "/", False),
+    }
+    for name, (command, ready, saturation) in echoes.items():
+        if name in only:
+            results |= _echo_figures(name, command, ready, saturation, args, env, wrk_env, logs)
 
     if "mlflow" in only:
         row = mlflow_body(env, scratch)
@@ -545,6 +548,35 @@ def main() -> None:
 
     (scratch / "results.json").write_text(json.dumps(results, indent=2, default=str))
     print(_markdown(results))
+
+
+def _echo_figures(
+    name: str,
+    command: list[str],
+    ready_path: str,
+    saturation: bool,
+    args: argparse.Namespace,
+    env: dict[str, str],
+    wrk_env: dict[str, str],
+    logs: Path,
+) -> dict[str, Any]:
+    """The steady-rate latency (and the saturation, if ``saturation``) of an echo baseline."""
+    key = wrk_env["BENCH_KEY"]
+    figures: dict[str, Any] = {}
+    with serve(ECHOES[name], command, env, logs, ready_path) as server:
+        time.sleep(2 * args.workers)
+        figures[f"{name}_rate"] = constant_rate(server.port, key, args.rate, args.rate_seconds)
+        print(f"  rate: {figures[f'{name}_rate']}", file=sys.stderr)
+        figures[f"{name}_paced"] = paced(
+            server, "/v1/decisions", args.rate, args.rate_seconds, wrk_env
+        )
+        print(f"  paced: {figures[f'{name}_paced']}", file=sys.stderr)
+        if saturation:
+            figures[f"{name}_wrk"] = saturate(
+                server, "/v1/decisions", args.wrk_seconds, args.connections, wrk_env
+            )
+            print(f"  wrk: {figures[f'{name}_wrk']}", file=sys.stderr)
+    return figures
 
 
 def _machine() -> dict[str, Any]:
@@ -572,8 +604,8 @@ def _markdown(r: dict[str, Any]) -> str:
             f"| in process, CPU ms per decision (median of rounds of {c['decisions']}) | "
             f"{c['cpu_ms']:.2f} ({rounds}) |"
         )
-    for name in ("inboxlab", "bentoml", "bare"):
-        label = "bare FastAPI echo" if name == "bare" else f"{name} serve"
+    for name in ("inboxlab", "bentoml", *ECHOES):
+        label = ECHOES.get(name, f"{name} serve")
         if f"{name}_rate" in r:
             rate = r[f"{name}_rate"]
             rows.append(
@@ -590,14 +622,15 @@ def _markdown(r: dict[str, Any]) -> str:
                 f"{w['p50_ms']:.2f} / {w['p90_ms']:.2f} / {w['p99_ms']:.2f}, {w['rps']:.0f}, "
                 f"non-2xx {w['non_2xx']} |"
             )
-        if name != "bare" and f"{name}_wrk" in r:  # the bare echo's row follows
+        if name not in ECHOES and f"{name}_wrk" in r:  # the echoes' rows follow
             w = r[f"{name}_wrk"]
             rows.append(
                 f"| {name} serve, saturation (wrk): req/s, p50 / p99 (ms), server CPU ms "
                 f"per request | {w['rps']:.0f}, {w['p50_ms']:.2f} / {w['p99_ms']:.2f}, "
                 f"{w['server_cpu_ms_per_request']:.3f}, non-2xx {w['non_2xx']} |"
             )
-    for name, label in (("bare_wrk", "bare FastAPI echo"), ("mlflow_wrk", "mlflow models serve")):
+    saturated = {f"{name}_wrk": label for name, label in ECHOES.items()}
+    for name, label in (saturated | {"mlflow_wrk": "mlflow models serve"}).items():
         if name in r:
             w = r[name]
             rows.append(
@@ -608,6 +641,8 @@ def _markdown(r: dict[str, Any]) -> str:
     ours = r.get("inboxlab_wrk", {}).get("rps")
     if ours and "bare_wrk" in r:
         rows.append(f"| inboxlab / bare FastAPI | {ours / r['bare_wrk']['rps']:.2f} |")
+    if ours and "asgi_wrk" in r:
+        rows.append(f"| inboxlab / uvicorn ASGI echo | {ours / r['asgi_wrk']['rps']:.2f} |")
     if ours and "mlflow_wrk" in r:
         rows.append(f"| inboxlab / mlflow models serve | {ours / r['mlflow_wrk']['rps']:.1f} |")
     if ours and "bentoml_wrk" in r:
