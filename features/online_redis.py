@@ -22,6 +22,13 @@ missing field or a null value gives the cold-start default, which is what
 ``get_online_features`` reports as a missing value; Feast does not apply the views' TTL to
 online reads, so neither does this client (keys Redis expires are simply gone).
 
+Under a read deadline (:class:`inboxlab.sqlite_deadline.statement_deadline`, which the render
+path's time budget enters), the pipelined ``HMGET`` waits for each reply at most until the
+deadline, on the calling thread, and a connection left in the middle of a reply is closed
+rather than returned to the pool; the render path then reads inline, without a thread
+hand-off (:attr:`RedisFeatureClient.interruptible`). Opening a new connection is bounded by
+the client's ``socket_connect_timeout`` only (a ``redis_url`` parameter), not by the deadline.
+
 Caching and staleness are those of :class:`~features.online.SqliteFeatureClient`: decoded rows
 stay in a bounded in-process cache (oldest loaded dropped first), and Redis having no change
 counter, the whole cache is dropped ``max_staleness`` after it was started, so a served value
@@ -30,6 +37,7 @@ is never older than the store by more than ``max_staleness``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, cast
@@ -53,6 +61,7 @@ from features.online import (
 from features.packed_values import NULL_VALUE, decode_packed
 from features.value_proto import value_message
 from inboxlab.settings import Settings
+from inboxlab.sqlite_deadline import current_deadline
 
 __all__ = ["PACK_SCRIPT", "RedisFeatureClient", "feature_field"]
 
@@ -106,6 +115,9 @@ class RedisFeatureClient(CachedFeatureClient):
         A ``redis.Redis`` client to use instead of one built from ``stores.redis_url``.
     """
 
+    #: Reads under a deadline wait for Redis at most until it, on the calling thread.
+    interruptible = True
+
     def __init__(
         self,
         settings: Settings,
@@ -136,12 +148,37 @@ class RedisFeatureClient(CachedFeatureClient):
         self._redis.close()
 
     def _hmget(self, keys: Sequence[bytes], fields: list[bytes]) -> list[list[bytes | None]]:
+        deadline = current_deadline()
+        if deadline is not None:
+            return self._hmget_until(keys, fields, deadline)
         if len(keys) == 1:
             return [cast(list[bytes | None], self._redis.hmget(keys[0], fields))]
         pipe = self._redis.pipeline(transaction=False)
         for key in keys:
             pipe.hmget(key, fields)
         replies: list[list[bytes | None]] = pipe.execute()
+        return replies
+
+    def _hmget_until(
+        self, keys: Sequence[bytes], fields: list[bytes], deadline: float
+    ) -> list[list[bytes | None]]:
+        """The pipelined ``HMGET`` of ``keys``, each reply awaited until ``deadline`` at most.
+
+        Raises ``redis.TimeoutError`` at the deadline; the connection is then closed, since
+        replies may still be on their way.
+        """
+        pool = self._redis.connection_pool
+        conn = pool.get_connection()
+        try:
+            conn.send_packed_command(conn.pack_commands([("HMGET", key, *fields) for key in keys]))
+            replies: list[list[bytes | None]] = [
+                conn.read_response(timeout=max(deadline - time.monotonic(), 0.0)) for _ in keys
+            ]
+        except BaseException:
+            conn.disconnect()
+            raise
+        finally:
+            pool.release(conn)
         return replies
 
     def _rows(
@@ -151,7 +188,8 @@ class RedisFeatureClient(CachedFeatureClient):
         names: Sequence[str],
         defaults: Sequence[Any],
     ) -> list[FeatureRow]:
-        if len(keys) >= features.online.PACKED_MIN_KEYS:  # one setting for both stores
+        # One setting for both stores; under a deadline, the pipeline, whose waits it bounds.
+        if len(keys) >= features.online.PACKED_MIN_KEYS and current_deadline() is None:
             return self._packed_rows(keys, fields, names, defaults)
         return self._hmget_rows(keys, fields, names)
 

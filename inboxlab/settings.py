@@ -73,9 +73,9 @@ class DecisionSettings(BaseModel):
         ge=0,
         description="Most time a render-path decision waits for the feature and decision "
         "stores before falling back (reasons features_timeout, recipient_state_unavailable). "
-        "Reads of the SQLite stores stop themselves at the deadline, on the request's "
-        "thread (about 2 % of a decision at 200/s); other reads (Redis, PostgreSQL) run on "
-        "a small thread pool, a thread hand-off each. 0 reads inline, unbounded.",
+        "Reads of the SQLite stores and of Redis stop themselves at the deadline, on the "
+        "request's thread (about 2 % of a decision at 200/s); PostgreSQL reads run on a small "
+        "thread pool, a thread hand-off each. 0 reads inline, unbounded.",
     )
     group_commit: bool = Field(
         default=True,

@@ -39,7 +39,7 @@ import sqlite3
 import threading
 import time
 
-__all__ = ["CHECK_EVERY", "deadline_active", "statement_deadline", "watched"]
+__all__ = ["CHECK_EVERY", "current_deadline", "deadline_active", "statement_deadline", "watched"]
 
 #: Virtual-machine steps between two checks: tens of microseconds of SQLite's work, so a
 #: statement overruns its deadline by about that much; each check costs ~0.2 µs.
@@ -51,6 +51,16 @@ _local = threading.local()
 def deadline_active() -> bool:
     """Whether this thread is inside a :class:`statement_deadline`."""
     return getattr(_local, "deadline", None) is not None
+
+
+def current_deadline() -> float | None:
+    """The ``time.monotonic()`` deadline this thread is inside, if any.
+
+    Stores other than SQLite read it to bound their own waits the same way (the Redis online
+    store sets its socket reads' timeouts from it).
+    """
+    at: float | None = getattr(_local, "deadline", None)
+    return at
 
 
 def _expired() -> bool:

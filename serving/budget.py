@@ -1,12 +1,14 @@
 """The render path's time budget for reads that may be slow (feature store, decision store).
 
 With a budget (``decisions.budget_ms``, 50 ms by default), a read that can stop itself at a
-deadline — statements on SQLite connections it enters with
+deadline runs inline, on the caller's thread, and is interrupted there once the deadline
+passes: statements on SQLite connections it enters with
 :class:`inboxlab.sqlite_deadline.watched`, as the SQLite decision store and the SQLite online
-store do — runs inline, on the caller's thread, and is interrupted there once the deadline
-passes. Any other read (Redis, PostgreSQL) runs on a small pool of threads and the caller
-waits at most until the deadline; a read still running then is abandoned (its thread
-finishes it and drops the result). Either way the caller then takes its documented fallback.
+store do, and the Redis online store's reads, whose socket waits end at the deadline
+(:func:`inboxlab.sqlite_deadline.current_deadline`). Any other read (PostgreSQL) runs on a
+small pool of threads and the caller waits at most until the deadline; a read still
+running then is abandoned (its thread finishes it and drops the result). Either way the
+caller then takes its documented fallback.
 Without a budget (``budget_ms = 0``) every read runs inline, unbounded.
 
 Examples

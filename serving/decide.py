@@ -174,8 +174,8 @@ class DecisionEngine:
         default_now = datetime.now(UTC)
         ids = list(dict.fromkeys(r.recipient_id for r in requests))
         client = self.features
-        # Reads of SQLite stores stop themselves at the deadline: they run here, with no
-        # thread hand-off (see serving.budget).
+        # Reads of SQLite stores and of Redis stop themselves at the deadline: they run here,
+        # with no thread hand-off (see serving.budget).
         features = (
             guard.start(lambda: client.get_many(ids), deadline, interruptible=self._interruptible)
             if client is not None

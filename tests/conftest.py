@@ -13,7 +13,9 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 # Before anything imports feast: importing feast sets PROMETHEUS_MULTIPROC_DIR, and a
@@ -70,6 +72,24 @@ def port_open(host: str, port: int) -> bool:
 def redis_url() -> str:
     need("redis", port_open("127.0.0.1", 6379), "nothing answers at 127.0.0.1:6379")
     return REDIS_URL
+
+
+@contextmanager
+def redis_paused(url: str, seconds: float) -> Iterator[None]:
+    """The Redis at ``url`` takes no command from anyone for ``seconds`` (``CLIENT PAUSE
+    ALL``, which ``CLIENT UNPAUSE`` cannot shorten: it waits too); on leaving, wait until it
+    answers again."""
+    import redis
+
+    admin = redis.Redis.from_url(url)
+    admin.client_pause(int(seconds * 1000), all=True)
+    ends = time.monotonic() + seconds
+    try:
+        yield
+    finally:
+        time.sleep(max(ends - time.monotonic(), 0.0))
+        admin.ping()
+        admin.close()
 
 
 @pytest.fixture

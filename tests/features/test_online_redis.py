@@ -14,7 +14,8 @@ from features.online_redis import RedisFeatureClient, feature_field
 from features.store import online_client
 from inboxlab.errors import StoreError
 from inboxlab.settings import Settings, StoreSettings
-from tests.conftest import need
+from inboxlab.sqlite_deadline import statement_deadline
+from tests.conftest import need, redis_paused
 from tests.features.conftest import FEAST_WARNINGS, Row
 
 pytestmark = FEAST_WARNINGS
@@ -269,3 +270,43 @@ def test_values_the_bulk_decoder_leaves_aside_are_read_through_protobuf(
     finally:
         conn.hset(key, mapping=dict(kept.items()))
         conn.close()
+
+
+@pytest.mark.redis
+def test_reads_under_a_deadline_return_what_unbounded_reads_return(
+    redis_world: tuple[Settings, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings, project = redis_world
+    unbounded = RedisFeatureClient(settings, project=project)
+    bounded = RedisFeatureClient(settings, project=project)
+    requests = {rid: VARIANTS for rid in IDS[:10]}
+    # Many keys: unbounded reads take the script; under a deadline, the bounded pipeline.
+    monkeypatch.setattr(features.online, "PACKED_MIN_KEYS", 8)
+    with statement_deadline(time.monotonic() + 60):
+        got = bounded.get_many(IDS), bounded.variant_features_many(requests), bounded.get("r001")
+    assert got == (
+        unbounded.get_many(IDS),
+        unbounded.variant_features_many(requests),
+        unbounded.get("r001"),
+    )
+    assert bounded._script is None  # never the script under a deadline
+    unbounded.close()
+    bounded.close()
+
+
+@pytest.mark.redis
+def test_a_redis_that_stops_answering_is_left_at_the_deadline(
+    redis_world: tuple[Settings, str],
+) -> None:
+    settings, project = redis_world
+    client = RedisFeatureClient(settings, project=project, max_staleness=timedelta(0))
+    assert client.get("r001")["timezone"]  # a pooled connection, open and answered
+    with redis_paused(settings.stores.redis_url, 2.0):
+        started = time.monotonic()
+        with pytest.raises(StoreError, match="Timeout"), statement_deadline(started + 0.2):
+            client.get_many(["r002"])
+        waited = time.monotonic() - started
+    assert 0.2 <= waited < 1.5  # left at the deadline, long before Redis answers
+    # The connection left mid-reply was closed, not pooled: the next read is whole.
+    assert client.get_many(["r002", "r003"]).keys() == {"r002", "r003"}
+    client.close()

@@ -3,8 +3,9 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -17,15 +18,17 @@ from features.online import (
     SqliteFeatureClient,
     with_defaults,
 )
+from features.online_redis import RedisFeatureClient
 from features.store import online_db_path
 from inboxlab.records import Action
-from inboxlab.settings import DecisionSettings, Settings
+from inboxlab.settings import DecisionSettings, Settings, StoreSettings
 from serving.budget import BudgetExceededError, ReadGuard
 from serving.decide import DecisionEngine
 from serving.schemas import DecisionRequest
 from serving.scoring.models import ModelSet
 from serving.store import DecisionStore
 from serving.store.experiments import ExperimentStore
+from tests.conftest import redis_paused
 
 NOW = datetime(2026, 3, 2, 0, 30, tzinfo=UTC)
 BUDGET_MS = 1000.0  # generous: a loaded CI machine must still meet it with the fast reads
@@ -272,3 +275,42 @@ def test_the_variant_read_is_bounded_by_the_same_budget(
     assert set(endless_features.threads) == {threading.get_ident()}
     eng.close()
     store.close()
+
+
+class RecordingRedis(RedisFeatureClient):
+    """A real Redis online-store client that records the threads its reads ran on."""
+
+    threads: list[int]
+
+    def _load(self, recipient_ids: Sequence[str]) -> Any:
+        self.threads.append(threading.get_ident())
+        return super()._load(recipient_ids)
+
+
+@pytest.mark.redis
+def test_a_redis_that_stops_answering_falls_back_at_the_deadline_on_the_callers_thread(
+    settings: Settings, models: ModelSet, redis_url: str
+) -> None:
+    on_redis = settings.model_copy(
+        update={"stores": StoreSettings(online="redis", redis_url=redis_url)}
+    )
+    # A project nothing was materialized under: every row is the cold-start default.
+    features = RecordingRedis(
+        on_redis, project=f"t{uuid.uuid4().hex[:12]}", max_staleness=timedelta(0)
+    )
+    features.threads = []
+    assert features.interruptible  # no thread hand-off under a budget
+    store = DecisionStore(settings.decision_store_url)
+    store.create_schema()
+    eng = engine(settings, store, models, features)
+    assert eng.decide(request()).reasons == []  # a pooled connection, open and answered
+    with redis_paused(redis_url, SLOW_S):
+        out, seconds = timed(eng)
+    assert seconds < SLOW_S / 2  # the budget, long before Redis answers
+    assert out.action is Action.SEND
+    assert out.reasons == ["features_timeout"]
+    assert set(features.threads) == {threading.get_ident()}
+    assert eng.decide(request()).reasons == []  # Redis answers again: so does the client
+    eng.close()
+    store.close()
+    features.close()
