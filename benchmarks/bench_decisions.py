@@ -29,8 +29,9 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -468,6 +469,12 @@ def main() -> None:
     parser.add_argument("--batch-calls", type=int, default=1)
     parser.add_argument("--cpu-decisions", type=int, default=500)
     parser.add_argument("--cpu-rounds", type=int, default=5)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="rounds of inboxlab serve and the echoes, alternated (medians reported)",
+    )
     parser.add_argument("--only", default="inboxlab,bentoml,bare,asgi,raw,mlflow,batch,cpu")
     parser.add_argument(
         "--workers",
@@ -489,24 +496,43 @@ def main() -> None:
         print(f"  in process: {results['decide_cpu']}", file=sys.stderr)
 
     workers = ["--workers", str(args.workers)]
-    inboxlab = [str(BIN / "inboxlab"), "serve", "--host", HOST, "--port", "{port}", *workers]
-    with serve("inboxlab-serve", inboxlab, env, logs, "/readyz") as server:
-        time.sleep(2 * args.workers)  # /readyz answers from the first worker to come up
-        create_experiment(server.port, key)
-        results["inboxlab_rate"] = constant_rate(server.port, key, args.rate, args.rate_seconds)
-        print(f"  rate: {results['inboxlab_rate']}", file=sys.stderr)
-        results["inboxlab_paced"] = paced(
-            server, "/v1/decisions", args.rate, args.rate_seconds, wrk_env
-        )
-        print(f"  paced: {results['inboxlab_paced']}", file=sys.stderr)
-        results["inboxlab_wrk"] = saturate(
-            server, "/v1/decisions", args.wrk_seconds, args.connections, wrk_env
-        )
-        print(f"  wrk: {results['inboxlab_wrk']}", file=sys.stderr)
-        results["inboxlab_idle_rss_mb"] = server.tree_rss() / 2**20
-        if "batch" in only:
-            results["batch"] = batch(server, key, args.batch, args.batch_calls)
-            print(f"  batch: {results['batch']}", file=sys.stderr)
+    uvicorn = [str(BIN / "uvicorn"), "--app-dir", "benchmarks"]
+    uvicorn_args = ["--host", HOST, "--port", "{port}", "--log-level", "warning", *workers]
+    uvicorn_args += ["--timeout-worker-healthcheck", "120"]
+    # name: (server name, command, ready path, whether to saturate it). The echoes: the same
+    # client, HTTP and uvicorn, no work, i.e. the floor of the steady-rate latency with the
+    # framework the API is built on, below it without one, then without ASGI.
+    measured = {
+        "inboxlab": (
+            "inboxlab-serve",
+            [str(BIN / "inboxlab"), "serve", "--host", HOST, "--port", "{port}", *workers],
+            "/readyz",
+            True,
+        ),
+        "bare": ("bare-fastapi", [*uvicorn, "bare_app:app", *uvicorn_args], "/docs", True),
+        "asgi": ("asgi-echo", [*uvicorn, "floor_app:asgi_echo", *uvicorn_args], "/", True),
+        "raw": (
+            "raw-echo",
+            [sys.executable, "benchmarks/floor_app.py", "--port", "{port}"],
+            "/",
+            False,
+        ),
+    }
+    with ExitStack() as running:
+        servers = {
+            name: running.enter_context(serve(label, command, env, logs, ready))
+            for name, (label, command, ready, _) in measured.items()
+            if name in only
+        }
+        time.sleep(2 * args.workers)  # the ready path answers from the first worker up
+        if "inboxlab" in servers:
+            create_experiment(servers["inboxlab"].port, key)
+        results |= _rounds(servers, {n: m[3] for n, m in measured.items()}, args, wrk_env)
+        if "inboxlab" in servers:
+            results["inboxlab_idle_rss_mb"] = servers["inboxlab"].tree_rss() / 2**20
+            if "batch" in only:
+                results["batch"] = batch(servers["inboxlab"], key, args.batch, args.batch_calls)
+                print(f"  batch: {results['batch']}", file=sys.stderr)
 
     if "bentoml" in only:
         bento = [str(BIN / "bentoml"), "serve", "serving.bento.service:Inboxlab"]
@@ -518,20 +544,6 @@ def main() -> None:
                 server, "/v1/decisions", args.wrk_seconds, args.connections, wrk_env
             )
             print(f"  wrk: {results['bentoml_wrk']}", file=sys.stderr)
-
-    uvicorn = [str(BIN / "uvicorn"), "--app-dir", "benchmarks"]
-    uvicorn_args = ["--host", HOST, "--port", "{port}", "--log-level", "warning", *workers]
-    uvicorn_args += ["--timeout-worker-healthcheck", "120"]
-    echoes = {
-        # The same client, HTTP and uvicorn, no work: the floor of the steady-rate latency
-        # with the framework the API is built on, and below it without one, then without ASGI.
-        "bare": ([*uvicorn, "bare_app:app", *uvicorn_args], "/docs", True),
-        "asgi": ([*uvicorn, "floor_app:asgi_echo", *uvicorn_args], "/", True),
-        "raw": ([sys.executable, "benchmarks/floor_app.py", "--port", "{port}"], "/", False),
-    }
-    for name, (command, ready, saturation) in echoes.items():
-        if name in only:
-            results |= _echo_figures(name, command, ready, saturation, args, env, wrk_env, logs)
 
     if "mlflow" in only:
         row = mlflow_body(env, scratch)
@@ -550,32 +562,62 @@ def main() -> None:
     print(_markdown(results))
 
 
-def _echo_figures(
-    name: str,
-    command: list[str],
-    ready_path: str,
-    saturation: bool,
+def _rounds(
+    servers: dict[str, Server],
+    saturated: dict[str, bool],
     args: argparse.Namespace,
-    env: dict[str, str],
     wrk_env: dict[str, str],
-    logs: Path,
 ) -> dict[str, Any]:
-    """The steady-rate latency (and the saturation, if ``saturation``) of an echo baseline."""
+    """Each server's steady-rate latency and saturation, measured in ``args.rounds`` rounds
+    that alternate the servers' order (all of them running throughout, the idle ones
+    asleep), so that the machine's drift falls on each alike. Per server and figure: the
+    median over the rounds (``<name>_rate``, ``_paced``, ``_wrk``), and every round
+    (``<name>_rounds``)."""
     key = wrk_env["BENCH_KEY"]
+    names = list(servers)
+    rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    for r in range(args.rounds):
+        for name in names if r % 2 == 0 else reversed(names):
+            server = servers[name]
+            print(f"  round {r + 1}/{args.rounds}: {name}", file=sys.stderr)
+            got = {
+                "rate": constant_rate(server.port, key, args.rate, args.rate_seconds),
+                "paced": paced(server, "/v1/decisions", args.rate, args.rate_seconds, wrk_env),
+            }
+            if saturated[name]:
+                got["wrk"] = saturate(
+                    server, "/v1/decisions", args.wrk_seconds, args.connections, wrk_env
+                )
+            print(f"    {got}", file=sys.stderr)
+            rounds[name].append(got)
+    results: dict[str, Any] = {}
+    for name, measured in rounds.items():
+        results[f"{name}_rounds"] = measured
+        for figure in measured[0]:
+            results[f"{name}_{figure}"] = _median_figures([m[figure] for m in measured])
+    if "inboxlab" in rounds:
+        for base in ("bare", "asgi"):
+            if saturated[base] and base in rounds:
+                pairs = zip(rounds["inboxlab"], rounds[base], strict=True)
+                results[f"inboxlab_over_{base}"] = [
+                    ours["wrk"]["rps"] / theirs["wrk"]["rps"] for ours, theirs in pairs
+                ]
+    return results
+
+
+def _median_figures(measured: list[dict[str, Any]]) -> dict[str, Any]:
+    """Every figure's median over ``measured``; counts (requests, non-2xx answers, answers
+    by status) summed; the rest (the command) as in the first."""
     figures: dict[str, Any] = {}
-    with serve(ECHOES[name], command, env, logs, ready_path) as server:
-        time.sleep(2 * args.workers)
-        figures[f"{name}_rate"] = constant_rate(server.port, key, args.rate, args.rate_seconds)
-        print(f"  rate: {figures[f'{name}_rate']}", file=sys.stderr)
-        figures[f"{name}_paced"] = paced(
-            server, "/v1/decisions", args.rate, args.rate_seconds, wrk_env
-        )
-        print(f"  paced: {figures[f'{name}_paced']}", file=sys.stderr)
-        if saturation:
-            figures[f"{name}_wrk"] = saturate(
-                server, "/v1/decisions", args.wrk_seconds, args.connections, wrk_env
-            )
-            print(f"  wrk: {figures[f'{name}_wrk']}", file=sys.stderr)
+    for name, value in measured[0].items():
+        if name in ("requests", "non_2xx"):  # counts: summed
+            figures[name] = sum(m[name] for m in measured)
+        elif isinstance(value, (int, float)):
+            figures[name] = statistics.median(m[name] for m in measured)
+        elif isinstance(value, dict):
+            figures[name] = dict(sum((Counter(m[name]) for m in measured), Counter()))
+        else:
+            figures[name] = value
     return figures
 
 
@@ -606,6 +648,8 @@ def _markdown(r: dict[str, Any]) -> str:
         )
     for name in ("inboxlab", "bentoml", *ECHOES):
         label = ECHOES.get(name, f"{name} serve")
+        if f"{name}_rounds" in r:
+            label += f" (median of {len(r[f'{name}_rounds'])} rounds)"
         if f"{name}_rate" in r:
             rate = r[f"{name}_rate"]
             rows.append(
@@ -625,11 +669,15 @@ def _markdown(r: dict[str, Any]) -> str:
         if name not in ECHOES and f"{name}_wrk" in r:  # the echoes' rows follow
             w = r[f"{name}_wrk"]
             rows.append(
-                f"| {name} serve, saturation (wrk): req/s, p50 / p99 (ms), server CPU ms "
+                f"| {label}, saturation (wrk): req/s, p50 / p99 (ms), server CPU ms "
                 f"per request | {w['rps']:.0f}, {w['p50_ms']:.2f} / {w['p99_ms']:.2f}, "
                 f"{w['server_cpu_ms_per_request']:.3f}, non-2xx {w['non_2xx']} |"
             )
-    saturated = {f"{name}_wrk": label for name, label in ECHOES.items()}
+    saturated = {
+        f"{name}_wrk": label
+        + (f" (median of {len(r[f'{name}_rounds'])} rounds)" if f"{name}_rounds" in r else "")
+        for name, label in ECHOES.items()
+    }
     for name, label in (saturated | {"mlflow_wrk": "mlflow models serve"}).items():
         if name in r:
             w = r[name]
@@ -639,10 +687,13 @@ def _markdown(r: dict[str, Any]) -> str:
                 f"{w['server_cpu_ms_per_request']:.3f}, non-2xx {w['non_2xx']} |"
             )
     ours = r.get("inboxlab_wrk", {}).get("rps")
-    if ours and "bare_wrk" in r:
-        rows.append(f"| inboxlab / bare FastAPI | {ours / r['bare_wrk']['rps']:.2f} |")
-    if ours and "asgi_wrk" in r:
-        rows.append(f"| inboxlab / uvicorn ASGI echo | {ours / r['asgi_wrk']['rps']:.2f} |")
+    for base, label in (("bare", "bare FastAPI"), ("asgi", "uvicorn ASGI echo")):
+        if f"inboxlab_over_{base}" in r:
+            each = r[f"inboxlab_over_{base}"]
+            rows.append(
+                f"| inboxlab / {label}, saturation: median of {len(each)} rounds (each) | "
+                f"{statistics.median(each):.2f} ({', '.join(f'{x:.2f}' for x in each)}) |"
+            )
     if ours and "mlflow_wrk" in r:
         rows.append(f"| inboxlab / mlflow models serve | {ours / r['mlflow_wrk']['rps']:.1f} |")
     if ours and "bentoml_wrk" in r:
