@@ -27,7 +27,8 @@ path's time budget enters), the pipelined ``HMGET`` waits for each reply at most
 deadline, on the calling thread, and a connection left in the middle of a reply is closed
 rather than returned to the pool; the render path then reads inline, without a thread
 hand-off (:attr:`RedisFeatureClient.interruptible`). Opening a new connection is bounded by
-the client's ``socket_connect_timeout`` only (a ``redis_url`` parameter), not by the deadline.
+the client's ``socket_connect_timeout`` only (a ``redis_url`` parameter; redis-py's default is
+5 s), not by the deadline.
 
 Caching and staleness are those of :class:`~features.online.SqliteFeatureClient`: decoded rows
 stay in a bounded in-process cache (oldest loaded dropped first), and Redis having no change

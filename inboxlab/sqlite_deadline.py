@@ -48,19 +48,20 @@ CHECK_EVERY = 1000
 _local = threading.local()
 
 
-def deadline_active() -> bool:
-    """Whether this thread is inside a :class:`statement_deadline`."""
-    return getattr(_local, "deadline", None) is not None
-
-
 def current_deadline() -> float | None:
-    """The ``time.monotonic()`` deadline this thread is inside, if any.
+    """The ``time.monotonic()`` deadline of the :class:`statement_deadline` this thread is
+    inside, if any.
 
     Stores other than SQLite read it to bound their own waits the same way (the Redis online
     store sets its socket reads' timeouts from it).
     """
     at: float | None = getattr(_local, "deadline", None)
     return at
+
+
+def deadline_active() -> bool:
+    """Whether this thread is inside a :class:`statement_deadline`."""
+    return current_deadline() is not None
 
 
 def _expired() -> bool:
