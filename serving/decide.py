@@ -64,6 +64,7 @@ from serving.store import DecisionStore
 from serving.store.experiments import ExperimentStore
 from serving.store.writer import DecisionWriter
 from training.context import (
+    HOUR_CONTEXT,
     LATE_HOURS,
     LIFT_INPUTS,
     OPEN_DAYS,
@@ -624,7 +625,7 @@ def _score_hours(
     if total == 0:
         return [None for _ in drafts]
     # The hour-invariant part: one row per recipient, repeated for each of its hours.
-    x = np.repeat(model.rows([d.features for d in drafts]), sizes, axis=0)
+    x = np.repeat(model.rows([d.features for d in drafts], _HOURLY), sizes, axis=0)
     hours = np.concatenate([c.local_hour for c in candidates]).astype(int)
     days = np.concatenate([c.local_weekday for c in candidates]).astype(int)
     index = model.index
@@ -653,6 +654,9 @@ def _score_hours(
         start += n
     return out
 
+
+#: The send-time model's columns :func:`_score_hours` fills per candidate hour.
+_HOURLY = frozenset({"local_hour", "local_weekday", *HOUR_CONTEXT})
 
 #: Where each group of :data:`PROFILE_COLUMNS` sits in the matrix of :func:`_profiles`.
 _PROFILE_SLICES: dict[Sequence[str], slice] = {}

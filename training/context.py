@@ -24,6 +24,7 @@ from features.engineering.tables import (
 
 __all__ = [
     "ENGAGEMENT_CONTEXT",
+    "HOUR_CONTEXT",
     "LATE_HOURS",
     "LIFT_INPUTS",
     "OPEN_DAYS",
@@ -54,6 +55,16 @@ ENGAGEMENT_CONTEXT: tuple[str, ...] = (
     "send_hour_rate",
     "late_hour_affinity",
     "variant_click_lift",
+)
+
+#: Every column :func:`context_features` can give: what a send's hour and weekday decide.
+HOUR_CONTEXT: tuple[str, ...] = (
+    "hour_affinity",
+    "late_hour_affinity",
+    "late_hour_relative",
+    "late_peak_distance",
+    "send_hour_rate",
+    "weekday_affinity",
 )
 
 #: ``profile(names)`` gives the (rows × len(names)) matrix of those stored features, or
@@ -87,6 +98,8 @@ def context_features(
     >>> sorted(out)  # doctest: +NORMALIZE_WHITESPACE
     ['hour_affinity', 'late_hour_affinity', 'late_hour_relative', 'late_peak_distance',
      'send_hour_rate', 'weekday_affinity']
+    >>> sorted(out) == sorted(HOUR_CONTEXT)
+    True
     >>> out["hour_affinity"].round(4).tolist()
     [0.0417, 0.0417]
     >>> one = lambda names: np.arange(len(names), dtype=float)[None, :]

@@ -27,6 +27,9 @@ from serving.scoring.trees import NativeTrees, compile_trees
 __all__ = ["FAST_ROWS", "NATIVE_ROWS", "CompiledModel"]
 
 FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+#: Numeric names to look up in records, their getter, and their columns (``None``: all).
+_Lookup = tuple[tuple[str, ...], Callable[[Mapping[str, Any]], tuple[Any, ...]], IntArray | None]
 
 #: Matrices up to this many rows are scored row by row through LightGBM's fast single-row
 #: path; larger ones through ``Booster.predict``, whose fixed set-up is then small beside
@@ -87,6 +90,7 @@ class CompiledModel:
         self._calibrate = _calibration_function(fold.calibrators[0])
         self.features: tuple[str, ...] = (*self.categorical, *self.numeric)
         self._numeric_values = values_of(self.numeric)
+        self._lookups: dict[frozenset[str], _Lookup] = {}
         self.index: dict[str, int] = {name: j for j, name in enumerate(self.features)}
 
     def matrix(self, columns: Mapping[str, Sequence[Any] | NDArray[Any]], n: int) -> FloatArray:
@@ -112,11 +116,15 @@ class CompiledModel:
                 x[:, offset + j] = np.nan if values is None else np.asarray(values, np.float64)
         return x
 
-    def rows(self, records: Sequence[Mapping[str, Any]]) -> FloatArray:
+    def rows(
+        self, records: Sequence[Mapping[str, Any]], later: frozenset[str] = frozenset()
+    ) -> FloatArray:
         """The model's input matrix with one row per record (a mapping of scalar values).
 
         Equal to :meth:`matrix` of the same values as columns; a missing name is a missing
-        value, an unknown category is ``-1``.
+        value, an unknown category is ``-1``. Numeric names in ``later`` are not looked up
+        in the records: missing values, for the caller to fill (the send time's hour
+        columns), so that records holding every other name take one C-level call each.
         """
         x = np.empty((len(records), len(self.features)), dtype=np.float64)
         if not records:
@@ -125,9 +133,25 @@ class CompiledModel:
         if k:
             codes = [(self._categories[c], c) for c in self.categorical]
             x[:, :k] = [[m.get(r.get(c), -1.0) for m, c in codes] for r in records]
-        values = value_rows(self.numeric, records, self._numeric_values)
-        x[:, k:] = np.array(values, dtype=np.float64)  # a missing value (None) is NaN
+        names, take, at = self._numeric_lookup(later)
+        values = np.array(value_rows(names, records, take), dtype=np.float64)  # None is NaN
+        if at is None:
+            x[:, k:] = values
+        else:
+            x[:, k:] = np.nan
+            x[:, at] = values.reshape(len(records), len(names))
         return x
+
+    def _numeric_lookup(self, later: frozenset[str]) -> _Lookup:
+        """The numeric names looked up without ``later``, their getter, and their columns in
+        the matrix (``None``: every numeric column)."""
+        found = self._lookups.get(later)
+        if found is None:
+            kept = [j for j, name in enumerate(self.numeric) if name not in later]
+            names = tuple(self.numeric[j] for j in kept)
+            at = None if len(kept) == len(self.numeric) else len(self.categorical) + np.array(kept)
+            found = self._lookups[later] = (names, values_of(names), at)
+        return found
 
     def raw_matrix(self, x: FloatArray, *, threads: int = 1) -> FloatArray:
         """LightGBM's raw score for a prepared matrix: the ranking before calibration.

@@ -94,3 +94,25 @@ def test_row_scorer_refuses_a_matrix_of_the_wrong_width() -> None:
     scorer = RowScorer(CompiledModel(model).booster)
     with pytest.raises(ValueError, match="expected a matrix of 2 columns"):
         scorer.raw(np.zeros((2, 3)))
+
+
+class _ByIndexOnly(dict[str, Any]):
+    """A record that fails when read name by name (the slow path for partial records)."""
+
+    def get(self, *_: Any) -> Any:
+        raise AssertionError("read name by name")
+
+
+def test_names_filled_later_are_left_missing_and_the_rest_read_in_one_call() -> None:
+    model, x = _fit([], "isotonic")
+    compiled = CompiledModel(model)
+    records: list[dict[str, Any]] = x.head(20).to_dict("records")  # type: ignore[assignment]
+    without_b = [{k: v for k, v in r.items() if k != "b"} for r in records]
+    expected = compiled.rows(without_b)  # b missing: NaN, through the slow path
+    assert np.isnan(expected[:, compiled.index["b"]]).all()
+    fast = [_ByIndexOnly(r) for r in without_b]
+    np.testing.assert_array_equal(compiled.rows(fast, frozenset({"b"})), expected)
+    # Not looked up even where a record has it: the caller fills it.
+    np.testing.assert_array_equal(compiled.rows(records, frozenset({"b", "zz"})), expected)
+    np.testing.assert_array_equal(compiled.rows(records, frozenset({"zz"})), compiled.rows(records))
+    assert compiled.rows([], frozenset({"b"})).shape == (0, len(compiled.features))

@@ -260,7 +260,9 @@ class _Echo:
     def matrix(self, features: dict[str, Any], n: int) -> np.ndarray:
         return np.zeros((n, 2))
 
-    def rows(self, records: list[dict[str, Any]]) -> np.ndarray:
+    def rows(
+        self, records: list[dict[str, Any]], later: frozenset[str] = frozenset()
+    ) -> np.ndarray:
         return np.zeros((len(records), 2))
 
     def raw_matrix(self, x: np.ndarray) -> np.ndarray:
