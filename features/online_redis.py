@@ -26,9 +26,11 @@ Under a read deadline (:class:`inboxlab.sqlite_deadline.statement_deadline`, whi
 path's time budget enters), the pipelined ``HMGET`` waits for each reply at most until the
 deadline, on the calling thread, and a connection left in the middle of a reply is closed
 rather than returned to the pool; the render path then reads inline, without a thread
-hand-off (:attr:`RedisFeatureClient.interruptible`). Opening a new connection is bounded by
-the client's ``socket_connect_timeout`` only (a ``redis_url`` parameter; redis-py's default is
-5 s), not by the deadline.
+hand-off (:attr:`RedisFeatureClient.interruptible`). Opening a connection inside a deadline
+(the TCP connect and redis-py's handshake, as after a read that timed out and closed its
+connection) waits at most until the deadline too, without retries: the client's connection
+class is given that behaviour (:func:`bounded_connections`). Without a deadline every wait is
+redis-py's own (``socket_timeout``, ``socket_connect_timeout``: 5 s by default).
 
 Caching and staleness are those of :class:`~features.online.SqliteFeatureClient`: decoded rows
 stay in a bounded in-process cache (oldest loaded dropped first), and Redis having no change
@@ -64,7 +66,7 @@ from features.value_proto import value_message
 from inboxlab.settings import Settings
 from inboxlab.sqlite_deadline import current_deadline
 
-__all__ = ["PACK_SCRIPT", "RedisFeatureClient", "feature_field"]
+__all__ = ["PACK_SCRIPT", "RedisFeatureClient", "bounded_connections", "feature_field"]
 
 #: Per key of ``KEYS``, the values of the fields ``ARGV`` concatenated, an absent or empty one
 #: replaced by ``NULL_VALUE`` so that every value keeps its place.
@@ -97,6 +99,46 @@ def feature_field(view: str, feature: str) -> bytes:
     return int(mmh3.hash(f"{view}:{feature}", signed=False)).to_bytes(4, "little")
 
 
+class _OpensWithinDeadline:
+    """Mixin for a redis-py connection class: opening the connection inside a read deadline
+    (:func:`~inboxlab.sqlite_deadline.current_deadline`) waits at most until it, once."""
+
+    is_connected: bool
+    socket_timeout: float | None
+    socket_connect_timeout: float | None
+    retry: Any
+
+    def connect(self) -> None:
+        deadline = current_deadline()
+        if deadline is None or self.is_connected:
+            super().connect()  # type: ignore[misc]
+            return
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        saved = (self.socket_timeout, self.socket_connect_timeout, self.retry)
+        self.socket_timeout = self.socket_connect_timeout = max(deadline - time.monotonic(), 1e-3)
+        self.retry = Retry(NoBackoff(), 0)
+        try:
+            super().connect()  # type: ignore[misc]
+        finally:
+            self.socket_timeout, self.socket_connect_timeout, self.retry = saved
+            self.update_current_socket_timeout(-1)  # type: ignore[attr-defined]
+
+
+def bounded_connections(redis: Any) -> Any:
+    """``redis`` (a ``redis.Redis``), its pool now opening connections within the thread's
+    read deadline, if any: its connection class (TCP, TLS or Unix socket, as the URL chose)
+    with :class:`_OpensWithinDeadline` mixed in. Connections already open are unchanged; a
+    client without a connection pool is returned as it is.
+    """
+    pool: Any = getattr(redis, "connection_pool", None)
+    base = getattr(pool, "connection_class", None)
+    if isinstance(base, type) and not issubclass(base, _OpensWithinDeadline):
+        pool.connection_class = type(f"Bounded{base.__name__}", (_OpensWithinDeadline, base), {})
+    return redis
+
+
 class RedisFeatureClient(CachedFeatureClient):
     """Direct reads of Feast's Redis online store with a bounded, explicitly stale cache.
 
@@ -113,7 +155,8 @@ class RedisFeatureClient(CachedFeatureClient):
     max_entries
         Cache bound in recipients, and separately in (recipient, variant) pairs.
     redis
-        A ``redis.Redis`` client to use instead of one built from ``stores.redis_url``.
+        A ``redis.Redis`` client to use instead of one built from ``stores.redis_url``; its
+        pool opens connections within a read deadline from now on (:func:`bounded_connections`).
     """
 
     #: Reads under a deadline wait for Redis at most until it, on the calling thread.
@@ -133,7 +176,9 @@ class RedisFeatureClient(CachedFeatureClient):
 
         self.features = check_features(features)
         self._errors = (redis_lib.RedisError,)
-        self._redis = redis or redis_lib.Redis.from_url(settings.stores.redis_url)
+        self._redis = bounded_connections(
+            redis or redis_lib.Redis.from_url(settings.stores.redis_url)
+        )
         self._decoded = DecodedValues(value_message())
         self._suffix = project.encode()
         self._fields = [feature_field(VIEW_OF_FEATURE[f], f) for f in self.features]
