@@ -319,3 +319,19 @@ def test_a_redis_that_stops_answering_is_left_at_the_deadline(
     assert (conn.socket_timeout, conn.socket_connect_timeout) == (5, 5)  # redis-py's defaults
     pool.release(conn)
     client.close()
+
+
+@pytest.mark.redis
+def test_a_connection_opened_within_a_deadline_keeps_the_clients_timeouts(
+    redis_world: tuple[Settings, str],
+) -> None:
+    settings, project = redis_world
+    client = RedisFeatureClient(settings, project=project, max_staleness=timedelta(0))
+    with statement_deadline(time.monotonic() + 0.5):
+        assert client.get("r001")["timezone"]  # the pool's first connection, opened here
+    with redis_paused(settings.stores.redis_url, 1.0):
+        started = time.monotonic()
+        # No deadline: the read waits for Redis (redis-py's 5 s), not the 0.5 s above.
+        assert client.get_many(["r002"]).keys() == {"r002"}
+        assert time.monotonic() - started > 0.5
+    client.close()
