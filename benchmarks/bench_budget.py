@@ -33,6 +33,8 @@ from inboxlab.sqlite_deadline import watched
 from serving.budget import ReadGuard
 
 ROWS = 100_000
+#: The way every other is compared with.
+BASE = "inline, unbounded (budget 0)"
 
 
 def _database(folder: Path) -> Path:
@@ -81,9 +83,6 @@ def _ways(
         f"inline, {stops}": way(bounded, True),
         "thread pool, caller waits with a timeout": way(bounded, False),
     }
-
-
-BASE = "inline, unbounded (budget 0)"
 
 
 def _report(

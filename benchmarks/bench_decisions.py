@@ -524,7 +524,8 @@ def main() -> None:
             for name, (label, command, ready, _) in measured.items()
             if name in only
         }
-        time.sleep(2 * args.workers)  # the ready path answers from the first worker up
+        if servers:
+            time.sleep(2 * args.workers)  # the ready path answers from the first worker up
         if "inboxlab" in servers:
             create_experiment(servers["inboxlab"].port, key)
         results |= _rounds(servers, {n: m[3] for n, m in measured.items()}, args, wrk_env)
